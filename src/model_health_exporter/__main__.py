@@ -1,0 +1,3 @@
+from model_health_exporter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""Command line: `run` (the default), `validate` and `check`.
+
+Flags of `run` are generated from the settings model, so `--help`, the environment
+variables and the YAML keys cannot drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from model_health_exporter import __version__
+from model_health_exporter.baselines import BaselineOverrides, merge_baseline
+from model_health_exporter.config import ENV_PREFIX, ConfigError, Settings, load_settings
+from model_health_exporter.fsutil import read_capped
+from model_health_exporter.quality_gate import compare, gate_passes
+from model_health_exporter.schema import (
+    BASELINE_FILE,
+    METRICS_FILE,
+    InvalidFileError,
+    ModelMetrics,
+    parse_baseline,
+    parse_metrics,
+)
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+_COMMANDS: Final = ("run", "validate", "check")
+_SECTIONS: Final = ("web", "models", "state", "log")
+_FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir"}  # repeatable, one per flag
+_MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
+
+
+def _flag(section: str, field: str) -> str:
+    return _FLAG_OVERRIDES.get((section, field), f"{section}.{field.replace('_', '-')}")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-health-exporter",
+        description="Prometheus exporter for ML model health. Settings come from flags, "
+        f"then {ENV_PREFIX}* environment variables (e.g. {ENV_PREFIX}WEB__LISTEN_ADDRESS), "
+        "then the YAML file of --config.file.",
+        epilog="Other commands: 'model-health-exporter validate PATH...' checks metrics.json "
+        "and baseline files; 'model-health-exporter check --baseline A --candidate B' is a "
+        "CI quality gate. Each has its own --help.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        metavar="PATH",
+        help="YAML configuration file (reloaded on SIGHUP).",
+    )
+    for section in _SECTIONS:
+        model: type[BaseModel] = Settings.model_fields[section].annotation  # type: ignore[assignment]  # always a submodel here
+        group = parser.add_argument_group(section)
+        for name, info in model.model_fields.items():
+            flag = _flag(section, name)
+            default = info.get_default(call_default_factory=True)
+            help_text = info.description or ""
+            if default not in (None, []):
+                help_text += f" (default: {default})"
+            repeat = isinstance(default, list)
+            if repeat:
+                help_text += " Repeatable."
+            group.add_argument(
+                f"--{flag}",
+                dest=f"{section}.{name}",
+                metavar=name.upper(),
+                action="append" if repeat else "store",
+                help=help_text,
+            )
+    parser.add_argument(
+        "--namespace",
+        dest="namespace",
+        metavar="PREFIX",
+        help="Prefix of every metric name (default: routing_ml).",
+    )
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key == "config_file":
+            continue
+        section, _, name = key.partition(".")
+        if name:
+            out.setdefault(section, {})[name] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _config_errors(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"model-health-exporter: config error: {problem}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _run(argv: Sequence[str]) -> int:
+    from model_health_exporter.daemon import Daemon  # noqa: PLC0415 - keep validate/check light
+    from model_health_exporter.logging import configure_logging  # noqa: PLC0415
+
+    args = _run_parser().parse_args(argv)
+    config_file: Path | None = getattr(args, "config_file", None)
+    overrides = _overrides(args)
+
+    def load() -> Settings:
+        return load_settings(overrides, config_file)
+
+    try:
+        settings = load()
+    except ConfigError as exc:
+        return _config_errors(exc.problems)
+    if not settings.models.dirs:
+        return _config_errors(["models.dirs: no model directory given (--models.dir)"])
+    configure_logging(settings.log.level, settings.log.format)
+    return Daemon(settings, load).run()
+
+
+# ---- validate ---------------------------------------------------------------------------
+
+
+def _files_to_validate(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = [*path.rglob(METRICS_FILE), *path.rglob(BASELINE_FILE)]
+        return sorted(p for p in found if not any(part.startswith(".") for part in p.parts))
+    return [path]
+
+
+def _validate(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="model-health-exporter validate",
+        description="Check metrics.json and baseline_metrics.json files (a directory is "
+        "searched recursively). Prints one line per problem; exit 1 if any, else 0.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    args = parser.parse_args(argv)
+    problems, checked = 0, 0
+    for root in args.paths:
+        if not root.exists():
+            print(f"{root}: does not exist")
+            problems += 1
+            continue
+        files = _files_to_validate(root)
+        if not files:
+            print(f"{root}: no {METRICS_FILE} or {BASELINE_FILE} found")
+            problems += 1
+        for path in files:
+            checked += 1
+            parse = parse_baseline if path.name == BASELINE_FILE else parse_metrics
+            try:
+                parse(read_capped(path, _MAX_INPUT_BYTES))
+            except InvalidFileError as exc:
+                print(f"{path}: {exc.reason}: {exc.message}")
+                problems += 1
+    if problems:
+        return EXIT_FAILED
+    print(f"{checked} file(s) valid")
+    return EXIT_OK
+
+
+# ---- check ------------------------------------------------------------------------------
+
+
+def _read_metrics(path: Path) -> ModelMetrics:
+    if path.is_dir():
+        path = path / METRICS_FILE
+    try:
+        return parse_metrics(read_capped(path, _MAX_INPUT_BYTES))
+    except InvalidFileError as exc:
+        raise ConfigError([f"{path}: {exc.reason}: {exc.message}"]) from None
+
+
+def _check(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="model-health-exporter check",
+        description="Quality gate: compare a candidate's metrics.json with a baseline's "
+        "against warning/critical thresholds (seed defaults, or --thresholds). "
+        "Exit 0 pass, 1 threshold breached, 2 usage or input error.",
+    )
+    parser.add_argument(
+        "--baseline", required=True, type=Path, help="Baseline metrics.json or its version folder."
+    )
+    parser.add_argument(
+        "--candidate",
+        required=True,
+        type=Path,
+        help="Candidate metrics.json or its version folder.",
+    )
+    parser.add_argument(
+        "--thresholds", type=Path, help="baseline_metrics.json with quality_thresholds to use."
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("warning", "critical"),
+        default="warning",
+        help="Lowest severity that fails the gate (default: warning).",
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    try:
+        baseline, candidate = _read_metrics(args.baseline), _read_metrics(args.candidate)
+        layers = []
+        if args.thresholds is not None:
+            try:
+                layers.append(
+                    BaselineOverrides.from_file(
+                        parse_baseline(read_capped(args.thresholds, _MAX_INPUT_BYTES))
+                    )
+                )
+            except InvalidFileError as exc:
+                raise ConfigError([f"{args.thresholds}: {exc.reason}: {exc.message}"]) from None
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"model-health-exporter check: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    findings = compare(baseline, candidate, merge_baseline(*layers).levels)
+    passed = gate_passes(findings, args.fail_on)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "passed": passed,
+                    "fail_on": args.fail_on,
+                    "findings": [
+                        {
+                            "metric": f.metric,
+                            "candidate": f.candidate,
+                            "baseline": f.baseline,
+                            "change_ratio": f.change_ratio,
+                            "severity": f.severity,
+                            "threshold": f.threshold,
+                        }
+                        for f in findings
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for f in findings:
+            mark = "ok" if f.severity == "ok" else f.severity.upper()
+            print(f"{mark:8} {f.describe()}")
+        print(
+            "PASS: all metrics within thresholds"
+            if passed
+            else f"FAIL: a {args.fail_on} or worse threshold is breached"
+        )
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in _COMMANDS else "run"
+    rest = argv[1:] if argv and argv[0] in _COMMANDS else argv
+    try:
+        if command == "validate":
+            return _validate(rest)
+        if command == "check":
+            return _check(rest)
+        return _run(rest)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,250 @@
+"""Settings: command-line flags over `MHE_` environment variables over the YAML file
+given with `--config.file`. Every problem is collected and reported at once.
+
+The same setting has three spellings, e.g. flag `--models.default-name`, environment
+`MHE_MODELS__DEFAULT_NAME`, YAML `models: {default_name: ...}`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from model_health_exporter.baselines import BaselineOverrides
+from model_health_exporter.quality_metrics import canonical_metric_name
+from model_health_exporter.schema import ExpectedDataset, Levels
+
+ENV_PREFIX = "MHE_"
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9188"
+_NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; `problems` lists every one, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` (all interfaces) -> (host, port)."""
+    match = re.fullmatch(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", value)
+    if match is None:
+        raise ValueError(f"{value!r} is not host:port")
+    port = int(match["port"])
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    host = match["v6"] or match["host"] or ""
+    if match["v6"]:
+        ipaddress.IPv6Address(host)
+    return host, port
+
+
+def _split_paths(value: Any) -> Any:
+    # MHE_MODELS__DIRS=/a:/b or a JSON list; flags and YAML give lists already.
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            return yaml.safe_load(value)
+        return [p for p in value.split(":") if p]
+    return value
+
+
+class WebSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listen_address: str = Field(
+        DEFAULT_LISTEN_ADDRESS,
+        description="Address to serve /metrics, the landing page and the API on.",
+    )
+
+    @field_validator("listen_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+
+class ModelsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dirs: Annotated[list[Path], NoDecode, BeforeValidator(_split_paths)] = Field(
+        default_factory=list, description="Model directory roots to watch."
+    )
+    layout: Literal["auto", "flat", "nested"] = Field(
+        "auto", description="flat: <root>/<version>; nested: <root>/<model>/<version>."
+    )
+    default_name: str | None = Field(
+        None, description="Model name for flat roots (default: the root folder's name)."
+    )
+    resync_interval: float = Field(
+        60.0, gt=0, description="Seconds between full rescans, the safety net for lost events."
+    )
+    debounce: float = Field(
+        0.02, ge=0, le=10, description="Seconds to collect file events before acting on them."
+    )
+    max_file_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="metrics.json files larger than this are rejected."
+    )
+    max_models: int = Field(1000, gt=0, description="At most this many models are exported.")
+    max_columns: int = Field(
+        100, gt=0, description="At most this many missing-rate columns per version."
+    )
+
+    @field_validator("dirs")
+    @classmethod
+    def _dirs_exist(cls, value: list[Path]) -> list[Path]:
+        missing = [str(p) for p in value if not p.is_dir()]
+        if missing:
+            raise ValueError(f"not a directory: {', '.join(missing)}")
+        return [p.absolute() for p in value]
+
+
+class StateSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path | None = Field(None, description="Directory for persistent state (offsets).")
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: JSON unless stdout is a terminal."
+    )
+
+
+class ModelBaseline(BaseModel):
+    """Thresholds in the shape of baseline_metrics.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quality_thresholds: dict[str, Levels] = Field(default_factory=dict)
+    expected_dataset: ExpectedDataset = Field(default_factory=ExpectedDataset)
+
+    @field_validator("quality_thresholds")
+    @classmethod
+    def _known(cls, value: dict[str, Levels]) -> dict[str, Levels]:
+        out = {}
+        for key, levels in value.items():
+            name = canonical_metric_name(key)
+            if name is None:
+                raise ValueError(f"unknown metric {key!r}")
+            out[name] = levels
+        return out
+
+    def overrides(self) -> BaselineOverrides:
+        return BaselineOverrides(self.quality_thresholds, self.expected_dataset)
+
+
+class BaselineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: ModelBaseline = Field(
+        default_factory=ModelBaseline, description="Thresholds for every model."
+    )
+    models: dict[str, ModelBaseline] = Field(
+        default_factory=dict,
+        description="Per-model thresholds; these win over a model's baseline_metrics.json.",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    web: WebSettings = Field(default_factory=WebSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    baselines: BaselineSettings = Field(default_factory=BaselineSettings)
+    namespace: str = Field("routing_ml", description="Prefix of every metric name.")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not _NAMESPACE_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid Prometheus metric name prefix")
+        return value
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"--config.file {path}: cannot read: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "?"
+        raise ConfigError(
+            [f"--config.file {path}: invalid YAML at {where}: {exc.problem}"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"--config.file {path}: invalid YAML: {exc}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"--config.file {path}: expected a mapping at the top level"])
+    return data
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        problems.append(f"{key}: {msg}")
+    return problems
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Settings from flags (`overrides`, nested dicts), environment and YAML file.
+    Raises ConfigError listing every problem."""
+    file_values = _load_yaml(config_file) if config_file is not None else {}
+
+    class _Sourced(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                init_settings,
+                env_settings,
+                InitSettingsSource(settings_cls, init_kwargs=file_values),
+            )
+
+    try:
+        sourced = _Sourced(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError([f"environment: {exc}"]) from None
+    return sourced

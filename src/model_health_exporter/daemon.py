@@ -1,0 +1,197 @@
+"""Lifecycle: wire sources, state and exposition together, then serve until a signal.
+
+One signal path: SIGTERM/SIGINT/SIGHUP handlers only enqueue the signal; the main
+thread acts on it (stop, or reload the configuration keeping the old one if the new
+one is invalid)."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from model_health_exporter import __version__, systemd
+from model_health_exporter.config import ConfigError, Settings
+from model_health_exporter.exposition.collector import (
+    ExporterCollector,
+    ExporterStatus,
+    ModelCollector,
+)
+from model_health_exporter.exposition.server import WebServer, make_app
+from model_health_exporter.logging import configure_logging
+from model_health_exporter.sources.watcher import ModelDirWatcher
+from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.registry import (
+    DROP_LIMITS,
+    ModelRegistry,
+    RegistryConfig,
+    RootConfig,
+    initial_error_keys,
+)
+from model_health_exporter.state.scan_worker import ScanWorker
+
+log = structlog.get_logger(__name__)
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def registry_config(settings: Settings) -> RegistryConfig:
+    models = settings.models
+    return RegistryConfig(
+        roots=tuple(RootConfig(d, models.layout, models.default_name) for d in models.dirs),
+        max_file_bytes=models.max_file_bytes,
+        max_models=models.max_models,
+        max_columns=models.max_columns,
+        baseline_defaults=settings.baselines.defaults.overrides(),
+        baseline_models={name: b.overrides() for name, b in settings.baselines.models.items()},
+    )
+
+
+@dataclass
+class _Running:
+    """What a configuration is running: rebuilt on reload as far as it changed."""
+
+    server: WebServer
+    watcher: ModelDirWatcher
+    worker: ScanWorker
+
+
+class Daemon:
+    def __init__(self, settings: Settings, reload_settings: Callable[[], Settings]) -> None:
+        self._settings = settings
+        self._reload_settings = reload_settings
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # reentrant: signal-safe
+        self.status = ExporterStatus(
+            errors=LabelledCounter(initial_error_keys()),
+            dropped=LabelledCounter((limit,) for limit in DROP_LIMITS),
+            config_reload_timestamp=time.time(),
+        )
+        self.registry = ModelRegistry(
+            registry_config(settings), self.status.errors, self.status.dropped
+        )
+
+    # ---- wiring -----------------------------------------------------------------------
+
+    def _make_server(self, settings: Settings) -> WebServer:
+        collectors = CollectorRegistry(auto_describe=True)
+        snapshot = lambda: self.registry.snapshot  # noqa: E731 - always the newest snapshot
+        collectors.register(ModelCollector(snapshot, settings.namespace))
+        collectors.register(
+            ExporterCollector(snapshot, self.status, settings.namespace, __version__)
+        )
+        ProcessCollector(registry=collectors)
+        PlatformCollector(registry=collectors)
+        GCCollector(registry=collectors)
+        return WebServer(settings.web.listen_address, make_app(collectors, snapshot, __version__))
+
+    def _start_watching(self, settings: Settings) -> tuple[ModelDirWatcher, ScanWorker]:
+        worker = ScanWorker(
+            self.registry, settings.models.resync_interval, settings.models.debounce
+        )
+        watcher = ModelDirWatcher(settings.models.dirs, worker.notify)
+        watcher.start()  # before the scan below, so no change between them is missed
+        self.registry.full_scan()
+        worker.start()
+        return watcher, worker
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals.put(signum)
+
+    def run(self) -> int:
+        settings = self._settings
+        try:
+            server = self._make_server(settings)
+        except OSError as exc:
+            log.error("cannot listen", address=settings.web.listen_address, error=exc.strerror)
+            return 1
+        previous = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
+        try:
+            server.start()
+            log.info(
+                "listening",
+                url=f"http://{settings.web.listen_address}/",
+                models_dirs=[str(d) for d in settings.models.dirs],
+            )
+            watcher, worker = self._start_watching(settings)
+            running = _Running(server, watcher, worker)
+            snap = self.registry.snapshot
+            log.info(
+                "initial scan done",
+                models=len(snap.models),
+                versions=sum(len(m.versions) for m in snap.models.values()),
+            )
+            systemd.notify("READY=1", "STATUS=serving")
+            self._serve(running)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return 0
+
+    def _serve(self, running: _Running) -> None:
+        period = systemd.watchdog_period()
+        while True:
+            try:
+                signum = self._signals.get(timeout=period)
+            except queue.Empty:
+                systemd.notify("WATCHDOG=1")
+                continue
+            if signum == signal.SIGHUP:
+                running = self._reload(running)
+                continue
+            log.info("stopping", signal=signal.Signals(signum).name)
+            systemd.notify("STOPPING=1")
+            running.watcher.stop()
+            running.worker.stop()
+            running.server.stop()
+            return
+
+    def _reload(self, running: _Running) -> _Running:
+        systemd.notify("RELOADING=1", systemd.reloading_message())
+        try:
+            settings = self._reload_settings()
+        except ConfigError as exc:
+            self.status.config_reload_ok = False
+            log.error("configuration reload failed; keeping the running one", problems=exc.problems)
+            systemd.notify("READY=1")
+            return running
+        old = self._settings
+        server = running.server
+        if (settings.web.listen_address, settings.namespace) != (
+            old.web.listen_address,
+            old.namespace,
+        ):
+            try:
+                server = self._make_server(settings)
+            except OSError as exc:
+                self.status.config_reload_ok = False
+                log.error(
+                    "configuration reload failed: cannot listen; keeping the running one",
+                    address=settings.web.listen_address,
+                    error=exc.strerror,
+                )
+                systemd.notify("READY=1")
+                return running
+            running.server.stop()
+            server.start()
+        configure_logging(settings.log.level, settings.log.format)
+        running.watcher.stop()
+        running.worker.stop()
+        self.registry.configure(registry_config(settings))
+        watcher, worker = self._start_watching(settings)
+        self._settings = settings
+        self.status.config_reload_ok = True
+        self.status.config_reload_timestamp = time.time()
+        log.info("configuration reloaded", url=f"http://{settings.web.listen_address}/")
+        systemd.notify("READY=1")
+        return _Running(server, watcher, worker)

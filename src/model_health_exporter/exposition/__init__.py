@@ -1,0 +1,1 @@
+"""Serving what the exporter knows: Prometheus metrics and an HTTP API."""

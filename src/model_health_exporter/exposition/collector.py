@@ -1,0 +1,270 @@
+"""Custom collectors: every scrape builds metric families afresh from the current
+immutable snapshot, so a model or version that disappears leaves no stale series."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from model_health_exporter.quality_metrics import QUALITY_METRICS
+from model_health_exporter.schema import ModelMetrics
+from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.registry import ModelView, Snapshot, VersionView
+
+_VERSION = ("model", "version")
+
+
+def _dataset(metrics: ModelMetrics, attr: str) -> float | None:
+    stats = metrics.dataset_stats
+    value: int | None = None if stats is None else getattr(stats, attr)
+    return None if value is None else float(value)
+
+
+# (suffix, help, getter) of gauges read straight from metrics.json
+_FILE_GAUGES: tuple[tuple[str, str, Callable[[ModelMetrics], float | None]], ...] = (
+    *((f"model_{m.name}", m.help, lambda mm, f=m.field: getattr(mm, f)) for m in QUALITY_METRICS),
+    ("training_samples", "Samples the model was trained on.", lambda m: m.training_samples),
+    (
+        "training_duration_seconds",
+        "Training wall time in seconds.",
+        lambda m: m.training_duration_sec,
+    ),
+    (
+        "dataset_samples",
+        "Total samples in the training dataset.",
+        lambda m: _dataset(m, "total_samples"),
+    ),
+    (
+        "dataset_unique_items",
+        "Unique items in the training dataset.",
+        lambda m: _dataset(m, "unique_items"),
+    ),
+    (
+        "dataset_unique_processes",
+        "Unique processes in the training dataset.",
+        lambda m: _dataset(m, "unique_processes"),
+    ),
+    (
+        "dataset_unique_candidates",
+        "Unique prediction targets in the training dataset.",
+        lambda m: _dataset(m, "unique_candidates"),
+    ),
+    (
+        "dataset_columns",
+        "Columns in the training dataset.",
+        lambda m: _dataset(m, "total_columns"),
+    ),
+    (
+        "model_generated_timestamp_seconds",
+        "When metrics.json was generated (generated_at), Unix time.",
+        lambda m: m.generated_at.timestamp() if m.generated_at else None,
+    ),
+)
+
+
+class ModelCollector(Collector):
+    """Model quality, dataset statistics, thresholds and degradation per model version."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], namespace: str) -> None:
+        self._snapshot = snapshot
+        self._ns = namespace
+
+    def describe(self) -> Iterator[Metric]:
+        # Families without samples: registering must not trigger a scan-dependent collect.
+        yield from _ModelFamilies(self._ns).all()
+
+    def collect(self) -> Iterator[Metric]:
+        families = _ModelFamilies(self._ns)
+        for model in self._snapshot().models.values():
+            families.add_model(model)
+            for version in model.versions:
+                families.add_version(version)
+        yield from families.all()
+
+
+@dataclass
+class _ModelFamilies:
+    ns: str
+    file_gauges: list[tuple[GaugeMetricFamily, Callable[[ModelMetrics], float | None]]] = field(
+        init=False
+    )
+
+    def __post_init__(self) -> None:
+        ns = self.ns
+        self.file_gauges = [
+            (GaugeMetricFamily(f"{ns}_{suffix}", help_, labels=_VERSION), getter)
+            for suffix, help_, getter in _FILE_GAUGES
+        ]
+        self.missing = GaugeMetricFamily(
+            f"{ns}_dataset_missing_ratio",
+            "Share of missing values per training column (0-1).",
+            labels=[*_VERSION, "column"],
+        )
+        self.info = InfoMetricFamily(
+            f"{ns}_model",
+            "Model version metadata (model_version from metrics.json).",
+            labels=_VERSION,
+        )
+        self.active = GaugeMetricFamily(
+            f"{ns}_model_active",
+            "1 for the version the model serves (ACTIVE file, current symlink or newest).",
+            labels=_VERSION,
+        )
+        self.valid = GaugeMetricFamily(
+            f"{ns}_model_metrics_file_valid",
+            "1 if metrics.json parsed and validated; 0 while the last valid values are kept.",
+            labels=_VERSION,
+        )
+        self.loaded = GaugeMetricFamily(
+            f"{ns}_model_metrics_file_loaded_timestamp_seconds",
+            "When the exported metrics.json content was read, Unix time.",
+            labels=_VERSION,
+        )
+        self.degradation = GaugeMetricFamily(
+            f"{ns}_model_degradation_ratio",
+            "Relative degradation against the baseline target; 0.1 = 10% worse, negative = better.",
+            labels=[*_VERSION, "metric"],
+        )
+        self.threshold = GaugeMetricFamily(
+            f"{ns}_model_quality_threshold",
+            "Alert threshold per model: quality below (dataset_missing_ratio: above) breaches it.",
+            labels=["model", "metric", "severity"],
+        )
+        self.baseline = GaugeMetricFamily(
+            f"{ns}_model_baseline",
+            "Baseline (target) value of a quality metric per model.",
+            labels=["model", "metric"],
+        )
+
+    def add_model(self, model: ModelView) -> None:
+        name = model.name
+        for metric, levels in model.baseline.levels.items():
+            if levels.target is not None:
+                self.baseline.add_metric([name, metric], levels.target)
+            for severity in ("warning", "critical"):
+                value = getattr(levels, severity)
+                if value is not None:
+                    self.threshold.add_metric([name, metric, severity], value)
+        expected = model.baseline.expected
+        for metric, value in (
+            ("training_samples", expected.min_samples),
+            ("dataset_unique_items", expected.min_unique_items),
+            ("dataset_missing_ratio", expected.max_missing_rate),
+        ):
+            if value is not None:
+                self.threshold.add_metric([name, metric, "warning"], value)
+
+    def add_version(self, view: VersionView) -> None:
+        labels = [view.model, view.version]
+        self.active.add_metric(labels, 1.0 if view.active else 0.0)
+        self.valid.add_metric(labels, 1.0 if view.valid else 0.0)
+        metrics = view.metrics
+        if metrics is None:
+            return
+        if view.loaded_at is not None:
+            self.loaded.add_metric(labels, view.loaded_at)
+        self.info.add_metric(labels, {"model_version": metrics.model_version or ""})
+        for family, getter in self.file_gauges:
+            value = getter(metrics)
+            if value is not None:
+                family.add_metric(labels, float(value))
+        for column, rate in view.missing_rates.items():
+            self.missing.add_metric([*labels, column], rate)
+        for metric, ratio in view.degradation.items():
+            self.degradation.add_metric([*labels, metric], ratio)
+
+    def all(self) -> Iterator[Metric]:
+        yield from (family for family, _ in self.file_gauges)
+        yield from (
+            self.missing,
+            self.info,
+            self.active,
+            self.valid,
+            self.loaded,
+            self.degradation,
+            self.threshold,
+            self.baseline,
+        )
+
+
+@dataclass
+class ExporterStatus:
+    """The exporter's own state, shared by the daemon's threads."""
+
+    errors: LabelledCounter
+    dropped: LabelledCounter
+    config_reload_ok: bool = True
+    config_reload_timestamp: float = 0.0
+
+
+class ExporterCollector(Collector):
+    """The exporter's own health: build, errors, scans, configuration reloads."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        status: ExporterStatus,
+        namespace: str,
+        version: str,
+    ) -> None:
+        self._snapshot = snapshot
+        self._status = status
+        self._ns = namespace
+        self._version = version
+
+    def collect(self) -> Iterator[Metric]:
+        ns, status, snap = self._ns, self._status, self._snapshot()
+        build = GaugeMetricFamily(
+            f"{ns}_exporter_build_info",
+            "Exporter build; always 1.",
+            labels=["version", "python_version"],
+        )
+        build.add_metric([self._version, platform.python_version()], 1.0)
+        yield build
+        errors = CounterMetricFamily(
+            f"{ns}_exporter_errors",
+            "Problems met reading inputs, by source and reason.",
+            labels=["source", "reason"],
+        )
+        for (source, reason), count in sorted(status.errors.values().items()):
+            errors.add_metric([source, reason], count)
+        yield errors
+        dropped = CounterMetricFamily(
+            f"{ns}_exporter_dropped",
+            "Items not exported because a cardinality limit was reached.",
+            labels=["limit"],
+        )
+        for (limit,), count in sorted(status.dropped.values().items()):
+            dropped.add_metric([limit], count)
+        yield dropped
+        if snap.last_scan is not None:
+            yield GaugeMetricFamily(
+                f"{ns}_exporter_last_scan_timestamp_seconds",
+                "When the last full scan of the model directories finished, Unix time.",
+                value=snap.last_scan,
+            )
+        yield GaugeMetricFamily(f"{ns}_exporter_models", "Models tracked.", value=len(snap.models))
+        yield GaugeMetricFamily(
+            f"{ns}_exporter_model_versions",
+            "Model versions tracked.",
+            value=sum(len(m.versions) for m in snap.models.values()),
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_exporter_config_last_reload_successful",
+            "1 if the last configuration load succeeded.",
+            value=1.0 if status.config_reload_ok else 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully, Unix time.",
+            value=status.config_reload_timestamp,
+        )

@@ -1,0 +1,98 @@
+"""The HTTP server: /metrics, /, /healthz, /readyz and /api/v1/models."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from model_health_exporter.config import parse_listen_address
+from model_health_exporter.exposition.pages import landing_page, models_json
+from model_health_exporter.state.registry import Snapshot
+
+
+def make_app(
+    registry: CollectorRegistry, snapshot: Callable[[], Snapshot], version: str
+) -> WSGIApplication:
+    # prometheus_client's app handles gzip, OpenMetrics negotiation and name[] filters.
+    metrics_app = make_wsgi_app(registry)
+
+    def respond(
+        start_response: StartResponse, status: str, content_type: str, body: bytes
+    ) -> list[bytes]:
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            body: Iterable[bytes] = metrics_app(environ, start_response)
+            return body
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return respond(start_response, "405 Method Not Allowed", "text/plain", b"GET only\n")
+        if path == "/":
+            return respond(
+                start_response,
+                "200 OK",
+                "text/html; charset=utf-8",
+                landing_page(snapshot(), version),
+            )
+        if path == "/healthz":
+            return respond(start_response, "200 OK", "text/plain", b"ok\n")
+        if path == "/readyz":
+            if snapshot().ready:
+                return respond(start_response, "200 OK", "text/plain", b"ready\n")
+            return respond(
+                start_response, "503 Service Unavailable", "text/plain", b"initial scan running\n"
+            )
+        if path == "/api/v1/models":
+            return respond(start_response, "200 OK", "application/json", models_json(snapshot()))
+        return respond(start_response, "404 Not Found", "text/plain", b"not found\n")
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Access logs are noise for an exporter scraped every few seconds."""
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _ThreadingServerV6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class WebServer:
+    """Serves `app` on a background thread; `stop()` then returns once it has stopped."""
+
+    def __init__(self, listen_address: str, app: WSGIApplication) -> None:
+        host, port = parse_listen_address(listen_address)
+        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
+        self._server = make_server(
+            host, port, app, server_class=server_class, handler_class=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="http-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -1,0 +1,39 @@
+"""Structured logging: JSON lines on stdout when it is not a terminal (or when asked),
+coloured key=value lines on a terminal."""
+
+from __future__ import annotations
+
+import logging as stdlib_logging
+import sys
+from typing import Literal
+
+import structlog
+
+_LEVELS = {
+    "debug": stdlib_logging.DEBUG,
+    "info": stdlib_logging.INFO,
+    "warning": stdlib_logging.WARNING,
+    "error": stdlib_logging.ERROR,
+}
+
+
+def configure_logging(
+    level: Literal["debug", "info", "warning", "error"] = "info",
+    fmt: Literal["auto", "json", "console"] = "auto",
+) -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )

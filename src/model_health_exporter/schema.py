@@ -1,0 +1,237 @@
+"""Parsing and validation of the files users write: metrics.json and
+baseline_metrics.json. Pure: bytes in, a validated model or a `InvalidFileError` out.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from model_health_exporter.quality_metrics import QUALITY_METRICS, canonical_metric_name
+
+_M = TypeVar("_M", bound=BaseModel)
+
+METRICS_FILE: Final = "metrics.json"
+BASELINE_FILE: Final = "baseline_metrics.json"
+
+# Reasons are label values of routing_ml_exporter_errors_total: keep the set small and fixed.
+FILE_ERROR_REASONS: Final = (
+    "unreadable",
+    "too_large",
+    "not_utf8",
+    "invalid_json",
+    "invalid_type",
+    "invalid_value",
+)
+
+
+class InvalidFileError(Exception):
+    """A user file that cannot be used, with a reason label and a human message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        assert reason in FILE_ERROR_REASONS, reason  # a programming error, not bad input
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _reject_bool_and_str(value: Any) -> Any:
+    # JSON `true` or "0.9" where a number belongs is a writer bug worth reporting,
+    # not something to coerce silently.
+    if isinstance(value, bool | str):
+        # pydantic turns ValueError (not TypeError) into a validation error
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")  # noqa: TRY004
+    return value
+
+
+def _integral(value: Any) -> Any:
+    value = _reject_bool_and_str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # numpy-based writers emit 1500.0 for counts
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_reject_bool_and_str), Field(allow_inf_nan=False)]
+Ratio = Annotated[Number, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[Number, Field(ge=0.0)]
+Count = Annotated[int, BeforeValidator(_integral), Field(ge=0, strict=True)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class DatasetStats(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    total_samples: Count | None = None
+    unique_items: Count | None = None
+    unique_processes: Count | None = None
+    unique_candidates: Count | None = None
+    total_columns: Count | None = None
+    column_names: list[str] | None = None
+    missing_rates: dict[str, Ratio] = Field(default_factory=dict)
+
+
+class ModelMetrics(BaseModel):
+    """metrics.json: seed 000's schema plus optional evaluation metrics. Unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    generated_at: datetime | None = None
+    model_version: str | None = None
+    training_samples: Count | None = None
+    dataset_stats: DatasetStats | None = None
+    training_duration_sec: NonNegative | None = None
+    note: str | None = None
+
+    accuracy: Ratio | None = None
+    precision_weighted: Ratio | None = None
+    recall_weighted: Ratio | None = None
+    f1_weighted: Ratio | None = None
+    auc_roc: Ratio | None = None
+    auc_pr: Ratio | None = None
+    log_loss: NonNegative | None = None
+    mae: NonNegative | None = None
+    mse: NonNegative | None = None
+    rmse: NonNegative | None = None
+    r2: Annotated[Number, Field(le=1.0)] | None = None
+    mape: NonNegative | None = None
+    smape: Annotated[NonNegative, Field(le=2.0)] | None = None
+
+    @field_validator("generated_at")
+    @classmethod
+    def _generated_at_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _as_utc(value)
+
+    def quality(self) -> dict[str, float]:
+        """Quality metric values by canonical name, only those present."""
+        values = {m.name: getattr(self, m.field) for m in QUALITY_METRICS}
+        return {name: float(v) for name, v in values.items() if v is not None}
+
+
+class Levels(BaseModel):
+    """Target, warning and critical levels of one metric."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: Number | None = None
+    warning: Number | None = None
+    critical: Number | None = None
+
+
+class ExpectedDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_samples: Count | None = None
+    min_unique_items: Count | None = None
+    max_missing_rate: Ratio | None = None
+
+
+class BaselineFile(BaseModel):
+    """baseline_metrics.json in seed 000's documented format, or the seed's simpler
+    `{"accuracy": 0.92, "precision": 0.89, ..., "samples": 1500}` extract, whose values
+    become targets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline_version: str | None = None
+    established_date: str | None = None
+    quality_thresholds: dict[str, Levels] = Field(default_factory=dict)
+    expected_dataset: ExpectedDataset | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simple_format(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        data = dict(data)
+        thresholds = dict(data.get("quality_thresholds") or {})
+        for key in [k for k in data if k not in known]:
+            if canonical_metric_name(key) is not None:
+                thresholds.setdefault(key, {"target": data.pop(key)})
+            elif key == "samples":
+                data.pop(key)  # the seed's extract records it; it is informational only
+        if thresholds:
+            data["quality_thresholds"] = thresholds
+        return data
+
+    @field_validator("quality_thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, Levels]) -> dict[str, Levels]:
+        out: dict[str, Levels] = {}
+        for key, levels in value.items():
+            name = canonical_metric_name(key)
+            if name is None:
+                raise ValueError(f"unknown metric {key!r}")
+            out[name] = levels
+        return out
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def decode_json_object(data: bytes) -> dict[str, Any]:
+    """Decode bytes as a UTF-8 JSON object, rejecting NaN and Infinity."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidFileError("not_utf8", f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidFileError(
+            "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:  # NaN / Infinity
+        raise InvalidFileError("invalid_value", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise InvalidFileError("invalid_type", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+_VALUE_ERROR_TYPES: Final = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """(reason, message) for a pydantic error: every problem, each with its key path."""
+    errors = exc.errors(include_url=False)
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+    only_values = all(err["type"] in _VALUE_ERROR_TYPES for err in errors)
+    return ("invalid_value" if only_values else "invalid_type"), "; ".join(parts)
+
+
+def _parse(data: bytes, model: type[_M]) -> _M:
+    obj = decode_json_object(data)
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidFileError(*describe_validation_error(exc)) from None
+
+
+def parse_metrics(data: bytes) -> ModelMetrics:
+    """Parse metrics.json content; raises InvalidFileError."""
+    return _parse(data, ModelMetrics)
+
+
+def parse_baseline(data: bytes) -> BaselineFile:
+    """Parse baseline_metrics.json content; raises InvalidFileError."""
+    return _parse(data, BaselineFile)

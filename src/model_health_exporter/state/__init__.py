@@ -1,0 +1,1 @@
+"""Mutable state owned by one writer thread, published as immutable snapshots."""

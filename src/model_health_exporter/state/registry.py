@@ -1,0 +1,459 @@
+"""The model registry: what the model directories hold, kept current from scans and
+file events by a single writer thread, published as an immutable `Snapshot` that
+readers (the collector, the HTTP API) use without locks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final, Generic, Literal, TypeVar
+
+import structlog
+
+from model_health_exporter.baselines import Baseline, BaselineOverrides, merge_baseline
+from model_health_exporter.fsutil import read_capped
+from model_health_exporter.quality_metrics import BY_NAME
+from model_health_exporter.schema import (
+    FILE_ERROR_REASONS,
+    BaselineFile,
+    InvalidFileError,
+    ModelMetrics,
+    parse_baseline,
+    parse_metrics,
+)
+from model_health_exporter.sources.metrics_files import (
+    FileSignature,
+    Layout,
+    ModelDir,
+    ModelListing,
+    detect_layout,
+    discover_models,
+    file_signature,
+    list_model,
+)
+from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.stats.degradation import degradation_ratio
+
+log = structlog.get_logger(__name__)
+
+ERROR_SOURCES: Final = ("metrics_file", "baseline_file")
+OTHER_ERRORS: Final = (
+    ("active_marker", "unknown_version"),
+    ("active_marker", "unreadable"),
+    ("models_dir", "duplicate_model"),
+    ("models_dir", "unreadable"),
+)
+DROP_LIMITS: Final = ("max_models", "max_columns")
+
+
+def initial_error_keys() -> list[tuple[str, str]]:
+    return [(s, r) for s in ERROR_SOURCES for r in FILE_ERROR_REASONS] + list(OTHER_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class RootConfig:
+    path: Path
+    layout: Literal["auto", "flat", "nested"] = "auto"
+    default_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    roots: tuple[RootConfig, ...]
+    max_file_bytes: int = 4 * 1024 * 1024
+    max_models: int = 1000
+    max_columns: int = 100
+    baseline_defaults: BaselineOverrides = field(default_factory=BaselineOverrides)
+    baseline_models: Mapping[str, BaselineOverrides] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    model: str
+    version: str
+    directory: Path
+    metrics: ModelMetrics | None  # the last valid content; kept while the file is bad
+    valid: bool
+    problem: str | None
+    loaded_at: float | None  # when `metrics` was read
+    active: bool
+    missing_rates: Mapping[str, float]  # capped to the configured number of columns
+    degradation: Mapping[str, float]  # quality metric -> relative degradation vs target
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    name: str
+    directory: Path
+    layout: Layout
+    versions: tuple[VersionView, ...]
+    active_version: str | None
+    active_source: str | None  # ACTIVE, current, active, production or newest
+    baseline: Baseline
+    baseline_problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    models: Mapping[str, ModelView]
+    ready: bool
+    last_scan: float | None
+
+    def versions(self) -> Iterable[VersionView]:
+        for model in self.models.values():
+            yield from model.versions
+
+
+EMPTY_SNAPSHOT: Final = Snapshot(MappingProxyType({}), ready=False, last_scan=None)
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _LoadedFile(Generic[_T]):
+    signature: FileSignature | None = None
+    value: _T | None = None  # last valid content
+    problem: str | None = None
+    loaded_at: float | None = None
+
+
+@dataclass(slots=True)
+class _ModelRecord:
+    model: ModelDir
+    root_index: int
+    versions: dict[str, _LoadedFile[ModelMetrics]] = field(default_factory=dict)
+    baseline: _LoadedFile[BaselineFile] = field(default_factory=_LoadedFile)
+    marker_problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RootKey:
+    """Rediscover the models under a root."""
+
+    root_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    """Re-list one model's versions and re-read what changed."""
+
+    root_index: int
+    model_path: Path
+
+
+RefreshKey = RootKey | ModelKey
+
+
+class ModelRegistry:
+    """Owned by one thread: `full_scan`, `refresh` and `configure` must not run
+    concurrently. `snapshot` may be read from any thread."""
+
+    def __init__(
+        self, config: RegistryConfig, errors: LabelledCounter, dropped: LabelledCounter
+    ) -> None:
+        self._config = config
+        self._errors = errors
+        self._dropped = dropped
+        self._records: dict[str, _ModelRecord] = {}
+        self._views: dict[str, ModelView] = {}
+        self._layouts: list[Layout | None] = [None] * len(config.roots)
+        self._dropped_models: set[str] = set()
+        self._ready = False
+        self._last_scan: float | None = None
+        self.snapshot: Snapshot = EMPTY_SNAPSHOT
+
+    @property
+    def roots(self) -> tuple[RootConfig, ...]:
+        return self._config.roots
+
+    def configure(self, config: RegistryConfig) -> None:
+        """Apply a reloaded configuration; callers follow with `full_scan`."""
+        self._config = config
+        self._layouts = [None] * len(config.roots)
+        self._records.clear()
+        self._views.clear()
+        self._dropped_models.clear()
+
+    # ---- scanning -------------------------------------------------------------------
+
+    def full_scan(self) -> None:
+        """Rediscover every root and re-check every model (the periodic resync)."""
+        for index in range(len(self._config.roots)):
+            self._scan_root(index, refresh_existing=True)
+        self._ready = True
+        self._last_scan = time.time()
+        self._publish()
+
+    def refresh(self, keys: Iterable[RefreshKey]) -> None:
+        for key in set(keys):
+            if key.root_index >= len(self._config.roots):
+                continue  # from before a reload
+            if isinstance(key, RootKey):
+                self._scan_root(key.root_index, refresh_existing=False)
+            else:
+                self._refresh_model_at(key)
+        self._publish()
+
+    def key_for_path(self, path: Path) -> RefreshKey | None:
+        """Which refresh a file-system event at `path` calls for, if any."""
+        for index, root in enumerate(self._config.roots):
+            try:
+                parts = path.relative_to(root.path).parts
+            except ValueError:
+                continue
+            layout = self._layouts[index]
+            if layout is None or not parts:
+                return RootKey(index)
+            if layout == "flat":
+                # <root>/<version>/metrics.json; deeper paths (logs) are not ours.
+                return ModelKey(index, root.path) if len(parts) <= 2 else None
+            if len(parts) == 1:
+                return RootKey(index)  # a model folder came or went
+            return ModelKey(index, root.path / parts[0]) if len(parts) <= 3 else None
+        return None
+
+    def _scan_root(self, index: int, refresh_existing: bool) -> None:
+        root = self._config.roots[index]
+        layout: Layout | None = detect_layout(root.path) if root.layout == "auto" else root.layout
+        self._layouts[index] = layout
+        found = [] if layout is None else discover_models(root.path, layout, root.default_name)
+        if layout is not None and not root.path.is_dir():
+            self._errors.inc(("models_dir", "unreadable"))
+        present = set()
+        for model in found:
+            if model.name in self._records and self._records[model.name].root_index != index:
+                self._report_duplicate(model)
+                continue
+            present.add(model.name)
+            if refresh_existing or model.name not in self._records:
+                self._refresh_model(index, model)
+        for name in [n for n, r in self._records.items() if r.root_index == index]:
+            if name not in present:
+                self._forget(name)
+
+    def _refresh_model_at(self, key: ModelKey) -> None:
+        root = self._config.roots[key.root_index]
+        layout = self._layouts[key.root_index]
+        if layout is None:
+            self._scan_root(key.root_index, refresh_existing=False)
+            return
+        name = root.default_name or root.path.resolve().name
+        if layout == "nested":
+            name = key.model_path.name
+        if not key.model_path.is_dir():
+            record = self._records.get(name)
+            if record is not None and record.root_index == key.root_index:
+                self._forget(name)
+            return
+        existing = self._records.get(name)
+        if existing is not None and existing.root_index != key.root_index:
+            self._report_duplicate(existing.model)
+            return
+        self._refresh_model(key.root_index, ModelDir(name, key.model_path, layout))
+
+    def _report_duplicate(self, model: ModelDir) -> None:
+        if model.name not in self._dropped_models:
+            self._dropped_models.add(model.name)
+            self._errors.inc(("models_dir", "duplicate_model"))
+            log.error(
+                "model name used by two roots; keeping the first",
+                model=model.name,
+                path=str(model.path),
+            )
+
+    def _forget(self, name: str) -> None:
+        self._records.pop(name, None)
+        self._views.pop(name, None)
+
+    def _refresh_model(self, root_index: int, model: ModelDir) -> None:
+        record = self._records.get(model.name)
+        if record is None:
+            if len(self._records) >= self._config.max_models:
+                if model.name not in self._dropped_models:
+                    self._dropped_models.add(model.name)
+                    self._dropped.inc(("max_models",))
+                    log.warning(
+                        "model limit reached; model not exported",
+                        model=model.name,
+                        limit=self._config.max_models,
+                    )
+                return
+            record = _ModelRecord(model, root_index)
+            self._records[model.name] = record
+        record.model = model
+        listing = list_model(model)
+        for version in [v for v in record.versions if v not in listing.versions]:
+            del record.versions[version]
+        for version, path in listing.versions.items():
+            loaded = record.versions.setdefault(version, _LoadedFile())
+            self._load(loaded, path, "metrics_file", parse_metrics, model=model.name)
+        if listing.baseline_path is None:
+            record.baseline = _LoadedFile()
+        else:
+            self._load(
+                record.baseline,
+                listing.baseline_path,
+                "baseline_file",
+                parse_baseline,
+                model=model.name,
+            )
+        self._views[model.name] = self._build_view(record, listing)
+
+    def _load(
+        self,
+        loaded: _LoadedFile[_T],
+        path: Path,
+        source: str,
+        parse: Callable[[bytes], _T],
+        model: str,
+    ) -> None:
+        signature = file_signature(path)
+        if signature is not None and signature == loaded.signature:
+            return
+        if signature is None and loaded.signature is None and loaded.problem is not None:
+            return  # still missing or dangling; already reported
+        loaded.signature = signature
+        try:
+            loaded.value = parse(read_capped(path, self._config.max_file_bytes))
+        except InvalidFileError as exc:
+            self._errors.inc((source, exc.reason))
+            loaded.problem = f"{exc.reason}: {exc.message}"
+            log.error(
+                "invalid file; keeping the last valid values",
+                path=str(path),
+                model=model,
+                reason=exc.reason,
+                problem=exc.message,
+            )
+            return
+        if loaded.problem is not None:
+            log.info("file valid again", path=str(path), model=model)
+        loaded.problem = None
+        loaded.loaded_at = time.time()
+        if isinstance(loaded.value, ModelMetrics):
+            self._count_dropped_columns(loaded.value)
+
+    def _count_dropped_columns(self, metrics: ModelMetrics) -> None:
+        stats = metrics.dataset_stats
+        extra = 0 if stats is None else len(stats.missing_rates) - self._config.max_columns
+        if extra > 0:
+            self._dropped.inc(("max_columns",), extra)
+
+    # ---- views ----------------------------------------------------------------------
+
+    def _build_view(self, record: _ModelRecord, listing: ModelListing) -> ModelView:
+        name = record.model.name
+        baseline = merge_baseline(
+            self._config.baseline_defaults,
+            *(
+                [BaselineOverrides.from_file(record.baseline.value)]
+                if record.baseline.value is not None and listing.baseline_path is not None
+                else []
+            ),
+            *([self._config.baseline_models[name]] if name in self._config.baseline_models else []),
+        )
+        active, source = self._resolve_active(record, listing)
+        versions = tuple(
+            self._version_view(
+                model=name,
+                version=version,
+                directory=listing.versions[version].parent,
+                loaded=loaded,
+                active=version == active,
+                baseline=baseline,
+            )
+            for version, loaded in sorted(record.versions.items())
+        )
+        return ModelView(
+            name=name,
+            directory=record.model.path,
+            layout=record.model.layout,
+            versions=versions,
+            active_version=active,
+            active_source=source,
+            baseline=baseline,
+            baseline_problem=record.baseline.problem,
+        )
+
+    def _resolve_active(
+        self, record: _ModelRecord, listing: ModelListing
+    ) -> tuple[str | None, str | None]:
+        marker = listing.marker
+        problem: str | None = None
+        if marker is not None:
+            if marker.problem is not None:
+                problem = f"{marker.source}: {marker.problem}"
+                reason = "unreadable"
+            elif marker.version in record.versions:
+                record.marker_problem = None
+                return marker.version, marker.source
+            else:
+                problem = f"{marker.source} names version {marker.version!r}, which does not exist"
+                reason = "unknown_version"
+            if problem != record.marker_problem:
+                self._errors.inc(("active_marker", reason))
+                log.error(
+                    "active-version marker unusable; using the newest version",
+                    model=record.model.name,
+                    path=str(record.model.path),
+                    problem=problem,
+                )
+        record.marker_problem = problem
+        if not record.versions:
+            return None, None
+        oldest = datetime.min.replace(tzinfo=UTC)
+
+        def newest_first(item: tuple[str, _LoadedFile[ModelMetrics]]) -> tuple[datetime, str]:
+            version, loaded = item
+            generated = loaded.value.generated_at if loaded.value is not None else None
+            return (generated or oldest, version)
+
+        return max(record.versions.items(), key=newest_first)[0], "newest"
+
+    def _version_view(
+        self,
+        *,
+        model: str,
+        version: str,
+        directory: Path,
+        loaded: _LoadedFile[ModelMetrics],
+        active: bool,
+        baseline: Baseline,
+    ) -> VersionView:
+        metrics = loaded.value
+        missing: dict[str, float] = {}
+        degradation: dict[str, float] = {}
+        if metrics is not None:
+            if metrics.dataset_stats is not None:
+                rates = metrics.dataset_stats.missing_rates
+                # Keep the worst columns when capping: those are the ones worth alerting on.
+                top = sorted(rates.items(), key=lambda kv: (-kv[1], kv[0]))
+                missing = dict(top[: self._config.max_columns])
+            for name, value in metrics.quality().items():
+                levels = baseline.levels.get(name)
+                if levels is None or levels.target is None:
+                    continue
+                ratio = degradation_ratio(value, levels.target, BY_NAME[name].higher_is_better)
+                if ratio is not None:
+                    degradation[name] = ratio
+        return VersionView(
+            model=model,
+            version=version,
+            directory=directory,
+            metrics=metrics,
+            valid=loaded.problem is None and metrics is not None,
+            problem=loaded.problem,
+            loaded_at=loaded.loaded_at,
+            active=active,
+            missing_rates=MappingProxyType(missing),
+            degradation=MappingProxyType(degradation),
+        )
+
+    def _publish(self) -> None:
+        models = MappingProxyType(dict(sorted(self._views.items())))
+        self.snapshot = Snapshot(models, ready=self._ready, last_scan=self._last_scan)

@@ -1,0 +1,1 @@
+"""Pure computations over values and bounded aggregates: numpy/scipy, no I/O."""
