@@ -1,17 +1,16 @@
 """Lifecycle: wire sources, state and exposition together, then serve until a signal.
 
-One signal path: SIGTERM/SIGINT/SIGHUP handlers only enqueue the signal; the main
-thread acts on it (stop, or reload the configuration keeping the old one if the new
-one is invalid)."""
+One signal path: SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken
+synchronously by the main thread with sigtimedwait (no async handlers, no race with
+whichever thread the kernel picks), which stops, or reloads the configuration keeping
+the old one if the new one is invalid."""
 
 from __future__ import annotations
 
-import queue
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -69,7 +68,6 @@ class Daemon:
     def __init__(self, settings: Settings, reload_settings: Callable[[], Settings]) -> None:
         self._settings = settings
         self._reload_settings = reload_settings
-        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # reentrant: signal-safe
         self.status = ExporterStatus(
             errors=LabelledCounter(initial_error_keys()),
             dropped=LabelledCounter((limit,) for limit in DROP_LIMITS),
@@ -105,9 +103,6 @@ class Daemon:
 
     # ---- lifecycle --------------------------------------------------------------------
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._signals.put(signum)
-
     def run(self) -> int:
         settings = self._settings
         try:
@@ -115,7 +110,8 @@ class Daemon:
         except OSError as exc:
             log.error("cannot listen", address=settings.web.listen_address, error=exc.strerror)
             return 1
-        previous = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
+        # Blocked before any thread starts, so every thread inherits the mask.
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             server.start()
             log.info(
@@ -134,18 +130,18 @@ class Daemon:
             systemd.notify("READY=1", "STATUS=serving")
             self._serve(running)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         return 0
 
     def _serve(self, running: _Running) -> None:
         period = systemd.watchdog_period()
         while True:
-            try:
-                signum = self._signals.get(timeout=period)
-            except queue.Empty:
-                systemd.notify("WATCHDOG=1")
+            received = signal.sigtimedwait(_SIGNALS, period or 3600.0)
+            if received is None:
+                if period is not None:
+                    systemd.notify("WATCHDOG=1")
                 continue
+            signum = received.si_signo
             if signum == signal.SIGHUP:
                 running = self._reload(running)
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -32,14 +33,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def read_capped(path: Path, max_bytes: int) -> bytes:
-    """Read a whole regular file of at most `max_bytes`; raises InvalidFileError otherwise."""
+    """Read a whole regular file of at most `max_bytes`; raises InvalidFileError otherwise.
+
+    Opened non-blocking and checked to be a regular file first: a FIFO or device
+    named metrics.json must not hang the scan."""
     try:
-        with path.open("rb") as f:
-            data = f.read(max_bytes + 1)
-    except IsADirectoryError:
-        raise InvalidFileError("unreadable", "is a directory, not a file") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise InvalidFileError("unreadable", exc.strerror or str(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise InvalidFileError("unreadable", f"is {kind}")
+        chunks, size = [], 0
+        while size <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise InvalidFileError("unreadable", exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > max_bytes:
         raise InvalidFileError("too_large", f"larger than the {max_bytes}-byte limit")
     return data

@@ -136,7 +136,8 @@ class _ModelFamilies:
         )
         self.threshold = GaugeMetricFamily(
             f"{ns}_model_quality_threshold",
-            "Alert threshold per model: quality below (dataset_missing_ratio: above) breaches it.",
+            "Alert threshold per model. Below it breaches for higher-is-better metrics; above it "
+            "for log_loss, mae, mse, rmse, mape, smape and dataset_missing_ratio.",
             labels=["model", "metric", "severity"],
         )
         self.baseline = GaugeMetricFamily(

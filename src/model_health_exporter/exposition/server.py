@@ -23,37 +23,37 @@ def make_app(
     # prometheus_client's app handles gzip, OpenMetrics negotiation and name[] filters.
     metrics_app = make_wsgi_app(registry)
 
-    def respond(
-        start_response: StartResponse, status: str, content_type: str, body: bytes
-    ) -> list[bytes]:
-        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-        return [body]
-
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics":
             body: Iterable[bytes] = metrics_app(environ, start_response)
             return body
-        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
-            return respond(start_response, "405 Method Not Allowed", "text/plain", b"GET only\n")
+
+        def respond(status: str, content_type: str, body: bytes) -> list[bytes]:
+            headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            if status.startswith("405"):
+                headers.append(("Allow", "GET, HEAD"))
+            start_response(status, headers)
+            return [] if method == "HEAD" else [body]
+
+        if method not in ("GET", "HEAD"):
+            return respond("405 Method Not Allowed", "text/plain", b"GET or HEAD only\n")
         if path == "/":
             return respond(
-                start_response,
                 "200 OK",
                 "text/html; charset=utf-8",
                 landing_page(snapshot(), version),
             )
         if path == "/healthz":
-            return respond(start_response, "200 OK", "text/plain", b"ok\n")
+            return respond("200 OK", "text/plain", b"ok\n")
         if path == "/readyz":
             if snapshot().ready:
-                return respond(start_response, "200 OK", "text/plain", b"ready\n")
-            return respond(
-                start_response, "503 Service Unavailable", "text/plain", b"initial scan running\n"
-            )
+                return respond("200 OK", "text/plain", b"ready\n")
+            return respond("503 Service Unavailable", "text/plain", b"initial scan running\n")
         if path == "/api/v1/models":
-            return respond(start_response, "200 OK", "application/json", models_json(snapshot()))
-        return respond(start_response, "404 Not Found", "text/plain", b"not found\n")
+            return respond("200 OK", "application/json", models_json(snapshot()))
+        return respond("404 Not Found", "text/plain", b"not found\n")
 
     return app
 

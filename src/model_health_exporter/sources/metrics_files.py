@@ -83,9 +83,9 @@ def detect_layout(root: Path) -> Layout | None:
     """flat if a child of `root` holds metrics.json, nested if a grandchild does,
     None while the root has neither (an empty or not yet populated root)."""
     children = _subdirs(root)
-    if any((c / METRICS_FILE).exists() for c in children):
+    if any(os.path.lexists(c / METRICS_FILE) for c in children):
         return "flat"
-    if any((g / METRICS_FILE).exists() for c in children for g in _subdirs(c)):
+    if any(os.path.lexists(g / METRICS_FILE) for c in children for g in _subdirs(c)):
         return "nested"
     return None
 

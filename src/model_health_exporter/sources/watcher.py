@@ -4,6 +4,7 @@ is exported, handed on as paths. Interpretation is the registry's job."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -23,6 +24,12 @@ from model_health_exporter.schema import BASELINE_FILE, METRICS_FILE
 from model_health_exporter.sources.metrics_files import MARKER_NAMES
 
 log = structlog.get_logger(__name__)
+
+# watchdog's inotify thread warns when it re-adds a watch for a directory created while it
+# was adding watches; the watch is replaced and nothing is lost. Keep it out of the logs.
+warnings.filterwarnings(
+    "ignore", message=r"Callback with id .* already exists", category=RuntimeWarning
+)
 
 RELEVANT_FILES: Final = frozenset({METRICS_FILE, BASELINE_FILE, *MARKER_NAMES})
 _IGNORED_EVENTS: Final = (DirModifiedEvent, FileOpenedEvent, FileClosedNoWriteEvent)

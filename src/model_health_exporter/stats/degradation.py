@@ -12,7 +12,7 @@ def degradation_ratio(value: float, baseline: float, higher_is_better: bool) -> 
     if baseline == 0:
         return None
     change = (value - baseline) / abs(baseline)
-    return -change if higher_is_better else change
+    return (-change if higher_is_better else change) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 @dataclass(frozen=True, slots=True)
