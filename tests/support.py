@@ -41,7 +41,9 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: 
             if value:
                 return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})"
+    )
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -49,7 +51,7 @@ def write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def good_metrics(version: str = "v1", accuracy: float = 0.92, **extra: Any) -> dict[str, Any]:
@@ -89,8 +91,13 @@ class RunningDaemon:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "model_health_exporter", "run",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--log.format=json", *args,
+                sys.executable,
+                "-m",
+                "model_health_exporter",
+                "run",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.format=json",
+                *args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -103,7 +110,8 @@ class RunningDaemon:
             with urllib.request.urlopen(request, timeout=5) as r:
                 return r.status, r.read(), r.headers
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(), exc.headers
+            with exc:  # it holds the connection; unclosed, it warns when collected
+                return exc.code, exc.read(), exc.headers
 
     def wait_ready(self, timeout: float = 20) -> None:
         def ready() -> bool:

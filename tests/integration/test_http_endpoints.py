@@ -1,0 +1,295 @@
+"""The HTTP surface besides /metrics: landing page, health and readiness, the JSON API,
+errors for unknown paths and methods, and binding only the requested address."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import RunningDaemon, write_json
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "models"
+
+EXPECTED_ROWS = [
+    ["fraud", "2026-10-01", "", "0.962", "0.957", "48000", "2026-10-01 08:00 UTC", "yes"],
+    ["fraud", "2026-11-01", "\u2713", "0.958", "0.953", "52000", "2026-11-01 08:00 UTC", "yes"],
+    ["routing", "production-v1", "", "0.920", "0.900", "1500", "2026-09-01 12:00 UTC", "yes"],
+    ["routing", "production-v2", "", "0.780", "0.750", "900", "2026-10-01 12:00 UTC", "yes"],
+    ["routing", "production-v3", "\u2713", "0.930", "0.915", "2100", "2026-11-01 12:00 UTC", "yes"],
+]
+
+
+def copy_examples(dest: Path) -> Path:
+    models = dest / "models"
+    shutil.copytree(EXAMPLES, models, symlinks=True)
+    return models
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    workdir = tmp_path_factory.mktemp("http")
+    running = RunningDaemon(workdir, [f"--models.dir={copy_examples(workdir)}"])
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+class _Page(HTMLParser):
+    """Collects the table's header and body cells (text, entities decoded) and links."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.header: list[str] = []
+        self.rows: list[list[str]] = []
+        self.row_classes: list[str | None] = []
+        self.links: list[str] = []
+        self._section: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("thead", "tbody"):
+            self._section = tag
+        elif tag == "tr" and self._section == "tbody":
+            self.rows.append([])
+            self.row_classes.append(dict(attrs).get("class"))
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.links.append(href)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            text = " ".join("".join(self._cell).split())
+            if self._section == "thead":
+                self.header.append(text)
+            elif self._section == "tbody":
+                self.rows[-1].append(text)
+            self._cell = None
+        elif tag in ("thead", "tbody"):
+            self._section = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse_page(body: bytes) -> _Page:
+    page = _Page()
+    page.feed(body.decode())
+    page.close()
+    return page
+
+
+def raw_request(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send `request` as is; read to the end (the server answers HTTP/1.0 and closes).
+    Unlike urllib, this shows whether a response to HEAD carries a body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("iso-8859-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+# ---- landing page ---------------------------------------------------------------------
+
+
+def test_landing_page_lists_every_version(daemon: RunningDaemon) -> None:
+    status, body, headers = daemon.get("/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    page = parse_page(body)
+    assert page.header == [
+        "Model",
+        "Version",
+        "Active",
+        "Accuracy",
+        "F1",
+        "Training samples",
+        "Generated",
+        "Valid",
+    ]
+    assert page.rows == EXPECTED_ROWS
+    assert page.row_classes == [None, "active", None, None, "active"]
+    assert "/metrics" in page.links
+    assert "/api/v1/models" in page.links
+
+
+def test_landing_page_escapes_names_and_problems(start_daemon: Any, tmp_path: Path) -> None:
+    """Folder names and validation messages come from users' files: never raw HTML."""
+    models = tmp_path / "models"
+    write_json(models / "a<b>&c" / "v<i>1" / "metrics.json", {"accuracy": 0.9})
+    (models / "a<b>&c" / "v2").mkdir()
+    (models / "a<b>&c" / "v2" / "metrics.json").write_text('{"accuracy": "<script>x</script>"}')
+    daemon = start_daemon(f"--models.dir={models}")
+    status, body, _ = daemon.get("/")
+    assert status == 200
+    html = body.decode()
+    assert "<script>" not in html
+    assert "<b>" not in html
+    assert "<i>" not in html
+    page = parse_page(body)
+    assert [row[:2] for row in page.rows] == [["a<b>&c", "v2"], ["a<b>&c", "v<i>1"]]
+    invalid = page.rows[0]
+    assert invalid[7].startswith("no invalid_type")
+    assert "<script>x</script>" in invalid[7]  # shown as text
+
+
+def test_landing_page_without_models(start_daemon: Any, tmp_path: Path) -> None:
+    models = tmp_path / "empty"
+    models.mkdir()
+    daemon = start_daemon(f"--models.dir={models}")
+    status, body, _ = daemon.get("/")
+    assert status == 200
+    assert parse_page(body).rows == [["No model versions found yet."]]
+
+
+# ---- health and readiness -------------------------------------------------------------
+
+
+def test_healthz(daemon: RunningDaemon) -> None:
+    status, body, headers = daemon.get("/healthz")
+    assert (status, body) == (200, b"ok\n")
+    assert headers["Content-Type"].startswith("text/plain")
+
+
+def test_readyz_after_initial_scan(daemon: RunningDaemon) -> None:
+    status, body, _ = daemon.get("/readyz")
+    assert (status, body) == (200, b"ready\n")
+
+
+# ---- JSON API -------------------------------------------------------------------------
+
+
+def test_api_models(daemon: RunningDaemon) -> None:
+    status, body, headers = daemon.get("/api/v1/models")
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    data = json.loads(body)
+    assert data["ready"] is True
+    assert isinstance(data["last_scan"], float)
+    models = {m["name"]: m for m in data["models"]}
+    assert list(models) == ["fraud", "routing"]
+
+    routing, fraud = models["routing"], models["fraud"]
+    assert (routing["active_version"], routing["active_source"]) == ("production-v3", "ACTIVE")
+    assert (fraud["active_version"], fraud["active_source"]) == ("2026-11-01", "current")
+    assert routing["layout"] == fraud["layout"] == "nested"
+    assert [v["version"] for v in routing["versions"]] == [
+        "production-v1",
+        "production-v2",
+        "production-v3",
+    ]
+    assert [v["version"] for v in fraud["versions"]] == ["2026-10-01", "2026-11-01"]
+
+    for model in (routing, fraud):
+        for version in model["versions"]:
+            assert version["active"] is (version["version"] == model["active_version"])
+            assert version["valid"] is True
+            assert version["problem"] is None
+            on_disk = json.loads(
+                (EXAMPLES / model["name"] / version["version"] / "metrics.json").read_text()
+            )
+            served = version["metrics"]
+            assert set(served) == set(on_disk)
+            for key, value in on_disk.items():
+                if key == "generated_at":
+                    assert datetime.fromisoformat(served[key]) == datetime.fromisoformat(value)
+                else:
+                    assert served[key] == value, (model["name"], version["version"], key)
+
+    v2 = next(v for v in routing["versions"] if v["version"] == "production-v2")
+    assert v2["degradation"]["accuracy"] == pytest.approx((0.92 - 0.78) / 0.92, rel=1e-12)
+
+    baseline_file = json.loads((EXAMPLES / "routing" / "baseline_metrics.json").read_text())
+    thresholds = routing["baseline"]["quality_thresholds"]
+    assert thresholds["accuracy"] == baseline_file["quality_thresholds"]["accuracy"]
+    assert thresholds["f1_score"] == baseline_file["quality_thresholds"]["f1_weighted"]
+    assert routing["baseline"]["expected_dataset"] == baseline_file["expected_dataset"]
+    assert fraud["baseline"]["quality_thresholds"]["accuracy"] == {
+        "target": 0.92,
+        "warning": 0.85,
+        "critical": 0.80,
+    }
+    assert routing["baseline_problem"] is None
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/nope", "/metrics/", "/api/v1/models/routing", "/index.html"])
+def test_unknown_path_is_404(daemon: RunningDaemon, path: str) -> None:
+    status, _, _ = daemon.get(path)
+    assert status == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/api/v1/models"])
+def test_post_is_405_with_allow(daemon: RunningDaemon, path: str) -> None:
+    status, headers, _ = raw_request(
+        daemon.port, f"POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    assert status.split(" ", 2)[1] == "405", status
+    # RFC 9110 15.5.6: a 405 response MUST carry Allow.
+    allowed = {m.strip() for m in headers.get("allow", "").split(",")}
+    assert {"GET", "HEAD"} <= allowed, headers
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/v1/models"])
+def test_head_has_headers_but_no_body(daemon: RunningDaemon, path: str) -> None:
+    status, headers, body = raw_request(daemon.port, f"HEAD {path} HTTP/1.0\r\n\r\n".encode())
+    assert status.split(" ", 2)[1] == "200", status
+    assert int(headers["content-length"]) > 0  # the length GET would send
+    assert body == b""  # RFC 9110 9.3.2: no content in a response to HEAD
+
+
+# ---- listening address ----------------------------------------------------------------
+
+
+def _listeners(port: int) -> set[str]:
+    """Local addresses of LISTEN sockets on `port`, from /proc/net/tcp{,6}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                if len(address) == 8:  # IPv4, little-endian
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, 32, 8)]
+                    found.add(socket.inet_ntop(socket.AF_INET6, b"".join(words)))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/net and 127.0.0.0/8")
+def test_binds_only_the_requested_loopback_address(daemon: RunningDaemon) -> None:
+    assert daemon.get("/healthz")[0] == 200
+    assert _listeners(daemon.port) == {"127.0.0.1"}
+    # The rest of 127.0.0.0/8 is loopback too, but reaches only a wildcard listener.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", daemon.port), timeout=5).close()

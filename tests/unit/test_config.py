@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from model_health_exporter.cli import _run_parser, main
+from model_health_exporter.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_listen_address,
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("MHE_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert s.web.listen_address == "127.0.0.1:9188"  # loopback, not node_exporter's 9100
+    assert s.namespace == "routing_ml"
+    assert s.models.layout == "auto"
+
+
+def test_precedence_flags_over_env_over_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    config = tmp_path / "c.yml"
+    config.write_text(
+        f"web: {{listen_address: '127.0.0.1:1'}}\n"
+        f"models: {{dirs: ['{a}'], layout: flat, default_name: from-file}}\n"
+        "log: {level: debug}\n"
+    )
+    monkeypatch.setenv("MHE_MODELS__DIRS", f"{b}:{c}")
+    monkeypatch.setenv("MHE_WEB__LISTEN_ADDRESS", "127.0.0.1:2")
+    s = load_settings({"web": {"listen_address": "127.0.0.1:3"}}, config)
+    assert s.web.listen_address == "127.0.0.1:3"  # flag
+    assert s.models.dirs == [b, c]  # environment over file
+    assert s.models.default_name == "from-file"  # file, nested keys merged
+    assert s.log.level == "debug"
+
+
+def test_every_problem_reported_at_once_with_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("models: {layout: sideways, debounce: -1}\nbogus: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            {"web": {"listen_address": "nowhere"}, "models": {"dirs": [str(tmp_path / "x")]}},
+            config,
+        )
+    text = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 5, text
+    for key in ("web.listen_address", "models.dirs", "models.layout", "models.debounce", "bogus"):
+        assert key in text
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("web: [unclosed\n", "line 2"),
+        ("- a list\n", "mapping"),
+    ],
+)
+def test_bad_yaml_named_with_location(tmp_path: Path, content: str, expected: str) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        load_settings({}, config)
+    assert str(config) in err.value.problems[0]
+    assert expected in err.value.problems[0]
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings({}, tmp_path / "absent.yml")
+
+
+def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MHE_LOG__LEVEL", "chatty")
+    with pytest.raises(ConfigError, match=r"log\.level"):
+        load_settings()
+
+
+def test_per_model_thresholds_from_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(
+        "baselines:\n  models:\n    fraud:\n"
+        "      quality_thresholds: {f1_weighted: {warning: 0.9, critical: 0.8}}\n"
+    )
+    s = load_settings({}, config)
+    assert s.baselines.models["fraud"].quality_thresholds["f1_score"].warning == 0.9
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        ("127.0.0.1:9188", ("127.0.0.1", 9188)),
+        ("[::1]:9188", ("::1", 9188)),
+        (":9188", ("", 9188)),
+        ("localhost:0", ("localhost", 0)),
+    ],
+)
+def test_listen_addresses(address: str, parsed: tuple[str, int]) -> None:
+    assert parse_listen_address(address) == parsed
+
+
+@pytest.mark.parametrize("address", ["9188", "host:99999", "[nope]:1", "a:b"])
+def test_bad_listen_addresses(address: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message is checked via ConfigError
+        parse_listen_address(address)
+
+
+def test_help_documents_every_setting() -> None:
+    text = _run_parser().format_help()
+    for section in ("web", "models", "state", "log"):
+        model = Settings.model_fields[section].annotation
+        for name in model.model_fields:  # type: ignore[union-attr]
+            flag = "--models.dir" if name == "dirs" else f"--{section}.{name.replace('_', '-')}"
+            assert flag in text
+    for flag in ("--config.file", "--namespace", "--version"):
+        assert flag in text
+
+
+def test_cli_config_errors_exit_2_listing_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        ["--models.dir", str(tmp_path / "nope"), "--log.level", "loud", "--web.listen-address", "x"]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("config error") == 3
+
+
+def test_cli_requires_a_models_dir(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "--models.dir" in capsys.readouterr().err
