@@ -270,3 +270,19 @@ def test_systemd_notify_ready(tmp_path: Path, start_daemon: Start) -> None:
         assert d.get("/readyz")[0] == 200  # READY only after the initial scan
         d.signal(signal.SIGTERM)
         assert b"STOPPING=1" in sock.recv(4096)
+
+
+def test_systemd_watchdog_pings(tmp_path: Path, start_daemon: Start) -> None:
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(20)
+        # WatchdogSec=0.2s: a ping is due every 0.1 s
+        start_daemon(
+            f"--models.dir={models_dir(tmp_path)}",
+            ready=False,
+            env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"},
+        )
+        messages = [sock.recv(4096) for _ in range(4)]
+    assert b"READY=1" in messages[0]
+    assert messages[1:] == [b"WATCHDOG=1"] * 3
