@@ -24,9 +24,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from model_health_exporter.baselines import BaselineOverrides
-from model_health_exporter.quality_metrics import canonical_metric_name
-from model_health_exporter.schema import ExpectedDataset, Levels
+from model_health_exporter.schema import BaselineFile
 
 ENV_PREFIX = "MHE_"
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9188"
@@ -130,36 +128,14 @@ class LogSettings(BaseModel):
     )
 
 
-class ModelBaseline(BaseModel):
-    """Thresholds in the shape of baseline_metrics.json."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    quality_thresholds: dict[str, Levels] = Field(default_factory=dict)
-    expected_dataset: ExpectedDataset = Field(default_factory=ExpectedDataset)
-
-    @field_validator("quality_thresholds")
-    @classmethod
-    def _known(cls, value: dict[str, Levels]) -> dict[str, Levels]:
-        out = {}
-        for key, levels in value.items():
-            name = canonical_metric_name(key)
-            if name is None:
-                raise ValueError(f"unknown metric {key!r}")
-            out[name] = levels
-        return out
-
-    def overrides(self) -> BaselineOverrides:
-        return BaselineOverrides(self.quality_thresholds, self.expected_dataset)
-
-
 class BaselineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    defaults: ModelBaseline = Field(
-        default_factory=ModelBaseline, description="Thresholds for every model."
+    # Both in the format of baseline_metrics.json.
+    defaults: BaselineFile = Field(
+        default_factory=BaselineFile, description="Thresholds for every model."
     )
-    models: dict[str, ModelBaseline] = Field(
+    models: dict[str, BaselineFile] = Field(
         default_factory=dict,
         description="Per-model thresholds; these win over a model's baseline_metrics.json.",
     )

@@ -19,6 +19,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from model_health_exporter import __version__, systemd
+from model_health_exporter.baselines import BaselineOverrides
 from model_health_exporter.config import ConfigError, Settings
 from model_health_exporter.exposition.collector import (
     ExporterCollector,
@@ -50,8 +51,10 @@ def registry_config(settings: Settings) -> RegistryConfig:
         max_file_bytes=models.max_file_bytes,
         max_models=models.max_models,
         max_columns=models.max_columns,
-        baseline_defaults=settings.baselines.defaults.overrides(),
-        baseline_models={name: b.overrides() for name, b in settings.baselines.models.items()},
+        baseline_defaults=BaselineOverrides.from_file(settings.baselines.defaults),
+        baseline_models={
+            name: BaselineOverrides.from_file(b) for name, b in settings.baselines.models.items()
+        },
     )
 
 

@@ -211,20 +211,21 @@ def test_sighup_reloads_config_and_keeps_old_on_error(tmp_path: Path, start_daem
     assert d.proc.poll() is None
 
 
-def test_config_error_exits_2_with_every_problem(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "model_health_exporter",
-            f"--models.dir={tmp_path / 'absent'}",
-            "--models.layout=round",
-            "--web.listen-address=nowhere",
-        ],
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "model_health_exporter", *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
+    )
+
+
+def test_config_error_exits_2_with_every_problem(tmp_path: Path) -> None:
+    result = run_cli(
+        f"--models.dir={tmp_path / 'absent'}",
+        "--models.layout=round",
+        "--web.listen-address=nowhere",
     )
     assert result.returncode == 2
     assert result.stderr.count("config error") == 3
@@ -237,19 +238,10 @@ def test_port_in_use_exits_1_with_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "model_health_exporter",
-                f"--models.dir={models_dir(tmp_path)}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.format=json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        result = run_cli(
+            f"--models.dir={models_dir(tmp_path)}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.format=json",
         )
     assert result.returncode == 1
     record = json.loads(result.stdout.strip().splitlines()[-1])
