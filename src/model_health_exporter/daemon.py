@@ -21,11 +21,8 @@ from prometheus_client.process_collector import ProcessCollector
 from model_health_exporter import __version__, systemd
 from model_health_exporter.baselines import BaselineOverrides
 from model_health_exporter.config import ConfigError, Settings
-from model_health_exporter.exposition.collector import (
-    ExporterCollector,
-    ExporterStatus,
-    ModelCollector,
-)
+from model_health_exporter.exposition.collector import ExporterCollector, ExporterStatus
+from model_health_exporter.exposition.render import ModelExposition
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sources.watcher import ModelDirWatcher
@@ -85,14 +82,18 @@ class Daemon:
     def _make_server(self, settings: Settings) -> WebServer:
         collectors = CollectorRegistry(auto_describe=True)
         snapshot = lambda: self.registry.snapshot  # noqa: E731 - always the newest snapshot
-        collectors.register(ModelCollector(snapshot, settings.namespace))
+        # The model families are rendered by ModelExposition, from the same code as
+        # ModelCollector but cached per model; this registry holds what changes per scrape.
         collectors.register(
             ExporterCollector(snapshot, self.status, settings.namespace, __version__)
         )
         ProcessCollector(registry=collectors)
         PlatformCollector(registry=collectors)
         GCCollector(registry=collectors)
-        return WebServer(settings.web.listen_address, make_app(collectors, snapshot, __version__))
+        models = ModelExposition(settings.namespace)
+        return WebServer(
+            settings.web.listen_address, make_app(collectors, models, snapshot, __version__)
+        )
 
     def _start_watching(self, settings: Settings) -> tuple[ModelDirWatcher, ScanWorker]:
         worker = ScanWorker(

@@ -4,7 +4,7 @@ immutable snapshot, so a model or version that disappears leaves no stale series
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -80,15 +80,21 @@ class ModelCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         # Families without samples: registering must not trigger a scan-dependent collect.
-        yield from _ModelFamilies(self._ns).all()
+        return model_families(self._ns, ())
 
     def collect(self) -> Iterator[Metric]:
-        families = _ModelFamilies(self._ns)
-        for model in self._snapshot().models.values():
-            families.add_model(model)
-            for version in model.versions:
-                families.add_version(version)
-        yield from families.all()
+        return model_families(self._ns, self._snapshot().models.values())
+
+
+def model_families(namespace: str, models: Iterable[ModelView]) -> Iterator[Metric]:
+    """The model metric families, always the same ones in the same order, holding the
+    samples of `models`."""
+    families = _ModelFamilies(namespace)
+    for model in models:
+        families.add_model(model)
+        for version in model.versions:
+            families.add_version(version)
+    return families.all()
 
 
 @dataclass

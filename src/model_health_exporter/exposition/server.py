@@ -2,33 +2,62 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from model_health_exporter.config import parse_listen_address
 from model_health_exporter.exposition.pages import landing_page, models_json
+from model_health_exporter.exposition.render import ModelExposition
 from model_health_exporter.state.registry import Snapshot
 
 
-def make_app(
-    registry: CollectorRegistry, snapshot: Callable[[], Snapshot], version: str
-) -> WSGIApplication:
-    # prometheus_client's app handles gzip, OpenMetrics negotiation and name[] filters.
-    metrics_app = make_wsgi_app(registry)
+def metrics_body(
+    environ: WSGIEnvironment,
+    models: ModelExposition,
+    snapshot: Snapshot,
+    registry: CollectorRegistry,
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """/metrics as prometheus_client serves it (text or OpenMetrics by Accept, gzip by
+    Accept-Encoding, `name[]` filters): the model families from the render cache, then
+    the exporter's own, which change on every scrape."""
+    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+    requested = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+    names = frozenset(requested) if requested else None
+    compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
+    live = registry.restricted_registry(names) if names is not None else registry
+    body = models.render(snapshot, encoder, content_type, names, compress)
+    own = encoder(live)
+    headers = [("Content-Type", content_type)]
+    if compress:
+        # Concatenated gzip members form one valid gzip stream (RFC 1952, 2.2).
+        own = gzip.compress(own, compresslevel=1)
+        headers.append(("Content-Encoding", "gzip"))
+    return body + own, headers
 
+
+def make_app(
+    registry: CollectorRegistry,
+    models: ModelExposition,
+    snapshot: Callable[[], Snapshot],
+    version: str,
+) -> WSGIApplication:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/metrics":
-            body: Iterable[bytes] = metrics_app(environ, start_response)
-            return body
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            body, headers = metrics_body(environ, models, snapshot(), registry)
+            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+            return [] if method == "HEAD" else [body]
 
         def respond(status: str, content_type: str, body: bytes) -> list[bytes]:
             headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]

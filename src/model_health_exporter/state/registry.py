@@ -129,6 +129,7 @@ class _ModelRecord:
     versions: dict[str, _LoadedFile[ModelMetrics]] = field(default_factory=dict)
     baseline: _LoadedFile[BaselineFile] = field(default_factory=_LoadedFile)
     marker_problem: str | None = None
+    listing: ModelListing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,22 +288,27 @@ class ModelRegistry:
             self._records[model.name] = record
         record.model = model
         listing = list_model(model)
+        changed = listing != record.listing
+        record.listing = listing
         for version in [v for v in record.versions if v not in listing.versions]:
             del record.versions[version]
         for version, path in listing.versions.items():
             loaded = record.versions.setdefault(version, _LoadedFile())
-            self._load(loaded, path, "metrics_file", parse_metrics, model=model.name)
+            changed |= self._load(loaded, path, "metrics_file", parse_metrics, model=model.name)
         if listing.baseline_path is None:
             record.baseline = _LoadedFile()
         else:
-            self._load(
+            changed |= self._load(
                 record.baseline,
                 listing.baseline_path,
                 "baseline_file",
                 parse_baseline,
                 model=model.name,
             )
-        self._views[model.name] = self._build_view(record, listing)
+        # An unchanged model keeps its view object, so caches keyed on it stay valid
+        # across the periodic resync.
+        if changed or model.name not in self._views:
+            self._views[model.name] = self._build_view(record, listing)
 
     def _load(
         self,
@@ -311,12 +317,13 @@ class ModelRegistry:
         source: str,
         parse: Callable[[bytes], _T],
         model: str,
-    ) -> None:
+    ) -> bool:
+        """Re-read `path` if it changed since the last read; True if it did."""
         signature = file_signature(path)
         if signature is not None and signature == loaded.signature:
-            return
+            return False
         if signature is None and loaded.signature is None and loaded.problem is not None:
-            return  # still missing or dangling; already reported
+            return False  # still missing or dangling; already reported
         loaded.signature = signature
         try:
             loaded.value = parse(read_capped(path, self._config.max_file_bytes))
@@ -330,13 +337,14 @@ class ModelRegistry:
                 reason=exc.reason,
                 problem=exc.message,
             )
-            return
+            return True
         if loaded.problem is not None:
             log.info("file valid again", path=str(path), model=model)
         loaded.problem = None
         loaded.loaded_at = time.time()
         if isinstance(loaded.value, ModelMetrics):
             self._count_dropped_columns(loaded.value)
+        return True
 
     def _count_dropped_columns(self, metrics: ModelMetrics) -> None:
         stats = metrics.dataset_stats
