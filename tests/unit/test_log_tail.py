@@ -1,0 +1,141 @@
+"""Every line exactly once, whatever happens to the files."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+from model_health_exporter.sources.prediction_logs import LogTail, Position
+
+
+def lines_of(n: int, start: int = 0) -> bytes:
+    return b"".join(b'{"id": "%d"}\n' % i for i in range(start, start + n))
+
+
+def drain(tail: LogTail) -> list[bytes]:
+    """Everything new, committed, in order of reading."""
+    out = []
+    while chunks := tail.poll():
+        for chunk in chunks:
+            out.extend(line.data for line in chunk.lines)
+            tail.commit(chunk)
+    return out
+
+
+def ids(lines: list[bytes]) -> list[int]:
+    return [int(line.split(b'"')[3]) for line in lines]
+
+
+def test_appended_lines_once_and_partial_line_waits(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(3) + b'{"id": "3"')  # a writer mid-line
+    tail = LogTail(tmp_path)
+    assert ids(drain(tail)) == [0, 1, 2]
+    with log.open("ab") as f:
+        f.write(b"}\n" + lines_of(2, 4))
+    assert ids(drain(tail)) == [3, 4, 5]
+    assert drain(tail) == []
+
+
+def test_small_reads_still_cover_everything(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_bytes(lines_of(500))
+    tail = LogTail(tmp_path, max_bytes=64, max_line_bytes=32)
+    assert ids(drain(tail)) == list(range(500))
+
+
+def test_restart_resumes_from_saved_positions(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(10))
+    first = LogTail(tmp_path)
+    assert len(drain(first)) == 10
+    with log.open("ab") as f:
+        f.write(lines_of(5, 10))
+    second = LogTail(tmp_path, positions=dict(first.positions))  # as from a checkpoint
+    assert ids(drain(second)) == list(range(10, 15))
+
+
+def test_uncommitted_chunks_are_read_again(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_bytes(lines_of(4))
+    tail = LogTail(tmp_path)
+    assert len(tail.poll()[0].lines) == 4  # not committed: a crash before the checkpoint
+    assert ids(drain(tail)) == [0, 1, 2, 3]
+
+
+def test_rename_rotation_finishes_old_file_then_new(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(5))
+    tail = LogTail(tmp_path)
+    assert len(drain(tail)) == 5
+    with log.open("ab") as f:
+        f.write(lines_of(3, 5))  # written before rotation, not yet read
+    log.rename(tmp_path / "p.jsonl.1")
+    log.write_bytes(lines_of(4, 8))
+    assert sorted(ids(drain(tail))) == list(range(5, 12))
+
+
+def test_copytruncate(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(5))
+    tail = LogTail(tmp_path)
+    drain(tail)
+    with log.open("ab") as f:
+        f.write(lines_of(2, 5))
+    shutil.copyfile(log, tmp_path / "p.jsonl.1")  # logrotate copytruncate
+    with log.open("r+b") as f:
+        f.truncate(0)
+    assert ids(drain(tail)) == [5, 6]  # the copy's unread tail
+    with log.open("ab") as f:
+        f.write(lines_of(3, 7))
+    assert ids(drain(tail)) == [7, 8, 9]
+
+
+def test_compressed_rotation_is_not_read_twice(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(6))
+    tail = LogTail(tmp_path)
+    assert len(drain(tail)) == 6
+    with log.open("ab") as f:
+        f.write(lines_of(2, 6))
+    with log.open("rb") as src, gzip.open(tmp_path / "p.jsonl.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    log.unlink()
+    assert ids(drain(tail)) == [6, 7]
+    assert drain(tail) == []
+    fp = next(iter(tail.positions))
+    assert tail.positions[fp].finished
+
+
+def test_gzip_file_never_seen_is_read_whole(tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "old.jsonl.gz", "wb") as f:
+        f.write(lines_of(3).rstrip(b"\n"))  # no final newline
+    assert ids(drain(LogTail(tmp_path))) == [0, 1, 2]
+
+
+def test_too_long_lines_are_skipped_and_reported(tmp_path: Path) -> None:
+    big = b'{"id": "x", "pad": "' + b"a" * 5000 + b'"}\n'
+    (tmp_path / "p.jsonl").write_bytes(lines_of(1) + big + lines_of(1, 1) + big)
+    tail = LogTail(tmp_path, max_bytes=1024, max_line_bytes=100)
+    too_long = []
+    out = []
+    while chunks := tail.poll():
+        for chunk in chunks:
+            out.extend(line.data for line in chunk.lines)
+            too_long.extend(chunk.too_long)
+            tail.commit(chunk)
+    assert ids(out) == [0, 1]
+    assert too_long == [2, 4]
+
+
+def test_line_numbers_and_blank_lines(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_bytes(b'{"id": "0"}\n\n   \n{"id": "1"}\n')
+    chunk = LogTail(tmp_path).poll()[0]
+    assert [line.number for line in chunk.lines] == [1, 4]
+    assert chunk.end == Position(offset=len(b'{"id": "0"}\n\n   \n{"id": "1"}\n'), line=4)
+
+
+def test_hidden_and_empty_files_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / ".p.jsonl.swp").write_bytes(lines_of(2))
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    assert drain(LogTail(tmp_path)) == []
