@@ -32,7 +32,7 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 _COMMANDS: Final = ("run", "validate", "check")
-_SECTIONS: Final = ("web", "models", "state", "log")
+_SECTIONS: Final = ("web", "models", "logs", "state", "log")
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir"}  # repeatable, one per flag
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
 

@@ -116,7 +116,30 @@ class ModelsSettings(BaseModel):
 class StateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dir: Path | None = Field(None, description="Directory for persistent state (offsets).")
+    dir: Path | None = Field(
+        None,
+        description="Directory for the checkpoint of prediction-log positions and counters; "
+        "without it, a restart counts the logs from the start again.",
+    )
+
+
+class LogsSettings(BaseModel):
+    """Prediction logs: <version>/predictions/* and <version>/feedback/* (JSON Lines)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_interval: float = Field(
+        0.5, gt=0, le=60, description="Seconds between reads of the prediction logs."
+    )
+    checkpoint_interval: float = Field(
+        5.0, gt=0, description="Seconds between checkpoints of read positions and counters."
+    )
+    max_line_bytes: int = Field(
+        64 * 1024, gt=0, description="Longer log lines are skipped and counted."
+    )
+    max_error_types: int = Field(
+        20, gt=0, description="Distinct error_type labels per version; more count as 'other'."
+    )
 
 
 class LogSettings(BaseModel):
@@ -149,6 +172,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     namespace: str = Field("routing_ml", description="Prefix of every metric name.")

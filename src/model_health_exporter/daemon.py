@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -21,12 +21,19 @@ from prometheus_client.process_collector import ProcessCollector
 from model_health_exporter import __version__, systemd
 from model_health_exporter.baselines import BaselineOverrides
 from model_health_exporter.config import ConfigError, Settings
-from model_health_exporter.exposition.collector import ExporterCollector, ExporterStatus
+from model_health_exporter.exposition.collector import (
+    ExporterCollector,
+    ExporterStatus,
+    PredictionCollector,
+)
 from model_health_exporter.exposition.render import ModelExposition
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.ingest import IngestConfig, IngestWorker
+from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
+from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import (
     DROP_LIMITS,
     ModelRegistry,
@@ -55,6 +62,17 @@ def registry_config(settings: Settings) -> RegistryConfig:
     )
 
 
+def ingest_config(settings: Settings) -> IngestConfig:
+    logs = settings.logs
+    return IngestConfig(
+        state_dir=settings.state.dir,
+        poll_interval=logs.poll_interval,
+        checkpoint_interval=logs.checkpoint_interval,
+        max_line_bytes=logs.max_line_bytes,
+        max_error_types=logs.max_error_types,
+    )
+
+
 @dataclass
 class _Running:
     """What a configuration is running: rebuilt on reload as far as it changed."""
@@ -62,6 +80,7 @@ class _Running:
     server: WebServer
     watcher: ModelDirWatcher
     worker: ScanWorker
+    ingest: IngestWorker
 
 
 class Daemon:
@@ -69,13 +88,26 @@ class Daemon:
         self._settings = settings
         self._reload_settings = reload_settings
         self.status = ExporterStatus(
-            errors=LabelledCounter(initial_error_keys()),
+            errors=LabelledCounter(initial_error_keys() + ingest_error_keys()),
             dropped=LabelledCounter((limit,) for limit in DROP_LIMITS),
             config_reload_timestamp=time.time(),
         )
         self.registry = ModelRegistry(
             registry_config(settings), self.status.errors, self.status.dropped
         )
+        self._ingest: IngestWorker | None = None
+
+    def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
+        return {} if self._ingest is None else self._ingest.tallies
+
+    def _start_ingest(self, settings: Settings) -> IngestWorker:
+        """Raises RuntimeError if the checkpoint cannot be used."""
+        ingest = IngestWorker(
+            ingest_config(settings), lambda: self.registry.snapshot, self.status.errors
+        )
+        ingest.start()
+        self._ingest = ingest
+        return ingest
 
     # ---- wiring -----------------------------------------------------------------------
 
@@ -87,6 +119,7 @@ class Daemon:
         collectors.register(
             ExporterCollector(snapshot, self.status, settings.namespace, __version__)
         )
+        collectors.register(PredictionCollector(self._tallies, settings.namespace))
         ProcessCollector(registry=collectors)
         PlatformCollector(registry=collectors)
         GCCollector(registry=collectors)
@@ -124,7 +157,19 @@ class Daemon:
                 models_dirs=[str(d) for d in settings.models.dirs],
             )
             watcher, worker = self._start_watching(settings)
-            running = _Running(server, watcher, worker)
+            if settings.state.dir is None:
+                log.warning(
+                    "no --state.dir: prediction-log positions and counters are not saved, "
+                    "so a restart counts the logs from the start"
+                )
+            try:
+                ingest = self._start_ingest(settings)
+            except RuntimeError as exc:
+                log.error("cannot start", problem=str(exc))
+                for stoppable in (watcher, worker, server):
+                    stoppable.stop()
+                return 1
+            running = _Running(server, watcher, worker, ingest)
             snap = self.registry.snapshot
             log.info(
                 "initial scan done",
@@ -153,6 +198,7 @@ class Daemon:
             systemd.notify("STOPPING=1")
             running.watcher.stop()
             running.worker.stop()
+            running.ingest.stop()  # writes the final checkpoint
             running.server.stop()
             return
 
@@ -185,6 +231,9 @@ class Daemon:
             running.server.stop()
             server.start()
         configure_logging(settings.log.level, settings.log.format)
+        if ingest_config(settings) != ingest_config(old):
+            # Swapping checkpoints under a running ingester could count lines twice.
+            log.warning("changes to logs.* and state.dir take effect at the next restart")
         running.watcher.stop()
         running.worker.stop()
         self.registry.configure(registry_config(settings))
@@ -194,4 +243,4 @@ class Daemon:
         self.status.config_reload_timestamp = time.time()
         log.info("configuration reloaded", url=f"http://{settings.web.listen_address}/")
         systemd.notify("READY=1")
-        return _Running(server, watcher, worker)
+        return _Running(server, watcher, worker, running.ingest)

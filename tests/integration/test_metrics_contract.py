@@ -129,9 +129,14 @@ def served_families(text: str) -> Served:
     with_samples = set()
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            assert s.name in types, f"sample {s.name} outside its family's name"
-            labels[s.name].update(s.labels)
-            with_samples.add(s.name)
+            name = s.name
+            if types.get(family.name) == "histogram":
+                # x_bucket{le}, x_sum and x_count belong to the family x
+                assert name.removeprefix(family.name) in ("_bucket", "_sum", "_count"), name
+                name = family.name
+            assert name in types, f"sample {s.name} outside its family's name"
+            labels[name].update(set(s.labels) - {"le"})
+            with_samples.add(name)
     return Served(
         {name: Family(type_, frozenset(labels[name])) for name, type_ in types.items()},
         frozenset(with_samples),

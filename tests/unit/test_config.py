@@ -121,7 +121,7 @@ def test_bad_listen_addresses(address: str) -> None:
 
 def test_help_documents_every_setting() -> None:
     text = _run_parser().format_help()
-    for section in ("web", "models", "state", "log"):
+    for section in ("web", "models", "logs", "state", "log"):
         model = Settings.model_fields[section].annotation
         for name in model.model_fields:  # type: ignore[union-attr]
             flag = "--models.dir" if name == "dirs" else f"--{section}.{name.replace('_', '-')}"

@@ -3,13 +3,15 @@ immutable snapshot, so a model or version that disappears leaves no stale series
 
 from __future__ import annotations
 
+import math
 import platform
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -18,6 +20,7 @@ from prometheus_client.registry import Collector
 from model_health_exporter.quality_metrics import QUALITY_METRICS
 from model_health_exporter.schema import ModelMetrics
 from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import ModelView, Snapshot, VersionView
 
 _VERSION = ("model", "version")
@@ -275,3 +278,54 @@ class ExporterCollector(Collector):
             "When the configuration was last loaded successfully, Unix time.",
             value=status.config_reload_timestamp,
         )
+
+
+class PredictionCollector(Collector):
+    """Counters and histograms from the prediction logs, per model version."""
+
+    def __init__(
+        self, tallies: Callable[[], Mapping[tuple[str, str], TalliesView]], namespace: str
+    ) -> None:
+        self._tallies = tallies
+        self._ns = namespace
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families({})
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self._tallies())
+
+    def _families(self, tallies: Mapping[tuple[str, str], TalliesView]) -> Iterator[Metric]:
+        ns = self._ns
+        predictions = CounterMetricFamily(
+            f"{ns}_predictions", "Predictions logged, failed ones included.", labels=_VERSION
+        )
+        errors = CounterMetricFamily(
+            f"{ns}_prediction_errors",
+            "Failed predictions by the error type the serving code logged.",
+            labels=[*_VERSION, "error_type"],
+        )
+        feedback = CounterMetricFamily(
+            f"{ns}_feedback", "Ground-truth (feedback) records logged.", labels=_VERSION
+        )
+        latency = HistogramMetricFamily(
+            f"{ns}_prediction_latency_seconds", "Prediction latency in seconds.", labels=_VERSION
+        )
+        confidence = HistogramMetricFamily(
+            f"{ns}_prediction_confidence",
+            "Confidence of the predicted class (0-1).",
+            labels=_VERSION,
+        )
+        for (model, version), t in tallies.items():
+            labels = [model, version]
+            predictions.add_metric(labels, t.predictions)
+            feedback.add_metric(labels, t.feedback)
+            for error_type, count in t.errors:
+                errors.add_metric([*labels, error_type], count)
+            latency.add_metric(labels, _buckets(t.latency), t.latency_sum)
+            confidence.add_metric(labels, _buckets(t.confidence), t.confidence_sum)
+        yield from (predictions, errors, feedback, latency, confidence)
+
+
+def _buckets(cumulative: tuple[tuple[float, int], ...]) -> list[tuple[str, float]]:
+    return [("+Inf" if math.isinf(b) else repr(float(b)), float(n)) for b, n in cumulative]

@@ -1,0 +1,249 @@
+"""The prediction-log ingester: one thread that tails `<version>/predictions/` and
+`<version>/feedback/` of every known model version, tallies what it reads, and saves
+read positions and tallies together in one atomic checkpoint.
+
+Exactly once: a chunk's lines are tallied, then its position is advanced, both in
+memory; the checkpoint writes positions and tallies of the same moment. After a crash
+(even `kill -9`) the last checkpoint comes back and the lines after it are read again,
+so every line is counted once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+import structlog
+
+from model_health_exporter.fsutil import atomic_write_bytes
+from model_health_exporter.records import (
+    LINE_ERROR_REASONS,
+    Feedback,
+    InvalidRecordError,
+    parse_line,
+)
+from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
+from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.live import TalliesView, VersionTallies
+from model_health_exporter.state.registry import Snapshot
+
+log = structlog.get_logger(__name__)
+
+CHECKPOINT_FILE: Final = "checkpoint.json"
+CHECKPOINT_FORMAT: Final = 1
+LOG_DIRS: Final = ("predictions", "feedback")
+ERROR_SOURCE: Final = "prediction_log"
+_LOG_EVERY_SECONDS: Final = 10.0
+
+VersionKey = tuple[str, str]  # (model, version)
+
+
+def initial_error_keys() -> list[tuple[str, str]]:
+    return [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    state_dir: Path | None
+    poll_interval: float = 0.5
+    checkpoint_interval: float = 5.0
+    max_line_bytes: int = 64 * 1024
+    max_error_types: int = 20
+
+
+def _check_format(data: dict[str, object]) -> None:
+    if data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
+
+
+class IngestWorker:
+    """Owns the tails and tallies; `tallies` (an immutable mapping) may be read from any
+    thread. `stop()` writes a final checkpoint."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        snapshot: Callable[[], Snapshot],
+        errors: LabelledCounter,
+    ) -> None:
+        self._config = config
+        self._snapshot = snapshot
+        self._errors = errors
+        self._tails: dict[str, LogTail] = {}
+        self._tallies: dict[VersionKey, VersionTallies] = {}
+        self._saved_positions: dict[str, dict[str, Position]] = {}
+        self._last_error_log = 0.0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+        self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
+        self._load_checkpoint()
+
+    # ---- checkpoint ---------------------------------------------------------------------
+
+    @property
+    def _checkpoint_path(self) -> Path | None:
+        d = self._config.state_dir
+        return None if d is None else d / CHECKPOINT_FILE
+
+    def _load_checkpoint(self) -> None:
+        path = self._checkpoint_path
+        if path is None or not path.exists():
+            return
+        try:
+            data = json.loads(path.read_bytes())
+            _check_format(data)
+            for key, positions in data["positions"].items():
+                self._saved_positions[key] = {
+                    fp: Position(int(p[0]), int(p[1]), bool(p[2])) for fp, p in positions.items()
+                }
+            for key, tallies in data["tallies"].items():
+                model, version = key.split("/", 1)
+                self._tallies_for((model, version)).load(tallies)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            # Starting over would count every line again; refuse to guess.
+            raise RuntimeError(
+                f"checkpoint {path} is unreadable ({exc}); move it away to start counting anew"
+            ) from exc
+        self._publish()
+        log.info(
+            "checkpoint loaded", path=str(path), files=sum(map(len, self._saved_positions.values()))
+        )
+
+    def save_checkpoint(self) -> None:
+        path = self._checkpoint_path
+        if path is None:
+            return
+        positions = dict(self._saved_positions)
+        positions.update({key: tail.positions for key, tail in self._tails.items()})
+        data = {
+            "format": CHECKPOINT_FORMAT,
+            "saved_at": time.time(),
+            "positions": {
+                key: {fp: [p.offset, p.line, p.finished] for fp, p in fps.items()}
+                for key, fps in positions.items()
+            },
+            "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _tallies_for(self, key: VersionKey) -> VersionTallies:
+        tallies = self._tallies.get(key)
+        if tallies is None:
+            tallies = VersionTallies.create(max_error_types=self._config.max_error_types)
+            self._tallies[key] = tallies
+        return tallies
+
+    def _sync_tails(self) -> dict[str, VersionKey]:
+        """One tail per existing log directory of a known version. A version that is
+        gone takes its tallies and positions with it: no stale series."""
+        wanted: dict[str, tuple[VersionKey, Path]] = {}
+        present = {(view.model, view.version) for view in self._snapshot().versions()}
+        stale = set(self._tallies) - present
+        for version_key in stale:
+            del self._tallies[version_key]
+        if stale:
+            self._publish()
+        for tail_key in list(self._saved_positions):
+            model, version, _ = tail_key.split("/", 2)
+            if (model, version) not in present:
+                del self._saved_positions[tail_key]
+        for view in self._snapshot().versions():
+            for name in LOG_DIRS:
+                directory = view.directory / name
+                if directory.is_dir():
+                    wanted[f"{view.model}/{view.version}/{name}"] = (
+                        (view.model, view.version),
+                        directory,
+                    )
+        for key in [k for k in self._tails if k not in wanted]:
+            self._saved_positions[key] = self._tails.pop(key).positions
+        for key, (_, directory) in wanted.items():
+            tail = self._tails.get(key)
+            if tail is None or tail.directory != directory:
+                positions = self._saved_positions.pop(key, None)
+                self._tails[key] = LogTail(
+                    directory, positions, max_line_bytes=self._config.max_line_bytes
+                )
+        return {key: version for key, (version, _) in wanted.items()}
+
+    def poll_once(self) -> int:
+        """Read and tally everything new; returns the number of lines read."""
+        versions = self._sync_tails()
+        lines = 0
+        for key, tail in self._tails.items():
+            tallies = self._tallies_for(versions[key])
+            for chunk in tail.poll():
+                lines += self._tally(chunk, tallies)
+                tail.commit(chunk)
+        if lines:
+            self._publish()
+        return lines
+
+    def _tally(self, chunk: Chunk, tallies: VersionTallies) -> int:
+        for number in chunk.too_long:
+            self._line_error(chunk, number, "line_too_long", "line over the length limit")
+        for line in chunk.lines:
+            try:
+                record = parse_line(line.data)
+            except InvalidRecordError as exc:
+                self._line_error(chunk, line.number, exc.reason, exc.message)
+                continue
+            if isinstance(record, Feedback):
+                tallies.feedback += 1
+                continue
+            tallies.predictions += 1
+            if record.error is not None:
+                tallies.count_error(record.error)
+            if record.latency_seconds is not None:
+                tallies.latency.observe(record.latency_seconds)
+            if record.confidence is not None and record.error is None:
+                tallies.confidence.observe(record.confidence)
+        return len(chunk.lines) + len(chunk.too_long)
+
+    def _line_error(self, chunk: Chunk, number: int, reason: str, message: str) -> None:
+        self._errors.inc((ERROR_SOURCE, reason))
+        now = time.monotonic()
+        if now - self._last_error_log >= _LOG_EVERY_SECONDS:  # rate-limited: logs can be huge
+            self._last_error_log = now
+            log.warning(
+                "skipped a log line (further ones counted, logged at most every 10 s)",
+                path=str(chunk.path),
+                line=number,
+                reason=reason,
+                problem=message,
+            )
+
+    def _publish(self) -> None:
+        self.tallies = MappingProxyType(
+            {key: TalliesView.of(t) for key, t in sorted(self._tallies.items())}
+        )
+
+    # ---- thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        self.save_checkpoint()
+
+    def _run(self) -> None:
+        next_checkpoint = time.monotonic() + self._config.checkpoint_interval
+        while not self._stopping.is_set():
+            try:
+                self.poll_once()
+                if time.monotonic() >= next_checkpoint:
+                    self.save_checkpoint()
+                    next_checkpoint = time.monotonic() + self._config.checkpoint_interval
+            except Exception:  # keep ingesting; the next poll retries
+                log.exception("ingest failed")
+            self._stopping.wait(self._config.poll_interval)

@@ -1,0 +1,131 @@
+"""Per-version tallies from prediction logs: counters and fixed-bucket histograms, in
+memory that does not grow with the number of predictions, serialisable for checkpoints."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# Prometheus' default buckets suit request latencies in seconds.
+DEFAULT_LATENCY_BUCKETS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+# 0.75 is seed 003's low-confidence threshold.
+DEFAULT_CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0)
+OTHER_ERROR: Final = "other"
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Counts per bucket (not cumulative; the last one is +Inf) and the sum."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bucket (le="bound").
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, cumulative count) pairs ending with +Inf, as Prometheus wants."""
+        out, running = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts, "sum": self.total}
+
+    def load(self, data: dict[str, Any]) -> None:
+        counts = [int(c) for c in data["counts"]]
+        if len(counts) == len(self.counts):  # else the buckets were reconfigured: start over
+            self.counts, self.total = counts, float(data["sum"])
+
+
+@dataclass(slots=True)
+class VersionTallies:
+    """Everything counted for one model version since counting began."""
+
+    latency: Histogram
+    confidence: Histogram
+    max_error_types: int
+    predictions: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    feedback: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        latency_buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS,
+        confidence_buckets: tuple[float, ...] = DEFAULT_CONFIDENCE_BUCKETS,
+        max_error_types: int = 20,
+    ) -> VersionTallies:
+        return cls(Histogram(latency_buckets), Histogram(confidence_buckets), max_error_types)
+
+    def count_error(self, error_type: str) -> None:
+        if error_type not in self.errors and len(self.errors) >= self.max_error_types:
+            error_type = OTHER_ERROR  # bounded label cardinality
+        self.errors[error_type] = self.errors.get(error_type, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "predictions": self.predictions,
+            "errors": self.errors,
+            "feedback": self.feedback,
+            "latency": self.latency.to_dict(),
+            "confidence": self.confidence.to_dict(),
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.predictions = int(data["predictions"])
+        self.errors = {str(k): int(v) for k, v in data["errors"].items()}
+        self.feedback = int(data["feedback"])
+        self.latency.load(data["latency"])
+        self.confidence.load(data["confidence"])
+
+
+@dataclass(frozen=True, slots=True)
+class TalliesView:
+    """An immutable copy for the collector."""
+
+    predictions: int
+    errors: tuple[tuple[str, int], ...]
+    feedback: int
+    latency: tuple[tuple[float, int], ...]
+    latency_sum: float
+    confidence: tuple[tuple[float, int], ...]
+    confidence_sum: float
+
+    @classmethod
+    def of(cls, t: VersionTallies) -> TalliesView:
+        return cls(
+            t.predictions,
+            tuple(sorted(t.errors.items())),
+            t.feedback,
+            tuple(t.latency.cumulative()),
+            t.latency.total,
+            tuple(t.confidence.cumulative()),
+            t.confidence.total,
+        )

@@ -1,0 +1,162 @@
+"""Prediction logs through the running daemon: every line counted once, whatever
+happens to the files or to the daemon."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support import RunningDaemon, good_metrics, write_json
+
+pytestmark = pytest.mark.integration
+Start = Callable[..., RunningDaemon]
+V = {"model": "m", "version": "v1"}
+FAST = ("--logs.poll-interval=0.05", "--logs.checkpoint-interval=0.2")
+
+
+def version_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    write_json(root / "m/v1/metrics.json", good_metrics())
+    (root / "m/v1/predictions").mkdir()
+    (root / "m/v1/feedback").mkdir()
+    return root
+
+
+def record(i: int, **extra: object) -> bytes:
+    body = {
+        "id": f"r{i}",
+        "prediction": "a" if i % 3 else "b",
+        "confidence": 0.9,
+        "latency_ms": 20,
+        **extra,
+    }
+    return json.dumps(body).encode() + b"\n"
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def test_counts_histograms_feedback_and_bad_lines(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    append(log, record(0) + record(1, latency_ms=3, confidence=0.5))
+    append(log, record(2, prediction=None, error="Timeout") + record(3, error="Timeout"))
+    append(log, b"{not json\n" + b'{"prediction": [1]}\n' + b'{"id": "r9", "predic')
+    append(root / "m/v1/feedback/f.jsonl", b'{"id": "r0", "actual": "a"}\n')
+    d = start_daemon(f"--models.dir={root}", *FAST)
+    d.wait_value("routing_ml_predictions_total", 4.0, **V)
+    samples = d.samples()
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, frozenset({**V, **labels}.items())))
+
+    assert value("routing_ml_prediction_errors_total", error_type="Timeout") == 2
+    assert value("routing_ml_feedback_total") == 1
+    assert value("routing_ml_prediction_latency_seconds_count") == 4
+    assert value("routing_ml_prediction_latency_seconds_bucket", le="0.005") == 1  # 3 ms
+    assert value("routing_ml_prediction_latency_seconds_bucket", le="0.025") == 4
+    assert value("routing_ml_prediction_latency_seconds_sum") == pytest.approx(0.063)
+    assert value("routing_ml_prediction_confidence_bucket", le="0.5") == 1
+    assert value("routing_ml_prediction_confidence_bucket", le="0.75") == 1
+    assert value("routing_ml_prediction_confidence_count") == 2  # not for failed r2, r3
+    errors = {"source": "prediction_log"}
+    assert (
+        samples[
+            (
+                "routing_ml_exporter_errors_total",
+                frozenset({**errors, "reason": "invalid_json"}.items()),
+            )
+        ]
+        == 1
+    )
+    assert (
+        samples[
+            (
+                "routing_ml_exporter_errors_total",
+                frozenset({**errors, "reason": "invalid_record"}.items()),
+            )
+        ]
+        == 1
+    )
+    warned = [r for r in d.log_records() if r.get("reason") == "invalid_json"]
+    assert warned and warned[0]["path"] == str(log) and warned[0]["line"] == 5
+    append(log, b'tion": "a"}\n')  # the partial line completes
+    d.wait_value("routing_ml_predictions_total", 5.0, **V)
+
+
+def test_restart_and_kill_9_count_each_line_once(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    state = tmp_path / "state"
+    log = root / "m/v1/predictions/p.jsonl"
+    args = (f"--models.dir={root}", f"--state.dir={state}", *FAST)
+    append(log, b"".join(record(i) for i in range(1000)))
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 1000.0, **V)
+    assert d.stop() == 0  # SIGTERM: final checkpoint
+    append(log, b"".join(record(i) for i in range(1000, 1500)))
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 1500.0, **V)
+    # kill -9 after more lines: the last checkpoint may be older than what was counted
+    append(log, b"".join(record(i) for i in range(1500, 3000)))
+    d.wait_value("routing_ml_predictions_total", 3000.0, **V)
+    append(log, b"".join(record(i) for i in range(3000, 3100)))
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    append(log, b"".join(record(i) for i in range(3100, 3200)))
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 3200.0, **V)
+
+
+def test_rotation_by_rename_copytruncate_and_gzip(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    logs = root / "m/v1/predictions"
+    log = logs / "p.jsonl"
+    append(log, b"".join(record(i) for i in range(100)))
+    d = start_daemon(f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d.wait_value("routing_ml_predictions_total", 100.0, **V)
+    append(log, b"".join(record(i) for i in range(100, 150)))  # maybe unread at rotation
+    log.rename(logs / "p.jsonl.1")
+    append(log, b"".join(record(i) for i in range(150, 200)))
+    d.wait_value("routing_ml_predictions_total", 200.0, **V)
+    append(log, b"".join(record(i) for i in range(200, 230)))
+    shutil.copyfile(log, logs / "p.jsonl.2")  # copytruncate
+    with log.open("r+b") as f:
+        f.truncate(0)
+    append(log, b"".join(record(i) for i in range(230, 260)))
+    d.wait_value("routing_ml_predictions_total", 260.0, **V)
+    with (logs / "p.jsonl.1").open("rb") as src, gzip.open(logs / "p.jsonl.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)  # compress the finished rotation
+    (logs / "p.jsonl.1").unlink()
+    append(log, record(260))
+    d.wait_value("routing_ml_predictions_total", 261.0, **V)
+    assert d.value("routing_ml_predictions_total", **V) == 261.0  # the .gz was not re-read
+
+
+def test_series_go_with_the_version(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    append(root / "m/v1/predictions/p.jsonl", record(0))
+    write_json(root / "m/v2/metrics.json", good_metrics())
+    d = start_daemon(f"--models.dir={root}", *FAST)
+    d.wait_value("routing_ml_predictions_total", 1.0, **V)
+    shutil.rmtree(root / "m/v1")
+    d.wait_value("routing_ml_predictions_total", None, **V)
+
+
+def test_unusable_checkpoint_stops_start_with_a_clear_error(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "checkpoint.json").write_text("{truncated")
+    d = start_daemon(f"--models.dir={root}", f"--state.dir={state}", ready=False)
+    assert d.proc.wait(20) == 1
+    assert any("checkpoint" in r.get("problem", "") for r in d.log_records())
