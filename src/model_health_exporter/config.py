@@ -140,6 +140,27 @@ class LogsSettings(BaseModel):
     max_error_types: int = Field(
         20, gt=0, description="Distinct error_type labels per version; more count as 'other'."
     )
+    window_bucket_seconds: float = Field(
+        300.0, gt=0, description="Length of one time bucket of the live windows."
+    )
+    window_buckets: int = Field(
+        12, gt=0, le=1440, description="Buckets per window (window = buckets x bucket length)."
+    )
+    window_min_samples: int = Field(
+        100, gt=0, description="Window metrics are reported only from this many samples."
+    )
+    max_classes: int = Field(
+        10, gt=0, le=100, description="Classes tracked per version; more count as 'other'."
+    )
+    max_pending: int = Field(
+        5000, gt=0, description="Predictions per version waiting for their feedback."
+    )
+    pending_max_age: float = Field(
+        86400.0, gt=0, description="Seconds a prediction waits for feedback before expiring."
+    )
+    low_confidence_threshold: float = Field(
+        0.75, gt=0, lt=1, description="Confidence below this counts as low (seed 003)."
+    )
 
 
 class LogSettings(BaseModel):

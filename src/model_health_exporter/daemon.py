@@ -42,6 +42,7 @@ from model_health_exporter.state.registry import (
     initial_error_keys,
 )
 from model_health_exporter.state.scan_worker import ScanWorker
+from model_health_exporter.state.windows import WindowConfig
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,15 @@ def ingest_config(settings: Settings) -> IngestConfig:
         checkpoint_interval=logs.checkpoint_interval,
         max_line_bytes=logs.max_line_bytes,
         max_error_types=logs.max_error_types,
+        window=WindowConfig(
+            bucket_seconds=logs.window_bucket_seconds,
+            buckets=logs.window_buckets,
+            max_classes=logs.max_classes,
+            low_confidence_threshold=logs.low_confidence_threshold,
+            max_pending=logs.max_pending,
+            pending_max_age=logs.pending_max_age,
+            min_samples=logs.window_min_samples,
+        ),
     )
 
 

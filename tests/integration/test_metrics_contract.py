@@ -157,6 +157,21 @@ def copy_examples(dest: Path) -> Path:
     return models
 
 
+def write_regression_logs(version_dir: Path) -> None:
+    """Ten regression predictions, each off by exactly 0.5, and their feedback."""
+    (version_dir / "predictions").mkdir()
+    (version_dir / "predictions" / "p.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "prediction": 10.0 + i, "latency_seconds": 0.01}) + "\n"
+            for i in range(10)
+        )
+    )
+    (version_dir / "feedback").mkdir()
+    (version_dir / "feedback" / "f.jsonl").write_text(
+        "".join(json.dumps({"id": i, "actual": 10.5 + i}) + "\n" for i in range(10))
+    )
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     """One daemon over a copy of examples/models plus a regression model, for every
@@ -164,9 +179,18 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     workdir = tmp_path_factory.mktemp("contract")
     models = copy_examples(workdir)
     write_json(models / "eta" / "v1" / "metrics.json", REGRESSION)
-    running = RunningDaemon(workdir, [f"--models.dir={models}"])
+    write_regression_logs(models / "eta" / "v1")
+    running = RunningDaemon(
+        workdir,
+        [f"--models.dir={models}", "--logs.poll-interval=0.05", "--logs.window-min-samples=5"],
+    )
     try:
         running.wait_ready()
+        # the window families exist once both example logs have been read
+        running.wait_value(f"{NS}_live_mae", 0.5, model="eta", version="v1")
+        running.wait_value(
+            f"{NS}_feedback_matched_total", 10.0, model="routing", version="production-v3"
+        )
         yield running
     finally:
         running.stop()
@@ -214,7 +238,17 @@ def test_served_families_equal_documented(text: str) -> None:
 def test_namespace_flag_renames_every_own_family(start_daemon: Any, tmp_path: Path) -> None:
     models = copy_examples(tmp_path)
     write_json(models / "eta" / "v1" / "metrics.json", REGRESSION)
-    daemon = start_daemon(f"--models.dir={models}", "--namespace=acme_ml")
+    write_regression_logs(models / "eta" / "v1")
+    daemon = start_daemon(
+        f"--models.dir={models}",
+        "--namespace=acme_ml",
+        "--logs.poll-interval=0.05",
+        "--logs.window-min-samples=5",
+    )
+    daemon.wait_value("acme_ml_live_mae", 0.5, model="eta", version="v1")
+    daemon.wait_value(
+        "acme_ml_feedback_matched_total", 10.0, model="routing", version="production-v3"
+    )
     served = served_families(daemon.metrics_text())
     expected = {
         re.sub(rf"^{NS}_", "acme_ml_", name): family

@@ -280,6 +280,57 @@ class ExporterCollector(Collector):
         )
 
 
+# Window summary key -> metric suffix, with help text.
+_WINDOW_NAMES: dict[str, str] = {
+    **{
+        m: f"live_{m}"
+        for m in (
+            "accuracy",
+            "precision_weighted",
+            "recall_weighted",
+            "f1_score",
+            "precision_macro",
+            "recall_macro",
+            "f1_macro",
+            "auc_roc",
+            "log_loss",
+            "mae",
+            "mse",
+            "rmse",
+            "r2",
+            "mape",
+            "smape",
+        )
+    },
+    "confidence_mean": "confidence_mean",
+    "confidence_median": "confidence_median",
+    "confidence_stddev": "confidence_stddev",
+    "low_confidence_ratio": "low_confidence_ratio",
+}
+_WINDOW_HELP: dict[str, str] = {
+    "accuracy": "Accuracy on predictions labelled by feedback in the live window (0-1).",
+    "precision_weighted": "Support-weighted precision in the live window (0-1).",
+    "recall_weighted": "Support-weighted recall in the live window (0-1).",
+    "f1_score": "Support-weighted F1 in the live window (0-1).",
+    "precision_macro": "Macro-averaged precision in the live window (0-1).",
+    "recall_macro": "Macro-averaged recall in the live window (0-1).",
+    "f1_macro": "Macro-averaged F1 in the live window (0-1).",
+    "auc_roc": "One-vs-rest ROC AUC in the live window, from binned scores (0-1).",
+    "log_loss": "Log loss in the live window.",
+    "mae": "Mean absolute error in the live window, in the target's unit.",
+    "mse": "Mean squared error in the live window.",
+    "rmse": "Root mean squared error in the live window, in the target's unit.",
+    "r2": "R² in the live window.",
+    "mape": "Mean absolute percentage error in the live window, as a ratio.",
+    "smape": "Symmetric mean absolute percentage error in the live window, as a ratio.",
+    "confidence_mean": "Mean confidence of the predicted class in the live window (0-1).",
+    "confidence_median": "Median confidence in the live window (0-1, within 0.01).",
+    "confidence_stddev": "Standard deviation of the confidence in the live window.",
+    "low_confidence_ratio": "Share of predictions below the low-confidence threshold (0-1).",
+}
+_WINDOW_GAUGES = tuple((_WINDOW_NAMES[k], _WINDOW_HELP[k]) for k in _WINDOW_NAMES)
+
+
 class PredictionCollector(Collector):
     """Counters and histograms from the prediction logs, per model version."""
 
@@ -316,15 +367,41 @@ class PredictionCollector(Collector):
             "Confidence of the predicted class (0-1).",
             labels=_VERSION,
         )
+        joins = {
+            outcome: CounterMetricFamily(f"{ns}_feedback_{outcome}", help_, labels=_VERSION)
+            for outcome, help_ in (
+                ("matched", "Feedback records joined to their prediction."),
+                ("expired", "Predictions whose feedback did not come within the limits."),
+                ("unmatched", "Feedback records with no waiting prediction."),
+            )
+        }
+        window_samples = GaugeMetricFamily(
+            f"{ns}_window_samples",
+            "Samples in the live window: predictions, labelled (joined) and confidence.",
+            labels=[*_VERSION, "kind"],
+        )
+        window_gauges = {
+            name: GaugeMetricFamily(f"{ns}_{name}", help_, labels=_VERSION)
+            for name, help_ in _WINDOW_GAUGES
+        }
         for (model, version), t in tallies.items():
             labels = [model, version]
             predictions.add_metric(labels, t.predictions)
             feedback.add_metric(labels, t.feedback)
+            joins["matched"].add_metric(labels, t.feedback_matched)
+            joins["expired"].add_metric(labels, t.feedback_expired)
+            joins["unmatched"].add_metric(labels, t.feedback_unmatched)
+            for kind, count in t.window.samples.items():
+                window_samples.add_metric([*labels, kind], count)
+            for name, value in t.window.metrics.items():
+                window_gauges[_WINDOW_NAMES[name]].add_metric(labels, value)
             for error_type, count in t.errors:
                 errors.add_metric([*labels, error_type], count)
             latency.add_metric(labels, _buckets(t.latency), t.latency_sum)
             confidence.add_metric(labels, _buckets(t.confidence), t.confidence_sum)
-        yield from (predictions, errors, feedback, latency, confidence)
+        yield from (predictions, errors, feedback, latency, confidence, *joins.values())
+        yield window_samples
+        yield from window_gauges.values()
 
 
 def _buckets(cumulative: tuple[tuple[float, int], ...]) -> list[tuple[str, float]]:

@@ -13,10 +13,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -31,6 +31,7 @@ from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Positi
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.live import TalliesView, VersionTallies
 from model_health_exporter.state.registry import Snapshot
+from model_health_exporter.state.windows import LiveWindow, WindowConfig
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,8 @@ class IngestConfig:
     checkpoint_interval: float = 5.0
     max_line_bytes: int = 64 * 1024
     max_error_types: int = 20
+    window: WindowConfig = field(default_factory=WindowConfig)
+    summary_refresh: float = 10.0  # seconds: windows also change as time passes
 
 
 def _check_format(data: dict[str, object]) -> None:
@@ -76,6 +79,9 @@ class IngestWorker:
         self._errors = errors
         self._tails: dict[str, LogTail] = {}
         self._tallies: dict[VersionKey, VersionTallies] = {}
+        self._windows: dict[VersionKey, LiveWindow] = {}
+        self._views: dict[VersionKey, TalliesView] = {}
+        self._changed: set[VersionKey] = set()
         self._saved_positions: dict[str, dict[str, Position]] = {}
         self._last_error_log = 0.0
         self._stopping = threading.Event()
@@ -104,12 +110,15 @@ class IngestWorker:
             for key, tallies in data["tallies"].items():
                 model, version = key.split("/", 1)
                 self._tallies_for((model, version)).load(tallies)
+            for key, window in data["windows"].items():
+                model, version = key.split("/", 1)
+                self._load_window((model, version), window)
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             # Starting over would count every line again; refuse to guess.
             raise RuntimeError(
                 f"checkpoint {path} is unreadable ({exc}); move it away to start counting anew"
             ) from exc
-        self._publish()
+        self._publish(everything=True)
         log.info(
             "checkpoint loaded", path=str(path), files=sum(map(len, self._saved_positions.values()))
         )
@@ -128,6 +137,7 @@ class IngestWorker:
                 for key, fps in positions.items()
             },
             "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
+            "windows": {f"{m}/{v}": w.to_dict() for (m, v), w in self._windows.items()},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
@@ -139,16 +149,35 @@ class IngestWorker:
         if tallies is None:
             tallies = VersionTallies.create(max_error_types=self._config.max_error_types)
             self._tallies[key] = tallies
+        self._changed.add(key)
         return tallies
+
+    def _load_window(self, key: VersionKey, data: dict[str, Any]) -> None:
+        try:
+            self._window_for(key).load(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            # Window settings changed (bins, classes): the window restarts empty. Counters
+            # and positions are unaffected, so nothing is counted twice.
+            self._windows.pop(key, None)
+            log.warning("window state not restored", model=key[0], version=key[1], error=str(exc))
+
+    def _window_for(self, key: VersionKey) -> LiveWindow:
+        window = self._windows.get(key)
+        if window is None:
+            window = LiveWindow(self._config.window)
+            self._windows[key] = window
+        return window
 
     def _sync_tails(self) -> dict[str, VersionKey]:
         """One tail per existing log directory of a known version. A version that is
         gone takes its tallies and positions with it: no stale series."""
         wanted: dict[str, tuple[VersionKey, Path]] = {}
         present = {(view.model, view.version) for view in self._snapshot().versions()}
-        stale = set(self._tallies) - present
+        stale = (set(self._tallies) | set(self._windows)) - present
         for version_key in stale:
-            del self._tallies[version_key]
+            self._tallies.pop(version_key, None)
+            self._windows.pop(version_key, None)
+            self._views.pop(version_key, None)
         if stale:
             self._publish()
         for tail_key in list(self._saved_positions):
@@ -179,15 +208,16 @@ class IngestWorker:
         versions = self._sync_tails()
         lines = 0
         for key, tail in self._tails.items():
-            tallies = self._tallies_for(versions[key])
             for chunk in tail.poll():
-                lines += self._tally(chunk, tallies)
+                version = versions[key]
+                lines += self._tally(chunk, self._tallies_for(version), self._window_for(version))
                 tail.commit(chunk)
         if lines:
             self._publish()
         return lines
 
-    def _tally(self, chunk: Chunk, tallies: VersionTallies) -> int:
+    def _tally(self, chunk: Chunk, tallies: VersionTallies, window: LiveWindow) -> int:
+        now = time.time()
         for number in chunk.too_long:
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
         for line in chunk.lines:
@@ -198,8 +228,10 @@ class IngestWorker:
                 continue
             if isinstance(record, Feedback):
                 tallies.feedback += 1
+                window.observe_feedback(record, now)
                 continue
             tallies.predictions += 1
+            window.observe_prediction(record, now)
             if record.error is not None:
                 tallies.count_error(record.error)
             if record.latency_seconds is not None:
@@ -221,10 +253,14 @@ class IngestWorker:
                 problem=message,
             )
 
-    def _publish(self) -> None:
-        self.tallies = MappingProxyType(
-            {key: TalliesView.of(t) for key, t in sorted(self._tallies.items())}
-        )
+    def _publish(self, everything: bool = False) -> None:
+        """Refresh the views of the versions that changed (all of them when asked: the
+        windows move on with time) and publish a new immutable mapping."""
+        now = time.time()
+        for key in set(self._tallies) if everything else self._changed & set(self._tallies):
+            self._views[key] = TalliesView.of(self._tallies[key], self._window_for(key), now)
+        self._changed.clear()
+        self.tallies = MappingProxyType(dict(sorted(self._views.items())))
 
     # ---- thread -------------------------------------------------------------------------
 
@@ -238,9 +274,13 @@ class IngestWorker:
 
     def _run(self) -> None:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
+        next_refresh = time.monotonic() + self._config.summary_refresh
         while not self._stopping.is_set():
             try:
                 self.poll_once()
+                if time.monotonic() >= next_refresh:
+                    self._publish(everything=True)
+                    next_refresh = time.monotonic() + self._config.summary_refresh
                 if time.monotonic() >= next_checkpoint:
                     self.save_checkpoint()
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval

@@ -7,6 +7,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from model_health_exporter.state.windows import LiveWindow, WindowSummary
+
 # Prometheus' default buckets suit request latencies in seconds.
 DEFAULT_LATENCY_BUCKETS: Final = (
     0.005,
@@ -108,7 +110,7 @@ class VersionTallies:
 
 @dataclass(frozen=True, slots=True)
 class TalliesView:
-    """An immutable copy for the collector."""
+    """An immutable copy for the collector, with the window's summary."""
 
     predictions: int
     errors: tuple[tuple[str, int], ...]
@@ -117,9 +119,13 @@ class TalliesView:
     latency_sum: float
     confidence: tuple[tuple[float, int], ...]
     confidence_sum: float
+    window: WindowSummary
+    feedback_matched: int
+    feedback_expired: int
+    feedback_unmatched: int
 
     @classmethod
-    def of(cls, t: VersionTallies) -> TalliesView:
+    def of(cls, t: VersionTallies, window: LiveWindow, now: float) -> TalliesView:
         return cls(
             t.predictions,
             tuple(sorted(t.errors.items())),
@@ -128,4 +134,8 @@ class TalliesView:
             t.latency.total,
             tuple(t.confidence.cumulative()),
             t.confidence.total,
+            window.summary(now),
+            window.matched,
+            window.expired,
+            window.unmatched,
         )

@@ -1,0 +1,283 @@
+"""Sliding windows of live performance per model version, in bounded memory.
+
+A window is a ring of time buckets; each bucket holds fixed-size aggregates only
+(`stats.performance`), so memory depends on classes x bins x buckets, never on the
+number of predictions. Per version and bucket, about
+8 * (K^2 + 2*K*B_auc + B_conf) bytes for classification (K = max classes + 1 for
+"other"), plus at most `max_pending` predictions awaiting their feedback.
+
+Labelled samples are placed in the bucket of the moment their feedback is joined, so a
+window answers "how did the predictions labelled in the last hour do"."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeVar
+
+from model_health_exporter.records import Feedback, Prediction, label_of
+from model_health_exporter.stats import performance as perf
+
+Kind = Literal["classification", "regression"]
+OTHER_CLASS: Final = "__other__"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    bucket_seconds: float = 300.0
+    buckets: int = 12
+    max_classes: int = 10
+    auc_bins: int = 50
+    confidence_bins: int = 100
+    low_confidence_threshold: float = 0.75
+    max_pending: int = 5000
+    pending_max_age: float = 86_400.0
+    min_samples: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSummary:
+    """What the window says now: metric name -> value, sample counts by kind."""
+
+    metrics: MappingProxyType[str, float]
+    samples: MappingProxyType[str, int]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    index: int  # floor(time / bucket_seconds)
+    confidence: perf.ConfidenceHistogram
+    labelled: perf.ClassificationCounts | None = None
+    regression: perf.RegressionSums | None = None
+    predictions: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    at: float
+    predicted: int | float  # class index, or the regression output
+    proba: list[float] | None
+
+
+class LiveWindow:
+    """One model version's window and its pending feedback join. Not thread-safe: owned
+    by the ingest thread, which publishes `summary()` results."""
+
+    def __init__(self, config: WindowConfig) -> None:
+        self._config = config
+        self.kind: Kind | None = None
+        self.classes: list[str] = []  # index -> label; grows to max_classes, then "other"
+        self._buckets: deque[_Bucket] = deque()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self.matched = 0
+        self.expired = 0
+        self.unmatched = 0
+
+    # ---- classes ------------------------------------------------------------------------
+
+    @property
+    def _n_classes(self) -> int:
+        return self._config.max_classes + 1
+
+    def _class_index(self, label: str) -> int:
+        try:
+            return self.classes.index(label)
+        except ValueError:
+            if len(self.classes) < self._config.max_classes:
+                self.classes.append(label)
+                return len(self.classes) - 1
+            return self._config.max_classes  # "other"
+
+    def _proba_vector(self, probabilities: dict[str, float]) -> list[float]:
+        vector = [0.0] * self._n_classes
+        for label, p in probabilities.items():
+            vector[self._class_index(label)] += p
+        return [min(p, 1.0) for p in vector]
+
+    # ---- buckets ------------------------------------------------------------------------
+
+    def _bucket(self, now: float) -> _Bucket:
+        index = math.floor(now / self._config.bucket_seconds)
+        if not self._buckets or self._buckets[-1].index < index:
+            self._buckets.append(
+                _Bucket(
+                    index,
+                    perf.ConfidenceHistogram.empty(
+                        self._config.confidence_bins, self._config.low_confidence_threshold
+                    ),
+                )
+            )
+        self._expire(index)
+        return self._buckets[-1]
+
+    def _expire(self, index: int) -> None:
+        while self._buckets and self._buckets[0].index <= index - self._config.buckets:
+            self._buckets.popleft()
+
+    # ---- records ------------------------------------------------------------------------
+
+    def observe_prediction(self, prediction: Prediction, now: float) -> None:
+        bucket = self._bucket(now)
+        bucket.predictions += 1
+        if prediction.error is not None:
+            return
+        if prediction.confidence is not None:
+            bucket.confidence.add(prediction.confidence)
+        if prediction.id is None:
+            return
+        if prediction.label is not None:
+            self.kind = self.kind or "classification"
+            predicted: int | float = self._class_index(prediction.label)
+            proba = (
+                None
+                if prediction.probabilities is None
+                else self._proba_vector(prediction.probabilities)
+            )
+        elif prediction.value is not None:
+            self.kind = self.kind or "regression"
+            predicted, proba = prediction.value, None
+        else:
+            return
+        self._pending[prediction.id] = _Pending(now, predicted, proba)
+        self._pending.move_to_end(prediction.id)
+        self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        oldest = now - self._config.pending_max_age
+        while self._pending:
+            first = next(iter(self._pending.values()))
+            if len(self._pending) <= self._config.max_pending and first.at >= oldest:
+                break
+            self._pending.popitem(last=False)
+            self.expired += 1
+
+    def observe_feedback(self, feedback: Feedback, now: float) -> None:
+        pending = self._pending.pop(feedback.id, None)
+        if pending is None:
+            self.unmatched += 1
+            return
+        bucket = self._bucket(now)
+        if isinstance(pending.predicted, int) and self.kind == "classification":
+            if bucket.labelled is None:
+                bucket.labelled = perf.ClassificationCounts.empty(
+                    self._n_classes, self._config.auc_bins
+                )
+            actual = self._class_index(label_of(feedback.actual))
+            bucket.labelled.add(actual, pending.predicted, pending.proba)
+        else:
+            if isinstance(feedback.actual, str | bool):
+                self.unmatched += 1  # a class label for a regression model
+                return
+            if bucket.regression is None:
+                bucket.regression = perf.RegressionSums.empty()
+            bucket.regression.add(float(feedback.actual), float(pending.predicted))
+        self.matched += 1
+
+    # ---- summary ------------------------------------------------------------------------
+
+    def summary(self, now: float) -> WindowSummary:
+        self._expire(math.floor(now / self._config.bucket_seconds))
+        predictions = sum(b.predictions for b in self._buckets)
+        confidence = _merge([b.confidence for b in self._buckets])
+        labelled = _merge([b.labelled for b in self._buckets if b.labelled is not None])
+        regression = _merge([b.regression for b in self._buckets if b.regression is not None])
+        n_labelled = (labelled.n_samples if labelled is not None else 0) + (
+            regression.n if regression is not None else 0
+        )
+        samples = {
+            "predictions": predictions,
+            "labelled": n_labelled,
+            "confidence": confidence.count if confidence is not None else 0,
+        }
+        metrics: dict[str, float | None] = {}
+        minimum = self._config.min_samples
+        if labelled is not None and labelled.n_samples >= minimum:
+            weighted = perf.precision_recall_f1(labelled, "weighted")
+            macro = perf.precision_recall_f1(labelled, "macro")
+            metrics |= {
+                "accuracy": perf.accuracy(labelled),
+                "precision_weighted": weighted and weighted.precision,
+                "recall_weighted": weighted and weighted.recall,
+                "f1_score": weighted and weighted.f1,
+                "precision_macro": macro and macro.precision,
+                "recall_macro": macro and macro.recall,
+                "f1_macro": macro and macro.f1,
+                "auc_roc": perf.roc_auc(labelled, "macro"),
+                "log_loss": perf.log_loss(labelled),
+            }
+        if regression is not None and regression.n >= minimum:
+            metrics |= {
+                "mae": perf.mae(regression),
+                "mse": perf.mse(regression),
+                "rmse": perf.rmse(regression),
+                "r2": perf.r2(regression),
+                "mape": perf.mape(regression),
+                "smape": perf.smape(regression),
+            }
+        if confidence is not None and confidence.count >= minimum:
+            metrics |= {
+                "confidence_mean": perf.mean(confidence),
+                "confidence_median": perf.median(confidence),
+                "confidence_stddev": perf.std(confidence),
+                "low_confidence_ratio": perf.low_confidence_ratio(confidence),
+            }
+        return WindowSummary(
+            MappingProxyType({k: v for k, v in metrics.items() if v is not None}),
+            MappingProxyType(samples),
+        )
+
+    # ---- checkpoint ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "classes": self.classes,
+            "counts": [self.matched, self.expired, self.unmatched],
+            "buckets": [
+                {
+                    "index": b.index,
+                    "predictions": b.predictions,
+                    "confidence": b.confidence.to_dict(),
+                    "labelled": None if b.labelled is None else b.labelled.to_dict(),
+                    "regression": None if b.regression is None else b.regression.to_dict(),
+                }
+                for b in self._buckets
+            ],
+            "pending": [[k, p.at, p.predicted, p.proba] for k, p in self._pending.items()],
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.kind = data["kind"]
+        self.classes = [str(c) for c in data["classes"]][: self._config.max_classes]
+        self.matched, self.expired, self.unmatched = (int(n) for n in data["counts"])
+        buckets: deque[_Bucket] = deque()
+        for b in data["buckets"]:
+            labelled, regression = b["labelled"], b["regression"]
+            buckets.append(
+                _Bucket(
+                    int(b["index"]),
+                    perf.ConfidenceHistogram.from_dict(b["confidence"]),
+                    None if labelled is None else perf.ClassificationCounts.from_dict(labelled),
+                    None if regression is None else perf.RegressionSums.from_dict(regression),
+                    int(b["predictions"]),
+                )
+            )
+        self._buckets = buckets
+        self._pending = OrderedDict(
+            (str(k), _Pending(float(at), predicted, proba))
+            for k, at, predicted, proba in data["pending"]
+        )
+
+
+_A = TypeVar("_A", perf.ClassificationCounts, perf.RegressionSums, perf.ConfidenceHistogram)
+
+
+def _merge(parts: list[_A]) -> _A | None:
+    if not parts:
+        return None
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total

@@ -1,0 +1,145 @@
+"""Live windows: joined predictions and feedback give the numbers scikit-learn gives on
+the same pairs; old buckets leave the window; state survives a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
+
+from model_health_exporter.records import Feedback, Prediction
+from model_health_exporter.state.windows import LiveWindow, WindowConfig
+
+CONFIG = WindowConfig(bucket_seconds=60, buckets=10, min_samples=50)
+CLASSES = ["a", "b", "c"]
+
+
+def predict(i: int, label: str, proba: dict[str, float] | None = None) -> Prediction:
+    confidence = None if proba is None else proba[label]
+    return Prediction(f"id{i}", label, None, proba, confidence, 0.01, None)
+
+
+def classification_stream(n: int, seed: int) -> tuple[list[Prediction], list[Feedback]]:
+    rng = np.random.default_rng(seed)
+    predictions, feedback = [], []
+    for i in range(n):
+        p = rng.dirichlet([2, 1, 1])
+        proba = dict(zip(CLASSES, p.round(6).tolist(), strict=True))
+        predicted = CLASSES[int(np.argmax(p))]
+        predictions.append(predict(i, predicted, proba))
+        feedback.append(Feedback(f"id{i}", CLASSES[int(rng.choice(3, p=p / p.sum()))]))
+    return predictions, feedback
+
+
+def test_live_classification_metrics_equal_sklearn() -> None:
+    window = LiveWindow(CONFIG)
+    predictions, feedback = classification_stream(400, seed=1)
+    for p in predictions:
+        window.observe_prediction(p, now=1000.0)
+    for f in feedback[:300]:  # a quarter never gets labelled
+        window.observe_feedback(f, now=1010.0)
+    summary = window.summary(now=1020.0)
+    y_pred = [p.label for p in predictions[:300]]
+    y_true = [f.actual for f in feedback[:300]]
+    assert summary.samples == {"predictions": 400, "labelled": 300, "confidence": 400}
+    assert summary.metrics["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert summary.metrics["f1_score"] == pytest.approx(
+        f1_score(y_true, y_pred, average="weighted", zero_division=0)
+    )
+    assert summary.metrics["f1_macro"] == pytest.approx(
+        f1_score(y_true, y_pred, average="macro", zero_division=0)
+    )
+    confidences = [p.confidence for p in predictions]
+    assert summary.metrics["confidence_mean"] == pytest.approx(np.mean(confidences))
+    assert summary.metrics["low_confidence_ratio"] == pytest.approx(
+        np.mean(np.array(confidences) < 0.75)
+    )
+    assert window.matched == 300
+
+
+def test_nothing_reported_below_min_samples() -> None:
+    window = LiveWindow(CONFIG)
+    predictions, feedback = classification_stream(49, seed=2)
+    for p, f in zip(predictions, feedback, strict=True):
+        window.observe_prediction(p, now=0.0)
+        window.observe_feedback(f, now=0.0)
+    summary = window.summary(now=0.0)
+    assert summary.metrics == {}
+    assert summary.samples["labelled"] == 49
+
+
+def test_old_buckets_leave_the_window() -> None:
+    window = LiveWindow(CONFIG)
+    predictions, feedback = classification_stream(200, seed=3)
+    for i, (p, f) in enumerate(zip(predictions, feedback, strict=True)):
+        now = 0.0 if i < 100 else 700.0  # 10 buckets of 60 s: t=0 is gone by t=700
+        window.observe_prediction(p, now)
+        window.observe_feedback(f, now)
+    summary = window.summary(now=700.0)
+    assert summary.samples["labelled"] == 100
+    y_true = [f.actual for f in feedback[100:]]
+    y_pred = [p.label for p in predictions[100:]]
+    assert summary.metrics["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert window.summary(now=10_000.0).samples == {
+        "predictions": 0,
+        "labelled": 0,
+        "confidence": 0,
+    }
+
+
+def test_regression_window() -> None:
+    window = LiveWindow(CONFIG)
+    rng = np.random.default_rng(4)
+    y = rng.normal(100, 15, 120)
+    y_hat = y + rng.normal(0, 5, 120)
+    for i in range(120):
+        window.observe_prediction(
+            Prediction(f"r{i}", None, float(y_hat[i]), None, None, None, None), now=5.0
+        )
+        window.observe_feedback(Feedback(f"r{i}", float(y[i])), now=6.0)
+    metrics = window.summary(now=6.0).metrics
+    assert metrics["mae"] == pytest.approx(mean_absolute_error(y, y_hat))
+    assert metrics["r2"] == pytest.approx(r2_score(y, y_hat))
+    assert "accuracy" not in metrics
+
+
+def test_feedback_join_bounds() -> None:
+    window = LiveWindow(WindowConfig(max_pending=10, pending_max_age=100, min_samples=1))
+    for i in range(15):
+        window.observe_prediction(predict(i, "a"), now=0.0)
+    assert window.expired == 5  # the oldest five made room
+    window.observe_feedback(Feedback("id0", "a"), now=1.0)  # already expired
+    window.observe_feedback(Feedback("nope", "a"), now=1.0)
+    assert window.unmatched == 2
+    window.observe_prediction(predict(99, "a"), now=200.0)  # ages out the other ten
+    assert window.expired == 15
+    window.observe_feedback(Feedback("id99", "b"), now=201.0)
+    assert window.matched == 1
+    assert window.summary(now=201.0).metrics["accuracy"] == 0.0
+
+
+def test_classes_beyond_the_cap_count_as_other() -> None:
+    window = LiveWindow(WindowConfig(max_classes=2, min_samples=1))
+    for i, label in enumerate(["a", "b", "c", "d"]):
+        window.observe_prediction(predict(i, label), now=0.0)
+        window.observe_feedback(Feedback(f"id{i}", label), now=0.0)
+    assert window.classes == ["a", "b"]
+    assert window.summary(now=0.0).metrics["accuracy"] == 1.0  # c and d are both "other"
+
+
+def test_checkpoint_round_trip() -> None:
+    window = LiveWindow(CONFIG)
+    predictions, feedback = classification_stream(300, seed=5)
+    for p in predictions:
+        window.observe_prediction(p, now=50.0)
+    for f in feedback[:200]:
+        window.observe_feedback(f, now=60.0)
+    restored = LiveWindow(CONFIG)
+    restored.load(json.loads(json.dumps(window.to_dict())))
+    for f in feedback[200:]:  # pending predictions survived the restart
+        window.observe_feedback(f, now=70.0)
+        restored.observe_feedback(f, now=70.0)
+    assert restored.summary(now=80.0) == window.summary(now=80.0)
+    assert restored.matched == 300
