@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -24,9 +26,10 @@ from model_health_exporter.config import ConfigError, Settings
 from model_health_exporter.exposition.collector import (
     ExporterCollector,
     ExporterStatus,
-    PredictionCollector,
+    model_families,
+    prediction_families,
 )
-from model_health_exporter.exposition.render import ModelExposition
+from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sources.watcher import ModelDirWatcher
@@ -37,6 +40,7 @@ from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import (
     DROP_LIMITS,
     ModelRegistry,
+    ModelView,
     RegistryConfig,
     RootConfig,
     initial_error_keys,
@@ -124,18 +128,31 @@ class Daemon:
     def _make_server(self, settings: Settings) -> WebServer:
         collectors = CollectorRegistry(auto_describe=True)
         snapshot = lambda: self.registry.snapshot  # noqa: E731 - always the newest snapshot
-        # The model families are rendered by ModelExposition, from the same code as
-        # ModelCollector but cached per model; this registry holds what changes per scrape.
+        # Model and prediction families come from render caches, built by the same
+        # functions as ModelCollector and PredictionCollector but per model / version;
+        # this registry holds only what changes on every scrape.
         collectors.register(
             ExporterCollector(snapshot, self.status, settings.namespace, __version__)
         )
-        collectors.register(PredictionCollector(self._tallies, settings.namespace))
         ProcessCollector(registry=collectors)
         PlatformCollector(registry=collectors)
         GCCollector(registry=collectors)
-        models = ModelExposition(settings.namespace)
+        ns = settings.namespace
+
+        def models() -> tuple[object, Iterable[ModelView]]:
+            snap = self.registry.snapshot
+            return snap, snap.models.values()
+
+        def versions() -> tuple[object, Iterable[TalliesView]]:
+            tallies = self._tallies()
+            return tallies, tallies.values()
+
+        sections: list[CachedSection[Any]] = [
+            CachedSection(CachedExposition(partial(model_families, ns)), models),
+            CachedSection(CachedExposition(partial(prediction_families, ns)), versions),
+        ]
         return WebServer(
-            settings.web.listen_address, make_app(collectors, models, snapshot, __version__)
+            settings.web.listen_address, make_app(collectors, sections, snapshot, __version__)
         )
 
     def _start_watching(self, settings: Settings) -> tuple[ModelDirWatcher, ScanWorker]:

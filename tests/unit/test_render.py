@@ -5,17 +5,32 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from model_health_exporter.exposition.collector import ModelCollector
-from model_health_exporter.exposition.render import ModelExposition
+from model_health_exporter.exposition.collector import (
+    ModelCollector,
+    PredictionCollector,
+    model_families,
+    prediction_families,
+)
+from model_health_exporter.exposition.render import CachedExposition
+from model_health_exporter.records import Feedback, Prediction
 from model_health_exporter.state.counters import LabelledCounter
-from model_health_exporter.state.registry import ModelRegistry, RegistryConfig, RootConfig
+from model_health_exporter.state.live import TalliesView, VersionTallies
+from model_health_exporter.state.registry import (
+    ModelRegistry,
+    ModelView,
+    RegistryConfig,
+    RootConfig,
+)
+from model_health_exporter.state.windows import LiveWindow, WindowConfig
 from tests.support import good_metrics, write_json
 
 ACCEPTS = {
@@ -42,6 +57,13 @@ def registry(tmp_path: Path) -> ModelRegistry:
     return reg
 
 
+def render(
+    exposition: CachedExposition[ModelView], registry: ModelRegistry, *args: Any, **kwargs: Any
+) -> bytes:
+    snap = registry.snapshot
+    return exposition.render(snap, snap.models.values(), *args, **kwargs)
+
+
 def reference(registry: ModelRegistry, accept: str) -> bytes:
     encoder, _ = choose_encoder(accept)
     text = encoder(ModelCollector(lambda: registry.snapshot, "routing_ml"))
@@ -52,11 +74,13 @@ def reference(registry: ModelRegistry, accept: str) -> bytes:
 def test_identical_to_prometheus_client(
     registry: ModelRegistry, tmp_path: Path, accept: str
 ) -> None:
-    exposition = ModelExposition("routing_ml")
+    exposition = CachedExposition(partial(model_families, "routing_ml"))
     encoder, content_type = choose_encoder(accept)
 
     def render() -> bytes:
-        return exposition.render(registry.snapshot, encoder, content_type)
+        return exposition.render(
+            registry.snapshot, registry.snapshot.models.values(), encoder, content_type
+        )
 
     assert render() == reference(registry, accept)
     assert render() is render()  # unchanged snapshot: served from the cache
@@ -69,9 +93,9 @@ def test_identical_to_prometheus_client(
 
 
 def test_only_changed_models_are_rerendered(registry: ModelRegistry, tmp_path: Path) -> None:
-    exposition = ModelExposition("routing_ml")
+    exposition = CachedExposition(partial(model_families, "routing_ml"))
     encoder, content_type = choose_encoder("")
-    exposition.render(registry.snapshot, encoder, content_type)
+    render(exposition, registry, encoder, content_type)
     before = {name: id(view) for name, view in registry.snapshot.models.items()}
     registry.full_scan()  # a resync that finds nothing new keeps every view
     assert {name: id(view) for name, view in registry.snapshot.models.items()} == before
@@ -83,21 +107,35 @@ def test_only_changed_models_are_rerendered(registry: ModelRegistry, tmp_path: P
 
 
 def test_name_filter_and_gzip(registry: ModelRegistry) -> None:
-    exposition = ModelExposition("routing_ml")
+    exposition = CachedExposition(partial(model_families, "routing_ml"))
     encoder, content_type = choose_encoder("")
     names = frozenset({"routing_ml_model_accuracy", "routing_ml_model_info"})
-    filtered = exposition.render(registry.snapshot, encoder, content_type, names)
+    filtered = exposition.render(
+        registry.snapshot, registry.snapshot.models.values(), encoder, content_type, names=names
+    )
     expected = generate_latest(
         _Restricted(ModelCollector(lambda: registry.snapshot, "routing_ml"), names)
     )
     assert filtered == expected
-    full = exposition.render(registry.snapshot, encoder, content_type)
+    full = exposition.render(
+        registry.snapshot, registry.snapshot.models.values(), encoder, content_type
+    )
     assert (
-        gzip.decompress(exposition.render(registry.snapshot, encoder, content_type, compress=True))
+        gzip.decompress(
+            exposition.render(
+                registry.snapshot,
+                registry.snapshot.models.values(),
+                encoder,
+                content_type,
+                compress=True,
+            )
+        )
         == full
     )
     om_encoder, om_type = choose_encoder(ACCEPTS["openmetrics"])
-    om = exposition.render(registry.snapshot, om_encoder, om_type)
+    om = exposition.render(
+        registry.snapshot, registry.snapshot.models.values(), om_encoder, om_type
+    )
     assert om + b"# EOF\n" == generate_openmetrics(
         ModelCollector(lambda: registry.snapshot, "routing_ml")
     )
@@ -115,3 +153,28 @@ class _Restricted:
             if samples or family.name in self._names or f"{family.name}_info" in self._names:
                 family.samples = samples
                 yield family
+
+
+def test_prediction_families_identical_to_the_collector(tmp_path: Path) -> None:
+    views = {}
+    for version in ("v1", "v2"):
+        tallies = VersionTallies.create()
+        window = LiveWindow(WindowConfig(min_samples=1))
+        for i in range(30):
+            p = Prediction(f"{i}", "ab"[i % 2], None, {"a": 0.7, "b": 0.3}, None, 0.02 * i, None)
+            tallies.predictions += 1
+            tallies.latency.observe(0.02 * i)
+            window.observe_prediction(p, now=0.0)
+            window.observe_feedback(Feedback(f"{i}", "a"), now=0.0)
+        tallies.count_error("Timeout")
+        views[("m", version)] = TalliesView.of(("m", version), tallies, window, now=0.0)
+    exposition = CachedExposition(partial(prediction_families, "routing_ml"))
+    for accept in ACCEPTS.values():
+        encoder, content_type = choose_encoder(accept)
+        ours = exposition.render(views, views.values(), encoder, content_type)
+        expected = encoder(PredictionCollector(lambda: views, "routing_ml"))
+        assert ours == expected.removesuffix(b"# EOF\n")
+        names = frozenset({"routing_ml_prediction_latency_seconds_bucket"})
+        filtered = exposition.render(views, views.values(), encoder, content_type, names=names)
+        assert b"_latency_seconds_bucket" in filtered
+        assert b"routing_ml_predictions_total" not in filtered

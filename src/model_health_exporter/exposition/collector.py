@@ -332,7 +332,7 @@ _WINDOW_GAUGES = tuple((_WINDOW_NAMES[k], _WINDOW_HELP[k]) for k in _WINDOW_NAME
 
 
 class PredictionCollector(Collector):
-    """Counters and histograms from the prediction logs, per model version."""
+    """Counters, histograms and live-window gauges from the prediction logs."""
 
     def __init__(
         self, tallies: Callable[[], Mapping[tuple[str, str], TalliesView]], namespace: str
@@ -341,67 +341,69 @@ class PredictionCollector(Collector):
         self._ns = namespace
 
     def describe(self) -> Iterator[Metric]:
-        return self._families({})
+        return prediction_families(self._ns, ())
 
     def collect(self) -> Iterator[Metric]:
-        return self._families(self._tallies())
+        return prediction_families(self._ns, self._tallies().values())
 
-    def _families(self, tallies: Mapping[tuple[str, str], TalliesView]) -> Iterator[Metric]:
-        ns = self._ns
-        predictions = CounterMetricFamily(
-            f"{ns}_predictions", "Predictions logged, failed ones included.", labels=_VERSION
+
+def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterator[Metric]:
+    """The prediction-log families, always the same ones in the same order."""
+    ns = namespace
+    predictions = CounterMetricFamily(
+        f"{ns}_predictions", "Predictions logged, failed ones included.", labels=_VERSION
+    )
+    errors = CounterMetricFamily(
+        f"{ns}_prediction_errors",
+        "Failed predictions by the error type the serving code logged.",
+        labels=[*_VERSION, "error_type"],
+    )
+    feedback = CounterMetricFamily(
+        f"{ns}_feedback", "Ground-truth (feedback) records logged.", labels=_VERSION
+    )
+    latency = HistogramMetricFamily(
+        f"{ns}_prediction_latency_seconds", "Prediction latency in seconds.", labels=_VERSION
+    )
+    confidence = HistogramMetricFamily(
+        f"{ns}_prediction_confidence",
+        "Confidence of the predicted class (0-1).",
+        labels=_VERSION,
+    )
+    joins = {
+        outcome: CounterMetricFamily(f"{ns}_feedback_{outcome}", help_, labels=_VERSION)
+        for outcome, help_ in (
+            ("matched", "Feedback records joined to their prediction."),
+            ("expired", "Predictions whose feedback did not come within the limits."),
+            ("unmatched", "Feedback records with no waiting prediction."),
         )
-        errors = CounterMetricFamily(
-            f"{ns}_prediction_errors",
-            "Failed predictions by the error type the serving code logged.",
-            labels=[*_VERSION, "error_type"],
-        )
-        feedback = CounterMetricFamily(
-            f"{ns}_feedback", "Ground-truth (feedback) records logged.", labels=_VERSION
-        )
-        latency = HistogramMetricFamily(
-            f"{ns}_prediction_latency_seconds", "Prediction latency in seconds.", labels=_VERSION
-        )
-        confidence = HistogramMetricFamily(
-            f"{ns}_prediction_confidence",
-            "Confidence of the predicted class (0-1).",
-            labels=_VERSION,
-        )
-        joins = {
-            outcome: CounterMetricFamily(f"{ns}_feedback_{outcome}", help_, labels=_VERSION)
-            for outcome, help_ in (
-                ("matched", "Feedback records joined to their prediction."),
-                ("expired", "Predictions whose feedback did not come within the limits."),
-                ("unmatched", "Feedback records with no waiting prediction."),
-            )
-        }
-        window_samples = GaugeMetricFamily(
-            f"{ns}_window_samples",
-            "Samples in the live window: predictions, labelled (joined) and confidence.",
-            labels=[*_VERSION, "kind"],
-        )
-        window_gauges = {
-            name: GaugeMetricFamily(f"{ns}_{name}", help_, labels=_VERSION)
-            for name, help_ in _WINDOW_GAUGES
-        }
-        for (model, version), t in tallies.items():
-            labels = [model, version]
-            predictions.add_metric(labels, t.predictions)
-            feedback.add_metric(labels, t.feedback)
-            joins["matched"].add_metric(labels, t.feedback_matched)
-            joins["expired"].add_metric(labels, t.feedback_expired)
-            joins["unmatched"].add_metric(labels, t.feedback_unmatched)
-            for kind, count in t.window.samples.items():
-                window_samples.add_metric([*labels, kind], count)
-            for name, value in t.window.metrics.items():
-                window_gauges[_WINDOW_NAMES[name]].add_metric(labels, value)
-            for error_type, count in t.errors:
-                errors.add_metric([*labels, error_type], count)
-            latency.add_metric(labels, _buckets(t.latency), t.latency_sum)
-            confidence.add_metric(labels, _buckets(t.confidence), t.confidence_sum)
-        yield from (predictions, errors, feedback, latency, confidence, *joins.values())
-        yield window_samples
-        yield from window_gauges.values()
+    }
+    window_samples = GaugeMetricFamily(
+        f"{ns}_window_samples",
+        "Samples in the live window: predictions, labelled (joined) and confidence.",
+        labels=[*_VERSION, "kind"],
+    )
+    window_gauges = {
+        name: GaugeMetricFamily(f"{ns}_{name}", help_, labels=_VERSION)
+        for name, help_ in _WINDOW_GAUGES
+    }
+    for t in views:
+        labels = [t.model, t.version]
+        predictions.add_metric(labels, t.predictions)
+        feedback.add_metric(labels, t.feedback)
+        for error_type, count in t.errors:
+            errors.add_metric([*labels, error_type], count)
+        latency.add_metric(labels, _buckets(t.latency), t.latency_sum)
+        confidence.add_metric(labels, _buckets(t.confidence), t.confidence_sum)
+        joins["matched"].add_metric(labels, t.feedback_matched)
+        joins["expired"].add_metric(labels, t.feedback_expired)
+        joins["unmatched"].add_metric(labels, t.feedback_unmatched)
+        for kind, count in t.window.samples.items():
+            window_samples.add_metric([*labels, kind], count)
+        for name, value in t.window.metrics.items():
+            window_gauges[_WINDOW_NAMES[name]].add_metric(labels, value)
+    yield from (predictions, errors, feedback, latency, confidence, *joins.values())
+    yield window_samples
+    yield from window_gauges.values()
 
 
 def _buckets(cumulative: tuple[tuple[float, int], ...]) -> list[tuple[str, float]]:

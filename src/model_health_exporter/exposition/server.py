@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,25 +17,24 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from model_health_exporter.config import parse_listen_address
 from model_health_exporter.exposition.pages import landing_page, models_json
-from model_health_exporter.exposition.render import ModelExposition
+from model_health_exporter.exposition.render import CachedSection
 from model_health_exporter.state.registry import Snapshot
 
 
 def metrics_body(
     environ: WSGIEnvironment,
-    models: ModelExposition,
-    snapshot: Snapshot,
+    sections: Sequence[CachedSection[Any]],
     registry: CollectorRegistry,
 ) -> tuple[bytes, list[tuple[str, str]]]:
     """/metrics as prometheus_client serves it (text or OpenMetrics by Accept, gzip by
-    Accept-Encoding, `name[]` filters): the model families from the render cache, then
-    the exporter's own, which change on every scrape."""
+    Accept-Encoding, `name[]` filters): the per-model and per-version families from the
+    render caches, then the exporter's own, which change on every scrape."""
     encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
     requested = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
     names = frozenset(requested) if requested else None
     compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
     live = registry.restricted_registry(names) if names is not None else registry
-    body = models.render(snapshot, encoder, content_type, names, compress)
+    body = b"".join(s.render(encoder, content_type, names, compress) for s in sections)
     own = encoder(live)
     headers = [("Content-Type", content_type)]
     if compress:
@@ -47,7 +46,7 @@ def metrics_body(
 
 def make_app(
     registry: CollectorRegistry,
-    models: ModelExposition,
+    sections: Sequence[CachedSection[Any]],
     snapshot: Callable[[], Snapshot],
     version: str,
 ) -> WSGIApplication:
@@ -55,7 +54,7 @@ def make_app(
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics" and method in ("GET", "HEAD"):
-            body, headers = metrics_body(environ, models, snapshot(), registry)
+            body, headers = metrics_body(environ, sections, registry)
             start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
             return [] if method == "HEAD" else [body]
 

@@ -258,7 +258,7 @@ class IngestWorker:
         windows move on with time) and publish a new immutable mapping."""
         now = time.time()
         for key in set(self._tallies) if everything else self._changed & set(self._tallies):
-            self._views[key] = TalliesView.of(self._tallies[key], self._window_for(key), now)
+            self._views[key] = TalliesView.of(key, self._tallies[key], self._window_for(key), now)
         self._changed.clear()
         self.tallies = MappingProxyType(dict(sorted(self._views.items())))
 

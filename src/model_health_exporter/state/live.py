@@ -112,6 +112,8 @@ class VersionTallies:
 class TalliesView:
     """An immutable copy for the collector, with the window's summary."""
 
+    model: str
+    version: str
     predictions: int
     errors: tuple[tuple[str, int], ...]
     feedback: int
@@ -125,8 +127,12 @@ class TalliesView:
     feedback_unmatched: int
 
     @classmethod
-    def of(cls, t: VersionTallies, window: LiveWindow, now: float) -> TalliesView:
+    def of(
+        cls, key: tuple[str, str], t: VersionTallies, window: LiveWindow, now: float
+    ) -> TalliesView:
         return cls(
+            key[0],
+            key[1],
             t.predictions,
             tuple(sorted(t.errors.items())),
             t.feedback,
