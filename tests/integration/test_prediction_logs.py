@@ -160,3 +160,33 @@ def test_unusable_checkpoint_stops_start_with_a_clear_error(
     d = start_daemon(f"--models.dir={root}", f"--state.dir={state}", ready=False)
     assert d.proc.wait(20) == 1
     assert any("checkpoint" in r.get("problem", "") for r in d.log_records())
+
+
+def test_live_accuracy_survives_kill_9(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    args = (
+        f"--models.dir={root}",
+        f"--state.dir={tmp_path / 'state'}",
+        "--logs.window-min-samples=20",
+        *FAST,
+    )
+    predictions = root / "m/v1/predictions/p.jsonl"
+    feedback = root / "m/v1/feedback/f.jsonl"
+    # 40 predictions of "a" (i % 3 != 0) or "b"; feedback says "a" for all of them
+    append(predictions, b"".join(record(i) for i in range(40)))
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 40.0, **V)
+    append(feedback, b"".join(b'{"id": "r%d", "actual": "a"}\n' % i for i in range(30)))
+    correct = sum(1 for i in range(30) if i % 3)
+    d.wait_value("routing_ml_live_accuracy", correct / 30, **V)
+    d.wait_value("routing_ml_window_samples", 30.0, kind="labelled", **V)
+    d.wait_value("routing_ml_low_confidence_ratio", 0.0, **V)
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    # the ten predictions still waiting for feedback survive, whatever the checkpoint held
+    append(feedback, b"".join(b'{"id": "r%d", "actual": "a"}\n' % i for i in range(30, 40)))
+    d = start_daemon(*args)
+    correct = sum(1 for i in range(40) if i % 3)
+    d.wait_value("routing_ml_live_accuracy", correct / 40, **V)
+    d.wait_value("routing_ml_feedback_matched_total", 40.0, **V)
+    assert d.value("routing_ml_feedback_unmatched_total", **V) == 0
