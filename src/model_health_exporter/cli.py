@@ -33,7 +33,8 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 _COMMANDS: Final = ("run", "validate", "check")
 _SECTIONS: Final = ("web", "models", "logs", "state", "log")
-_FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir"}  # repeatable, one per flag
+# repeatable flags name one item each
+_FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
 
 

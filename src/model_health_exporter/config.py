@@ -128,6 +128,11 @@ class LogsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    paths: Annotated[list[str], NoDecode, BeforeValidator(_split_paths)] = Field(
+        default_factory=list,
+        description="Globs of logs outside the version folders, e.g. "
+        "/var/log/serving/predictions-*.jsonl*; their records must name model and version.",
+    )
     poll_interval: float = Field(
         0.5, gt=0, le=60, description="Seconds between reads of the prediction logs."
     )
@@ -161,6 +166,20 @@ class LogsSettings(BaseModel):
     low_confidence_threshold: float = Field(
         0.75, gt=0, lt=1, description="Confidence below this counts as low (seed 003)."
     )
+
+    @field_validator("paths")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        problems = []
+        for pattern in value:
+            directory = Path(pattern).parent
+            if any(c in str(directory) for c in "*?["):
+                problems.append(f"{pattern}: only the file name may contain wildcards")
+            elif not directory.is_dir():
+                problems.append(f"{pattern}: {directory} is not a directory")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return [str(Path(p).absolute()) for p in value]
 
 
 class LogSettings(BaseModel):

@@ -75,6 +75,7 @@ def ingest_config(settings: Settings) -> IngestConfig:
         checkpoint_interval=logs.checkpoint_interval,
         max_line_bytes=logs.max_line_bytes,
         max_error_types=logs.max_error_types,
+        paths=tuple(logs.paths),
         window=WindowConfig(
             bucket_seconds=logs.window_bucket_seconds,
             buckets=logs.window_buckets,

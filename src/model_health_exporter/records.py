@@ -13,7 +13,7 @@ from typing import Any, Final
 import orjson
 
 # Label values of routing_ml_exporter_errors_total{source="prediction_log"}.
-LINE_ERROR_REASONS: Final = ("invalid_json", "invalid_record", "line_too_long")
+LINE_ERROR_REASONS: Final = ("invalid_json", "invalid_record", "line_too_long", "unknown_model")
 
 
 class InvalidRecordError(Exception):
@@ -32,12 +32,16 @@ class Prediction:
     confidence: float | None  # of the predicted class, given or from probabilities
     latency_seconds: float | None
     error: str | None  # None for a successful prediction
+    model: str | None = None  # needed only in logs outside the version folders
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
     id: str
     actual: str | int | float | bool  # as written; the join reads it as its prediction's kind
+    model: str | None = None
+    version: str | None = None
 
 
 def _bad(message: str) -> InvalidRecordError:
@@ -127,6 +131,8 @@ def _prediction(record: dict[str, Any]) -> Prediction:
         confidence=confidence,
         latency_seconds=latency,
         error=error,
+        model=_identifier(record.get("model"), "model"),
+        version=_identifier(record.get("version"), "version"),
     )
 
 
@@ -139,7 +145,12 @@ def _feedback(record: dict[str, Any]) -> Feedback:
         raise _bad(f"actual: {actual!r} is not a finite number")
     if not isinstance(actual, str | int | float):  # bool is an int
         raise _bad(f"actual: expected a class label or a number, got {actual!r}")
-    return Feedback(identifier, actual)
+    return Feedback(
+        identifier,
+        actual,
+        _identifier(record.get("model"), "model"),
+        _identifier(record.get("version"), "version"),
+    )
 
 
 def parse_line(data: bytes) -> Prediction | Feedback:

@@ -7,6 +7,8 @@ import gzip
 import json
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -190,3 +192,47 @@ def test_live_accuracy_survives_kill_9(tmp_path: Path, start_daemon: Start) -> N
     d.wait_value("routing_ml_live_accuracy", correct / 40, **V)
     d.wait_value("routing_ml_feedback_matched_total", 40.0, **V)
     assert d.value("routing_ml_feedback_unmatched_total", **V) == 0
+
+
+def test_logs_outside_the_version_folders(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    shared = tmp_path / "serving-logs"
+    shared.mkdir()
+    log = shared / "predictions-1.jsonl"
+    append(log, record(0, model="m", version="v1") + record(1, model="m", version="v1"))
+    append(log, record(2, model="m", version="nope") + record(3))  # unknown, unnamed
+    append(shared / "other.txt", record(4, model="m", version="v1"))  # not matched by the glob
+    args = (
+        f"--models.dir={root}",
+        f"--logs.path={shared}/predictions-*.jsonl*",
+        f"--state.dir={tmp_path / 'state'}",
+        *FAST,
+    )
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 2.0, **V)
+    d.wait_value(
+        "routing_ml_exporter_errors_total", 2.0, source="prediction_log", reason="unknown_model"
+    )
+    assert d.stop() == 0
+    append(log, record(5, model="m", version="v1"))
+    d = start_daemon(*args)  # positions of configured logs are checkpointed too
+    d.wait_value("routing_ml_predictions_total", 3.0, **V)
+
+
+def test_log_path_with_a_wildcard_directory_is_a_config_error(tmp_path: Path) -> None:
+    root = version_dir(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_health_exporter",
+            f"--models.dir={root}",
+            f"--logs.path={tmp_path}/*/p.jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "logs.paths" in result.stderr and "wildcards" in result.stderr

@@ -124,7 +124,8 @@ def test_help_documents_every_setting() -> None:
     for section in ("web", "models", "logs", "state", "log"):
         model = Settings.model_fields[section].annotation
         for name in model.model_fields:  # type: ignore[union-attr]
-            flag = "--models.dir" if name == "dirs" else f"--{section}.{name.replace('_', '-')}"
+            repeatable = {("models", "dirs"): "--models.dir", ("logs", "paths"): "--logs.path"}
+            flag = repeatable.get((section, name), f"--{section}.{name.replace('_', '-')}")
             assert flag in text
     for flag in ("--config.file", "--namespace", "--version"):
         assert flag in text

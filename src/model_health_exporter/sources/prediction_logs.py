@@ -19,6 +19,7 @@ so their first lines differ.
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import os
@@ -87,16 +88,16 @@ def fingerprint(path: Path) -> str | None:
     return None if head is None else hashlib.blake2b(head, digest_size=12).hexdigest()
 
 
-def list_log_files(directory: Path) -> list[Path]:
-    """Regular, non-hidden files in `directory`, oldest first by modification time, so
-    that a rotated file is finished before its successor is started."""
+def list_log_files(directory: Path, pattern: str = "*") -> list[Path]:
+    """Regular, non-hidden files in `directory` whose names match `pattern`, oldest first
+    by modification time, so that a rotated file is finished before its successor."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
         return []
     files = []
     for entry in entries:
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or not fnmatch.fnmatchcase(entry.name, pattern):
             continue
         try:
             st = entry.stat()
@@ -188,8 +189,10 @@ class LogTail:
         positions: dict[str, Position] | None = None,
         max_bytes: int = 1 << 20,
         max_line_bytes: int = 64 * 1024,
+        pattern: str = "*",
     ) -> None:
         self.directory = directory
+        self.pattern = pattern
         self.positions: dict[str, Position] = dict(positions or {})
         self._max_bytes = max_bytes
         self._max_line_bytes = max_line_bytes
@@ -212,7 +215,7 @@ class LogTail:
 
     def poll(self) -> list[Chunk]:
         chunks = []
-        files = list_log_files(self.directory)
+        files = list_log_files(self.directory, self.pattern)
         for stale in set(self._fingerprints) - set(files):
             del self._fingerprints[stale]
         for path in files:

@@ -25,6 +25,7 @@ from model_health_exporter.records import (
     LINE_ERROR_REASONS,
     Feedback,
     InvalidRecordError,
+    Prediction,
     parse_line,
 )
 from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
@@ -56,6 +57,7 @@ class IngestConfig:
     max_line_bytes: int = 64 * 1024
     max_error_types: int = 20
     window: WindowConfig = field(default_factory=WindowConfig)
+    paths: tuple[str, ...] = ()  # globs of logs outside the version folders
     summary_refresh: float = 10.0  # seconds: windows also change as time passes
 
 
@@ -78,6 +80,15 @@ class IngestWorker:
         self._snapshot = snapshot
         self._errors = errors
         self._tails: dict[str, LogTail] = {}
+        # Logs outside the version folders: their records name model and version.
+        self._path_tails = {
+            pattern: LogTail(
+                Path(pattern).parent,
+                max_line_bytes=config.max_line_bytes,
+                pattern=Path(pattern).name,
+            )
+            for pattern in config.paths
+        }
         self._tallies: dict[VersionKey, VersionTallies] = {}
         self._windows: dict[VersionKey, LiveWindow] = {}
         self._views: dict[VersionKey, TalliesView] = {}
@@ -110,6 +121,12 @@ class IngestWorker:
             for key, tallies in data["tallies"].items():
                 model, version = key.split("/", 1)
                 self._tallies_for((model, version)).load(tallies)
+            for pattern, positions in data.get("path_positions", {}).items():
+                if pattern in self._path_tails:
+                    self._path_tails[pattern].positions = {
+                        fp: Position(int(p[0]), int(p[1]), bool(p[2]))
+                        for fp, p in positions.items()
+                    }
             for key, window in data["windows"].items():
                 model, version = key.split("/", 1)
                 self._load_window((model, version), window)
@@ -135,6 +152,10 @@ class IngestWorker:
             "positions": {
                 key: {fp: [p.offset, p.line, p.finished] for fp, p in fps.items()}
                 for key, fps in positions.items()
+            },
+            "path_positions": {
+                pattern: {fp: [p.offset, p.line, p.finished] for fp, p in tail.positions.items()}
+                for pattern, tail in self._path_tails.items()
             },
             "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
             "windows": {f"{m}/{v}": w.to_dict() for (m, v), w in self._windows.items()},
@@ -209,14 +230,30 @@ class IngestWorker:
         lines = 0
         for key, tail in self._tails.items():
             for chunk in tail.poll():
-                version = versions[key]
-                lines += self._tally(chunk, self._tallies_for(version), self._window_for(version))
+                lines += self._tally(chunk, versions[key])
+                tail.commit(chunk)
+        present = set(versions.values()) | {
+            (v.model, v.version) for v in self._snapshot().versions()
+        }
+        for tail in self._path_tails.values():
+            for chunk in tail.poll():
+                lines += self._tally(chunk, present)
                 tail.commit(chunk)
         if lines:
             self._publish()
         return lines
 
-    def _tally(self, chunk: Chunk, tallies: VersionTallies, window: LiveWindow) -> int:
+    def _route(
+        self, record: Prediction | Feedback, target: VersionKey | set[VersionKey]
+    ) -> VersionKey | None:
+        """The version a record counts for: its folder's, or for logs outside the
+        version folders the one the record names, if the registry knows it."""
+        if isinstance(target, tuple):
+            return target
+        key = (record.model or "", record.version or "")
+        return key if key in target else None
+
+    def _tally(self, chunk: Chunk, target: VersionKey | set[VersionKey]) -> int:
         now = time.time()
         for number in chunk.too_long:
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
@@ -226,6 +263,16 @@ class IngestWorker:
             except InvalidRecordError as exc:
                 self._line_error(chunk, line.number, exc.reason, exc.message)
                 continue
+            key = self._route(record, target)
+            if key is None:
+                self._line_error(
+                    chunk,
+                    line.number,
+                    "unknown_model",
+                    f"no model version {record.model!r}/{record.version!r} is known",
+                )
+                continue
+            tallies, window = self._tallies_for(key), self._window_for(key)
             if isinstance(record, Feedback):
                 tallies.feedback += 1
                 window.observe_feedback(record, now)
