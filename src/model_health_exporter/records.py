@@ -7,8 +7,7 @@ prediction, and a schema object per line would cost more than the JSON decoding.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -23,8 +22,7 @@ class InvalidRecordError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):  # a tuple: built for every line, ~5x cheaper than a dataclass
     id: str | None
     label: str | None  # classification: the predicted class
     value: float | None  # regression: the predicted number
@@ -36,8 +34,7 @@ class Prediction:
     version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Feedback:
+class Feedback(NamedTuple):
     id: str
     actual: str | int | float | bool  # as written; the join reads it as its prediction's kind
     model: str | None = None

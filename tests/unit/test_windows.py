@@ -113,7 +113,9 @@ def test_feedback_join_bounds() -> None:
     window.observe_feedback(Feedback("id0", "a"), now=1.0)  # already expired
     window.observe_feedback(Feedback("nope", "a"), now=1.0)
     assert window.unmatched == 2
-    window.observe_prediction(predict(99, "a"), now=200.0)  # ages out the other ten
+    window.observe_prediction(predict(99, "a"), now=200.0)  # pushes out one more
+    assert window.expired == 6
+    window.summary(now=200.0)  # age limits apply at each summary and bucket change
     assert window.expired == 15
     window.observe_feedback(Feedback("id99", "b"), now=201.0)
     assert window.matched == 1
