@@ -1,5 +1,5 @@
-# Two commands do everything: `make run` (the daemon on the example models) and
-# `make test` (every test, installing what they need first).
+# Two commands do everything: `make run` (the daemon on the example models, fed live by
+# the demo writer) and `make test` (every test, installing what they need first).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -13,9 +13,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The daemon and the demo writer (synthetic predictions and feedback, drift after 3 minutes)
+# on a fresh copy of the example models in .demo/, so the git tree stays clean.
 run: $(VENV)/.installed
-	@echo "model-health-exporter on http://$(LISTEN)/ (metrics at http://$(LISTEN)/metrics); Ctrl-C stops it"
-	$(VENV)/bin/model-health-exporter --models.dir examples/models --state.dir .state \
+	rm -rf .demo && mkdir .demo && cp -a examples/models .demo/models
+	@echo "model-health-exporter on http://$(LISTEN)/ (metrics at http://$(LISTEN)/metrics), fed by the demo writer; Ctrl-C stops both"
+	@$(VENV)/bin/model-health-exporter demo --models.dir .demo/models & demo=$$!; \
+	trap 'kill $$demo 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	$(VENV)/bin/model-health-exporter --models.dir .demo/models --state.dir .demo/state \
 		--web.listen-address $(LISTEN)
 
 system-deps:
@@ -34,4 +39,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/scrape_time.py
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .state .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Command line: `run` (the default), `validate` and `check`.
+"""Command line: `run` (the default), `validate`, `check` and `demo`.
 
 Flags of `run` are generated from the settings model, so `--help`, the environment
 variables and the YAML keys cannot drift apart."""
@@ -31,7 +31,7 @@ from model_health_exporter.schema import (
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
-_COMMANDS: Final = ("run", "validate", "check")
+_COMMANDS: Final = ("run", "validate", "check", "demo")
 _SECTIONS: Final = ("web", "models", "logs", "state", "log")
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
@@ -50,7 +50,8 @@ def _run_parser() -> argparse.ArgumentParser:
         "then the YAML file of --config.file.",
         epilog="Other commands: 'model-health-exporter validate PATH...' checks metrics.json "
         "and baseline files; 'model-health-exporter check --baseline A --candidate B' is a "
-        "CI quality gate. Each has its own --help.",
+        "CI quality gate; 'model-health-exporter demo --models.dir DIR' writes synthetic "
+        "prediction logs to watch. Each has its own --help.",
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -261,6 +262,52 @@ def _check(argv: Sequence[str]) -> int:
     return EXIT_OK if passed else EXIT_FAILED
 
 
+# ---- demo -------------------------------------------------------------------------------
+
+
+def _demo(argv: Sequence[str]) -> int:
+    from model_health_exporter import demo  # noqa: PLC0415 - only this command needs it
+
+    parser = argparse.ArgumentParser(
+        prog="model-health-exporter demo",
+        description="Append synthetic predictions and, a few seconds later, feedback to "
+        "<version>/predictions/demo.jsonl and <version>/feedback/demo.jsonl of the active "
+        "version of every model, and inject drift after a while. Runs until Ctrl-C.",
+    )
+    parser.add_argument(
+        "--models.dir",
+        dest="models_dir",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="Root of the model folders, as given to the exporter.",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="Predictions per second per model (default: 20)."
+    )
+    parser.add_argument(
+        "--drift-after",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="Inject drift after this many seconds (default: 180).",
+    )
+    parser.add_argument("--seed", type=int, help="Random seed, for a reproducible stream.")
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="Stop after this many seconds."
+    )
+    args = parser.parse_args(argv)
+    if args.rate <= 0:
+        parser.error("--rate must be positive")
+    return demo.run(
+        args.models_dir,
+        rate=args.rate,
+        drift_after=args.drift_after,
+        seed=args.seed,
+        duration=args.duration,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in _COMMANDS else "run"
@@ -270,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(rest)
         if command == "check":
             return _check(rest)
+        if command == "demo":
+            return _demo(rest)
         return _run(rest)
     except KeyboardInterrupt:
         return 130
