@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,7 +72,7 @@ def _run_parser() -> argparse.ArgumentParser:
             help_text = info.description or ""
             if default not in (None, []):
                 help_text += f" (default: {default})"
-            repeat = isinstance(default, list)
+            repeat = (section, name) in _FLAG_OVERRIDES
             if repeat:
                 help_text += " Repeatable."
             group.add_argument(
@@ -110,6 +111,11 @@ def _config_errors(problems: list[str]) -> int:
 
 
 def _run(argv: Sequence[str]) -> int:
+    # The daemon takes these signals synchronously in its main thread, so every thread
+    # must have them blocked. Threads inherit the mask from their creator, and some are
+    # started at import time (numpy's BLAS pool), so block before importing the daemon:
+    # a SIGTERM delivered to an unblocked thread would kill the process uncleanly.
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
     from model_health_exporter.daemon import Daemon  # noqa: PLC0415 - keep validate/check light
     from model_health_exporter.logging import configure_logging  # noqa: PLC0415
 

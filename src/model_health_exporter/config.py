@@ -8,6 +8,8 @@ The same setting has three spellings, e.g. flag `--models.default-name`, environ
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +27,7 @@ from pydantic_settings import (
 )
 
 from model_health_exporter.schema import BaselineFile
+from model_health_exporter.state.live import DEFAULT_CONFIDENCE_BUCKETS, DEFAULT_LATENCY_BUCKETS
 
 ENV_PREFIX = "MHE_"
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9188"
@@ -51,6 +54,13 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     if match["v6"]:
         ipaddress.IPv6Address(host)
     return host, port
+
+
+def _split_numbers(value: Any) -> Any:
+    # "0.1,0.5,1" from a flag or the environment; YAML gives a list.
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
 
 
 def _split_paths(value: Any) -> Any:
@@ -166,6 +176,23 @@ class LogsSettings(BaseModel):
     low_confidence_threshold: float = Field(
         0.75, gt=0, lt=1, description="Confidence below this counts as low (seed 003)."
     )
+    latency_buckets: Annotated[list[float], NoDecode, BeforeValidator(_split_numbers)] = Field(
+        default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS),
+        description="Upper bounds (seconds) of the latency histogram, comma-separated.",
+    )
+    confidence_buckets: Annotated[list[float], NoDecode, BeforeValidator(_split_numbers)] = Field(
+        default_factory=lambda: list(DEFAULT_CONFIDENCE_BUCKETS),
+        description="Upper bounds of the confidence histogram, comma-separated.",
+    )
+
+    @field_validator("latency_buckets", "confidence_buckets")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if not value or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("bucket bounds must be a non-empty, strictly increasing list")
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError("bucket bounds must be finite (+Inf is implied)")
+        return value
 
     @field_validator("paths")
     @classmethod

@@ -76,6 +76,8 @@ def ingest_config(settings: Settings) -> IngestConfig:
         max_line_bytes=logs.max_line_bytes,
         max_error_types=logs.max_error_types,
         paths=tuple(logs.paths),
+        latency_buckets=tuple(logs.latency_buckets),
+        confidence_buckets=tuple(logs.confidence_buckets),
         window=WindowConfig(
             bucket_seconds=logs.window_bucket_seconds,
             buckets=logs.window_buckets,

@@ -278,3 +278,21 @@ def test_systemd_watchdog_pings(tmp_path: Path, start_daemon: Start) -> None:
         messages = [sock.recv(4096) for _ in range(4)]
     assert b"READY=1" in messages[0]
     assert messages[1:] == [b"WATCHDOG=1"] * 3
+
+
+def test_every_thread_blocks_the_lifecycle_signals(tmp_path: Path, start_daemon: Start) -> None:
+    """A thread with SIGTERM unblocked would let the kernel kill the process on it,
+    skipping the clean stop and final checkpoint (it happened with numpy's thread pool)."""
+    root = models_dir(tmp_path)
+    (root / "m/v1/predictions").mkdir()
+    d = start_daemon(f"--models.dir={root}")
+    wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    # The main thread itself waits in sigtimedwait, which unblocks them while it waits.
+    tasks = [t for t in Path(f"/proc/{d.proc.pid}/task").iterdir() if t.name != str(d.proc.pid)]
+    assert len(tasks) > 3  # HTTP server, watcher, scan worker and ingest at least
+    for task in tasks:
+        status = (task / "status").read_text()
+        blocked = int(
+            next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16
+        )
+        assert blocked & wanted == wanted, f"thread {task.name} does not block them: {status}"

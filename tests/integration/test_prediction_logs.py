@@ -236,3 +236,14 @@ def test_log_path_with_a_wildcard_directory_is_a_config_error(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "logs.paths" in result.stderr and "wildcards" in result.stderr
+
+
+def test_configured_histogram_buckets(tmp_path: Path, start_daemon: Start) -> None:
+    root = version_dir(tmp_path)
+    append(root / "m/v1/predictions/p.jsonl", record(0, latency_ms=150) + record(1))
+    d = start_daemon(f"--models.dir={root}", "--logs.latency-buckets=0.02,0.2", *FAST)
+    d.wait_value("routing_ml_predictions_total", 2.0, **V)
+    bucket = "routing_ml_prediction_latency_seconds_bucket"
+    assert d.value(bucket, le="0.02", **V) == 1
+    assert d.value(bucket, le="0.2", **V) == 2
+    assert d.value(bucket, le="0.005", **V) is None  # the default buckets are gone

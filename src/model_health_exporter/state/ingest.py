@@ -30,7 +30,12 @@ from model_health_exporter.records import (
 )
 from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
 from model_health_exporter.state.counters import LabelledCounter
-from model_health_exporter.state.live import TalliesView, VersionTallies
+from model_health_exporter.state.live import (
+    DEFAULT_CONFIDENCE_BUCKETS,
+    DEFAULT_LATENCY_BUCKETS,
+    TalliesView,
+    VersionTallies,
+)
 from model_health_exporter.state.registry import Snapshot
 from model_health_exporter.state.windows import LiveWindow, WindowConfig
 
@@ -58,6 +63,8 @@ class IngestConfig:
     max_error_types: int = 20
     window: WindowConfig = field(default_factory=WindowConfig)
     paths: tuple[str, ...] = ()  # globs of logs outside the version folders
+    latency_buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS
+    confidence_buckets: tuple[float, ...] = DEFAULT_CONFIDENCE_BUCKETS
     summary_refresh: float = 10.0  # seconds: windows also change as time passes
 
 
@@ -168,7 +175,11 @@ class IngestWorker:
     def _tallies_for(self, key: VersionKey) -> VersionTallies:
         tallies = self._tallies.get(key)
         if tallies is None:
-            tallies = VersionTallies.create(max_error_types=self._config.max_error_types)
+            tallies = VersionTallies.create(
+                self._config.latency_buckets,
+                self._config.confidence_buckets,
+                self._config.max_error_types,
+            )
             self._tallies[key] = tallies
         self._changed.add(key)
         return tallies

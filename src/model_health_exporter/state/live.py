@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from model_health_exporter.state.windows import LiveWindow, WindowSummary
+if TYPE_CHECKING:  # windows imports numpy, whose import starts a thread; see cli._run
+    from model_health_exporter.state.windows import LiveWindow, WindowSummary
 
 # Prometheus' default buckets suit request latencies in seconds.
 DEFAULT_LATENCY_BUCKETS: Final = (
@@ -58,12 +59,12 @@ class Histogram:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"counts": self.counts, "sum": self.total}
+        return {"bounds": self.bounds, "counts": self.counts, "sum": self.total}
 
     def load(self, data: dict[str, Any]) -> None:
-        counts = [int(c) for c in data["counts"]]
-        if len(counts) == len(self.counts):  # else the buckets were reconfigured: start over
-            self.counts, self.total = counts, float(data["sum"])
+        # Reconfigured buckets start over: Prometheus reads it as a counter reset.
+        if tuple(float(b) for b in data["bounds"]) == self.bounds:
+            self.counts, self.total = [int(c) for c in data["counts"]], float(data["sum"])
 
 
 @dataclass(slots=True)
