@@ -115,7 +115,15 @@ def _run(argv: Sequence[str]) -> int:
     # must have them blocked. Threads inherit the mask from their creator, and some are
     # started at import time (numpy's BLAS pool), so block before importing the daemon:
     # a SIGTERM delivered to an unblocked thread would kill the process uncleanly.
-    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+    lifecycle = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, lifecycle)
+    try:
+        return _run_blocked(argv)
+    finally:  # for callers in the same process (tests); children inherit masks
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _run_blocked(argv: Sequence[str]) -> int:
     from model_health_exporter.daemon import Daemon  # noqa: PLC0415 - keep validate/check light
     from model_health_exporter.logging import configure_logging  # noqa: PLC0415
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,10 @@ def test_cli_config_errors_exit_2_listing_all(
 def test_cli_requires_a_models_dir(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "--models.dir" in capsys.readouterr().err
+
+
+def test_run_leaves_the_signal_mask_as_it_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # a blocked SIGTERM would be inherited by every process started afterwards
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert main(["--log.level", "loud"]) == 2
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
