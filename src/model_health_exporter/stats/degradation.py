@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 
@@ -38,3 +40,14 @@ def degradation_severity(ratio: float, bands: SeverityBands = DEFAULT_BANDS) -> 
     if ratio <= bands.high:
         return "high"
     return "critical"
+
+
+SEVERITY_LEVELS: Final[Mapping[str, int]] = MappingProxyType(
+    {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+)
+"""Numeric form of each severity, for routing_ml_model_degradation_severity."""
+
+
+def degradation_severity_level(ratio: float, bands: SeverityBands = DEFAULT_BANDS) -> int:
+    """`degradation_severity` as a number: 0 none, 1 low, 2 medium, 3 high, 4 critical."""
+    return SEVERITY_LEVELS[degradation_severity(ratio, bands)]
