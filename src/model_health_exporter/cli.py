@@ -1,4 +1,4 @@
-"""Command line: `run` (the default), `validate`, `check` and `demo`.
+"""Command line: `run` (the default), `validate`, `check`, `reference build` and `demo`.
 
 Flags of `run` are generated from the settings model, so `--help`, the environment
 variables and the YAML keys cannot drift apart."""
@@ -32,8 +32,8 @@ from model_health_exporter.schema import (
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
-_COMMANDS: Final = ("run", "validate", "check", "demo")
-_SECTIONS: Final = ("web", "models", "logs", "state", "log")
+_COMMANDS: Final = ("run", "validate", "check", "reference", "demo")
+_SECTIONS: Final = ("web", "models", "logs", "drift", "state", "log")
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
@@ -51,7 +51,8 @@ def _run_parser() -> argparse.ArgumentParser:
         "then the YAML file of --config.file.",
         epilog="Other commands: 'model-health-exporter validate PATH...' checks metrics.json "
         "and baseline files; 'model-health-exporter check --baseline A --candidate B' is a "
-        "CI quality gate; 'model-health-exporter demo --models.dir DIR' writes synthetic "
+        "CI quality gate; 'model-health-exporter reference build DATA -o FILE' builds a drift "
+        "reference profile; 'model-health-exporter demo --models.dir DIR' writes synthetic "
         "prediction logs to watch. Each has its own --help.",
         argument_default=argparse.SUPPRESS,
     )
@@ -322,6 +323,79 @@ def _demo(argv: Sequence[str]) -> int:
     )
 
 
+# ---- reference build ------------------------------------------------------------------
+
+
+def _reference(argv: Sequence[str]) -> int:
+    # numpy and scipy load only for this command
+    from model_health_exporter.fsutil import atomic_write_bytes  # noqa: PLC0415
+    from model_health_exporter.sources import reference as source  # noqa: PLC0415
+    from model_health_exporter.stats.reference import build_reference  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="model-health-exporter reference build",
+        description="Build a compact reference profile (bins from quantiles, top categories, "
+        "calibration) from a training sample, for drift and label-free estimation. Put the "
+        f"output next to metrics.json as {source.PROFILE_FILE}.",
+    )
+    parser.add_argument("action", choices=["build"])
+    parser.add_argument(
+        "data",
+        type=Path,
+        help="reference.jsonl (prediction-log records, 'actual' holding the label) or a CSV "
+        "file with one column per feature (and optional prediction, confidence, actual).",
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="Profile to write.")
+    parser.add_argument("--bins", type=int, default=20, help="Bins per numeric feature.")
+    parser.add_argument("--top-categories", type=int, default=20, help="Per categorical feature.")
+    parser.add_argument("--max-features", type=int, default=50, help="Features kept, by name.")
+    parser.add_argument("--max-classes", type=int, default=10, help="Classes kept.")
+    parser.add_argument("--force", action="store_true", help="Overwrite an existing output.")
+    args = parser.parse_args(argv)
+    if args.output.exists() and not args.force:
+        print(f"{args.output}: exists (use --force to overwrite)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rows = source.read_reference(args.data)
+    except source.ReferenceError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(rows, source.ReferenceProfileFile):
+        print(f"{args.data}: already a profile; give the sample it came from", file=sys.stderr)
+        return EXIT_USAGE
+    if rows.skipped:
+        print(
+            f"{args.data}: skipped {rows.skipped} invalid rows (first: {rows.first_problem})",
+            file=sys.stderr,
+        )
+    if not len(rows):
+        print(f"{args.data}: no usable rows", file=sys.stderr)
+        return EXIT_USAGE
+    profile = build_reference(
+        rows.source,
+        rows.features,
+        labels=rows.labels,
+        values=rows.values,
+        probabilities=rows.probabilities,
+        confidences=rows.confidences,
+        actuals=rows.actuals,
+        latencies=rows.latencies,
+        n_bins=args.bins,
+        top_k=args.top_categories,
+        max_features=args.max_features,
+        max_classes=args.max_classes,
+    )
+    atomic_write_bytes(args.output, json.dumps(profile.to_dict(), indent=1).encode() + b"\n")
+    calibrated = profile.calibrator is not None and profile.calibrator.calibrated
+    print(
+        f"{args.output}: {profile.n} rows, {len(profile.features)} features"
+        + (f" ({profile.dropped_features} dropped)" if profile.dropped_features else "")
+        + (", calibrated" if calibrated else "")
+        + (" (truncated to the first rows)" if rows.truncated else "")
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in _COMMANDS else "run"
@@ -333,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(rest)
         if command == "demo":
             return _demo(rest)
+        if command == "reference":
+            return _reference(rest)
         return _run(rest)
     except KeyboardInterrupt:
         return 130

@@ -209,6 +209,39 @@ class LogsSettings(BaseModel):
         return [str(Path(p).absolute()) for p in value]
 
 
+class DriftSettings(BaseModel):
+    """Drift and data quality of the live windows against each version's reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["p_value", "psi", "js", "wasserstein", "kl"] = Field(
+        "p_value",
+        description="Statistic that sets routing_ml_feature_drift_detected: p_value (KS or "
+        "chi-square, corrected across features), psi, js, wasserstein or kl.",
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        description="Flag drift when the p-value is below it (p_value) or the statistic at or "
+        "above it; default per method: p_value 0.01, psi 0.2, js 0.1, wasserstein 0.1, kl 0.3.",
+    )
+    correction: Literal["bh", "bonferroni", "none"] = Field(
+        "bh", description="Multiple-testing correction of p-values across a version's features."
+    )
+    reference_predictions: int = Field(
+        1000,
+        ge=20,
+        description="Without a reference file, the first this many predictions become it.",
+    )
+    bins: int = Field(20, ge=2, le=200, description="Quantile bins per numeric feature.")
+    top_categories: int = Field(
+        20, ge=1, le=200, description="Categories tracked per categorical feature; others pool."
+    )
+    max_features: int = Field(
+        50, gt=0, le=500, description="Features tracked per version (by name); more are dropped."
+    )
+
+
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -240,6 +273,7 @@ class Settings(BaseSettings):
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     namespace: str = Field("routing_ml", description="Prefix of every metric name.")

@@ -26,6 +26,7 @@ from model_health_exporter.config import ConfigError, Settings
 from model_health_exporter.exposition.collector import (
     ExporterCollector,
     ExporterStatus,
+    health_families,
     model_families,
     prediction_families,
 )
@@ -34,6 +35,7 @@ from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.health import HealthView
 from model_health_exporter.state.ingest import IngestConfig, IngestWorker
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
 from model_health_exporter.state.live import TalliesView
@@ -47,6 +49,7 @@ from model_health_exporter.state.registry import (
 )
 from model_health_exporter.state.scan_worker import ScanWorker
 from model_health_exporter.state.windows import WindowConfig
+from model_health_exporter.stats.reference import DriftSettings
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +89,15 @@ def ingest_config(settings: Settings) -> IngestConfig:
             max_pending=logs.max_pending,
             pending_max_age=logs.pending_max_age,
             min_samples=logs.window_min_samples,
+            drift=DriftSettings(
+                method=settings.drift.method,
+                threshold=settings.drift.threshold,
+                correction=settings.drift.correction,
+            ),
+            reference_predictions=settings.drift.reference_predictions,
+            reference_bins=settings.drift.bins,
+            reference_top_k=settings.drift.top_categories,
+            max_features=settings.drift.max_features,
         ),
     )
 
@@ -116,6 +128,9 @@ class Daemon:
 
     def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
         return {} if self._ingest is None else self._ingest.tallies
+
+    def _health(self) -> Mapping[tuple[str, str], HealthView]:
+        return {} if self._ingest is None else self._ingest.health
 
     def _start_ingest(self, settings: Settings) -> IngestWorker:
         """Raises RuntimeError if the checkpoint cannot be used."""
@@ -150,9 +165,14 @@ class Daemon:
             tallies = self._tallies()
             return tallies, tallies.values()
 
+        def health() -> tuple[object, Iterable[HealthView]]:
+            views = self._health()
+            return views, views.values()
+
         sections: list[CachedSection[Any]] = [
             CachedSection(CachedExposition(partial(model_families, ns)), models),
             CachedSection(CachedExposition(partial(prediction_families, ns)), versions),
+            CachedSection(CachedExposition(partial(health_families, ns)), health),
         ]
         return WebServer(
             settings.web.listen_address, make_app(collectors, sections, snapshot, __version__)

@@ -32,6 +32,7 @@ class Prediction(NamedTuple):  # a tuple: built for every line, ~5x cheaper than
     error: str | None  # None for a successful prediction
     model: str | None = None  # needed only in logs outside the version folders
     version: str | None = None
+    features: dict[str, str | int | float | None] | None = None  # as logged, for drift
 
 
 class Feedback(NamedTuple):
@@ -93,7 +94,19 @@ def _probabilities(value: Any) -> dict[str, float] | None:
     return out
 
 
-def _prediction(record: dict[str, Any]) -> Prediction:
+def parse_features(value: Any) -> dict[str, str | int | float | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad(f"features: expected an object, got {value!r}")
+    for name, v in value.items():
+        if v is not None and not isinstance(v, str | int | float):  # bool is an int
+            raise _bad(f"features.{name}: expected a number, string or null, got {v!r}")
+    return value
+
+
+def prediction_from_dict(record: dict[str, Any]) -> Prediction:
+    """A prediction from a decoded record; raises InvalidRecordError."""
     error = record.get("error")
     if error is not None and not isinstance(error, str):
         raise _bad(f"error: expected null or a string, got {error!r}")
@@ -130,6 +143,7 @@ def _prediction(record: dict[str, Any]) -> Prediction:
         error=error,
         model=_identifier(record.get("model"), "model"),
         version=_identifier(record.get("version"), "version"),
+        features=parse_features(record.get("features")),
     )
 
 
@@ -160,4 +174,4 @@ def parse_line(data: bytes) -> Prediction | Feedback:
         raise _bad(f"expected a JSON object, got {type(record).__name__}")
     if "actual" in record and "prediction" not in record:
         return _feedback(record)
-    return _prediction(record)
+    return prediction_from_dict(record)

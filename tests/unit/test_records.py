@@ -11,7 +11,15 @@ def test_classification_with_probabilities() -> None:
         b' "prediction": "approve", "probabilities": {"approve": 0.8, "deny": 0.2},'
         b' "latency_ms": 12, "error": null}'
     )
-    assert p == Prediction("a1", "approve", None, {"approve": 0.8, "deny": 0.2}, 0.8, 0.012, None)
+    assert p == Prediction(
+        "a1", "approve", None, {"approve": 0.8, "deny": 0.2}, 0.8, 0.012, None, features={"x": 1}
+    )
+
+
+def test_features_keep_numbers_strings_and_missing_values() -> None:
+    p = parse_line(b'{"prediction": 1.0, "features": {"a": 1.5, "b": "US", "c": null, "d": true}}')
+    assert isinstance(p, Prediction)
+    assert p.features == {"a": 1.5, "b": "US", "c": None, "d": True}
 
 
 def test_regression_and_integer_ids() -> None:
@@ -52,6 +60,8 @@ def test_feedback() -> None:
         (b'{"actual": "a"}', "invalid_record", "id"),
         (b'{"id": "x", "actual": {"a": 1}}', "invalid_record", "actual"),
         (b'{"id": {"n": 1}, "prediction": 1.0}', "invalid_record", "id"),
+        (b'{"prediction": 1.0, "features": [1, 2]}', "invalid_record", "features"),
+        (b'{"prediction": 1.0, "features": {"x": [1]}}', "invalid_record", "features.x"),
     ],
 )
 def test_invalid_records(line: bytes, reason: str, mentions: str) -> None:

@@ -43,7 +43,12 @@ def test_live_classification_metrics_equal_sklearn() -> None:
     summary = window.summary(now=1020.0)
     y_pred = [p.label for p in predictions[:300]]
     y_true = [f.actual for f in feedback[:300]]
-    assert summary.samples == {"predictions": 400, "labelled": 300, "confidence": 400}
+    assert summary.samples == {
+        "predictions": 400,
+        "labelled": 300,
+        "confidence": 400,
+        "features": 0,
+    }
     assert summary.metrics["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert summary.metrics["f1_score"] == pytest.approx(
         f1_score(y_true, y_pred, average="weighted", zero_division=0)
@@ -86,6 +91,7 @@ def test_old_buckets_leave_the_window() -> None:
         "predictions": 0,
         "labelled": 0,
         "confidence": 0,
+        "features": 0,
     }
 
 

@@ -20,8 +20,15 @@ from prometheus_client.registry import Collector
 from model_health_exporter.quality_metrics import QUALITY_METRICS
 from model_health_exporter.schema import ModelMetrics
 from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.health import LEVELS as HEALTH_LEVELS
+from model_health_exporter.state.health import RETRAIN_REASONS, HealthView
 from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import ModelView, Snapshot, VersionView
+from model_health_exporter.stats.degradation import (
+    DEFAULT_BANDS,
+    SeverityBands,
+    degradation_severity_level,
+)
 
 _VERSION = ("model", "version")
 
@@ -103,6 +110,7 @@ def model_families(namespace: str, models: Iterable[ModelView]) -> Iterator[Metr
 @dataclass
 class _ModelFamilies:
     ns: str
+    bands: SeverityBands = DEFAULT_BANDS
     file_gauges: list[tuple[GaugeMetricFamily, Callable[[ModelMetrics], float | None]]] = field(
         init=False
     )
@@ -154,6 +162,18 @@ class _ModelFamilies:
             "Baseline (target) value of a quality metric per model.",
             labels=["model", "metric"],
         )
+        self.severity = GaugeMetricFamily(
+            f"{ns}_model_degradation_severity",
+            "Severity band of the degradation against the baseline: 0 none, 1 low (< 5%), "
+            "2 medium (5-10%), 3 high (10-20%), 4 critical (> 20%).",
+            labels=[*_VERSION, "metric"],
+        )
+        self.trend = GaugeMetricFamily(
+            f"{ns}_model_quality_trend_slope",
+            "Least-squares slope of a quality metric across the model's versions by "
+            "generated_at, in the metric's unit per day.",
+            labels=["model", "metric"],
+        )
 
     def add_model(self, model: ModelView) -> None:
         name = model.name
@@ -164,6 +184,8 @@ class _ModelFamilies:
                 value = getattr(levels, severity)
                 if value is not None:
                     self.threshold.add_metric([name, metric, severity], value)
+        for metric, slope in model.trends.items():
+            self.trend.add_metric([name, metric], slope)
         expected = model.baseline.expected
         for metric, value in (
             ("training_samples", expected.min_samples),
@@ -191,6 +213,9 @@ class _ModelFamilies:
             self.missing.add_metric([*labels, column], rate)
         for metric, ratio in view.degradation.items():
             self.degradation.add_metric([*labels, metric], ratio)
+            self.severity.add_metric(
+                [*labels, metric], float(degradation_severity_level(ratio, self.bands))
+            )
 
     def all(self) -> Iterator[Metric]:
         yield from (family for family, _ in self.file_gauges)
@@ -201,8 +226,10 @@ class _ModelFamilies:
             self.valid,
             self.loaded,
             self.degradation,
+            self.severity,
             self.threshold,
             self.baseline,
+            self.trend,
         )
 
 
@@ -306,6 +333,26 @@ _WINDOW_NAMES: dict[str, str] = {
     "confidence_median": "confidence_median",
     "confidence_stddev": "confidence_stddev",
     "low_confidence_ratio": "low_confidence_ratio",
+    **{
+        m: m
+        for m in (
+            "data_drift_share",
+            "prediction_psi",
+            "prediction_js_distance",
+            "prediction_drift_p_value",
+            "prediction_drift_detected",
+            "prediction_mean_shift",
+            "confidence_psi",
+            "confidence_drift_p_value",
+            "invalid_record_ratio",
+            "estimated_accuracy",
+            "estimated_precision_weighted",
+            "estimated_recall_weighted",
+            "estimated_f1_score",
+            "estimation_calibrated",
+            "reference_samples",
+        )
+    },
 }
 _WINDOW_HELP: dict[str, str] = {
     "accuracy": "Accuracy on predictions labelled by feedback in the live window (0-1).",
@@ -327,8 +374,49 @@ _WINDOW_HELP: dict[str, str] = {
     "confidence_median": "Median confidence in the live window (0-1, within 0.01).",
     "confidence_stddev": "Standard deviation of the confidence in the live window.",
     "low_confidence_ratio": "Share of predictions below the low-confidence threshold (0-1).",
+    "data_drift_share": "Share of features flagged as drifted in the live window (0-1).",
+    "prediction_psi": "PSI of the predicted class (or output) distribution against the reference.",
+    "prediction_js_distance": "Jensen-Shannon distance of the prediction distribution (0-1).",
+    "prediction_drift_p_value": "p-value of the prediction distribution test (KS or chi-square).",
+    "prediction_drift_detected": "1 if the prediction distribution drifted from the reference.",
+    "prediction_mean_shift": "Mean of the output (regression) or confidence (classification) "
+    "minus its reference mean.",
+    "confidence_psi": "PSI of the confidence distribution against the reference.",
+    "confidence_drift_p_value": "KS p-value of the confidence distribution against the reference.",
+    "invalid_record_ratio": "Share of this version's log lines that failed validation (0-1).",
+    "estimated_accuracy": "Accuracy estimated without labels from calibrated confidence (0-1).",
+    "estimated_precision_weighted": "Weighted precision estimated without labels (0-1).",
+    "estimated_recall_weighted": "Weighted recall estimated without labels (0-1).",
+    "estimated_f1_score": "Weighted F1 estimated without labels (0-1).",
+    "estimation_calibrated": "1 if the estimate uses isotonic calibration fit on the reference.",
+    "reference_samples": "Rows of the reference the window is compared against.",
 }
 _WINDOW_GAUGES = tuple((_WINDOW_NAMES[k], _WINDOW_HELP[k]) for k in _WINDOW_NAMES)
+# Per-feature window statistics: summary key -> (metric suffix, help).
+_FEATURE_GAUGES: dict[str, tuple[str, str]] = {
+    "psi": (
+        "feature_psi",
+        "Population stability index against the reference (0.1 warn, 0.2 drift).",
+    ),
+    "js_distance": (
+        "feature_js_distance",
+        "Jensen-Shannon distance to the reference (base 2, 0-1).",
+    ),
+    "kl_divergence": ("feature_kl_divergence", "KL divergence from the reference (smoothed)."),
+    "ks_statistic": ("feature_ks_statistic", "Two-sample KS statistic over the reference bins."),
+    "drift_p_value": ("feature_drift_p_value", "KS (numeric) or chi-square (categorical) p-value."),
+    "wasserstein": ("feature_wasserstein", "Wasserstein distance divided by the reference std."),
+    "drift_detected": ("feature_drift_detected", "1 if the feature drifted (see --drift.method)."),
+    "missing_ratio": ("feature_missing_ratio", "Share of predictions missing the feature (0-1)."),
+    "out_of_range_ratio": (
+        "feature_out_of_range_ratio",
+        "Share of values outside the reference range or of the wrong type (0-1).",
+    ),
+    "unseen_category_ratio": (
+        "feature_unseen_category_ratio",
+        "Share of values not among the reference's top categories (0-1).",
+    ),
+}
 
 
 class PredictionCollector(Collector):
@@ -386,6 +474,16 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
         name: GaugeMetricFamily(f"{ns}_{name}", help_, labels=_VERSION)
         for name, help_ in _WINDOW_GAUGES
     }
+    feature_gauges = {
+        key: GaugeMetricFamily(f"{ns}_{name}", help_, labels=[*_VERSION, "feature"])
+        for key, (name, help_) in _FEATURE_GAUGES.items()
+    }
+    reference = InfoMetricFamily(
+        f"{ns}_reference",
+        "The reference a version's window is compared against: profile, jsonl, csv "
+        "(files next to metrics.json) or predictions (its first predictions).",
+        labels=_VERSION,
+    )
     for t in views:
         labels = [t.model, t.version]
         predictions.add_metric(labels, t.predictions)
@@ -400,11 +498,78 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
         for kind, count in t.window.samples.items():
             window_samples.add_metric([*labels, kind], count)
         for name, value in t.window.metrics.items():
-            window_gauges[_WINDOW_NAMES[name]].add_metric(labels, value)
+            gauge = _WINDOW_NAMES.get(name)
+            if gauge is not None:  # others feed the health score only
+                window_gauges[gauge].add_metric(labels, value)
+        for feature, stats in t.window.features.items():
+            for key, value in stats.items():
+                feature_gauges[key].add_metric([*labels, feature], value)
+        if t.window.reference_source is not None:
+            reference.add_metric(labels, {"source": t.window.reference_source})
     yield from (predictions, errors, feedback, latency, confidence, *joins.values())
     yield window_samples
     yield from window_gauges.values()
+    yield from feature_gauges.values()
+    yield reference
 
 
 def _buckets(cumulative: tuple[tuple[float, int], ...]) -> list[tuple[str, float]]:
     return [("+Inf" if math.isinf(b) else repr(float(b)), float(n)) for b, n in cumulative]
+
+
+def health_families(namespace: str, views: Iterable[HealthView]) -> Iterator[Metric]:
+    """Health score, its checks and the retraining recommendation, always the same
+    families in the same order."""
+    ns = namespace
+    score = GaugeMetricFamily(
+        f"{ns}_model_health_score",
+        "Weighted health score 0-100 of the checks with data (seed weights, renormalised).",
+        labels=_VERSION,
+    )
+    check = GaugeMetricFamily(
+        f"{ns}_model_health_check_score",
+        "Score 0-100 of one health check; absent while the check has no data.",
+        labels=[*_VERSION, "check"],
+    )
+    weight = GaugeMetricFamily(
+        f"{ns}_model_health_check_weight",
+        "Effective weight of a check in the health score (0 when left out for lack of data).",
+        labels=[*_VERSION, "check"],
+    )
+    level = GaugeMetricFamily(
+        f"{ns}_model_health_level",
+        "1 for the current health level: excellent >= 90, good >= 70, fair >= 50, poor.",
+        labels=[*_VERSION, "level"],
+    )
+    source = InfoMetricFamily(
+        f"{ns}_model_health_performance",
+        "Which accuracy the performance check used: live, estimated or evaluation.",
+        labels=_VERSION,
+    )
+    recommended = GaugeMetricFamily(
+        f"{ns}_model_retrain_recommended",
+        "1 when retraining is recommended: a trigger fired and enough new data exists.",
+        labels=_VERSION,
+    )
+    reason = GaugeMetricFamily(
+        f"{ns}_model_retrain_reason",
+        "1 for each retraining trigger that holds (performance_drop, data_drift, model_age, "
+        "new_data, error_rate).",
+        labels=[*_VERSION, "reason"],
+    )
+    for view in views:
+        labels = [view.model, view.version]
+        if view.score is not None:
+            score.add_metric(labels, view.score)
+            for name in HEALTH_LEVELS:
+                level.add_metric([*labels, name], 1.0 if name == view.level else 0.0)
+        for name, value in view.checks:
+            check.add_metric([*labels, name], value)
+        for name, value in view.weights:
+            weight.add_metric([*labels, name], value)
+        if view.performance_source is not None:
+            source.add_metric(labels, {"source": view.performance_source})
+        recommended.add_metric(labels, 1.0 if view.retrain_recommended else 0.0)
+        for name in RETRAIN_REASONS:
+            reason.add_metric([*labels, name], 1.0 if name in view.retrain_reasons else 0.0)
+    yield from (score, check, weight, level, source, recommended, reason)

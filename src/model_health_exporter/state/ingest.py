@@ -29,7 +29,17 @@ from model_health_exporter.records import (
     parse_line,
 )
 from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
+from model_health_exporter.sources.reference import (
+    ERROR_REASONS as REFERENCE_ERROR_REASONS,
+)
+from model_health_exporter.sources.reference import (
+    ReferenceError,
+    ReferenceProfileFile,
+    find_reference,
+    read_reference,
+)
 from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.health import HealthConfig, HealthView, health_view
 from model_health_exporter.state.live import (
     DEFAULT_CONFIDENCE_BUCKETS,
     DEFAULT_LATENCY_BUCKETS,
@@ -38,6 +48,7 @@ from model_health_exporter.state.live import (
 )
 from model_health_exporter.state.registry import Snapshot
 from model_health_exporter.state.windows import LiveWindow, WindowConfig
+from model_health_exporter.stats.reference import ModelReference, build_reference
 
 log = structlog.get_logger(__name__)
 
@@ -45,13 +56,28 @@ CHECKPOINT_FILE: Final = "checkpoint.json"
 CHECKPOINT_FORMAT: Final = 1
 LOG_DIRS: Final = ("predictions", "feedback")
 ERROR_SOURCE: Final = "prediction_log"
+REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
 
 VersionKey = tuple[str, str]  # (model, version)
 
 
 def initial_error_keys() -> list[tuple[str, str]]:
-    return [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS]
+    return [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS] + [
+        (REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS
+    ]
+
+
+# A reference file as last seen: path, modification time, size.
+_Stamp = tuple[str, int, int]
+
+
+def _stamp(path: Path) -> _Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,7 @@ class IngestConfig:
     latency_buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS
     confidence_buckets: tuple[float, ...] = DEFAULT_CONFIDENCE_BUCKETS
     summary_refresh: float = 10.0  # seconds: windows also change as time passes
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 def _check_format(data: dict[str, object]) -> None:
@@ -102,9 +129,13 @@ class IngestWorker:
         self._changed: set[VersionKey] = set()
         self._saved_positions: dict[str, dict[str, Position]] = {}
         self._last_error_log = 0.0
+        self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
+        self._next_reference_check = 0.0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
+        # Active versions and versions with logs; rebuilt with the tallies.
+        self.health: Mapping[VersionKey, HealthView] = MappingProxyType({})
         self._load_checkpoint()
 
     # ---- checkpoint ---------------------------------------------------------------------
@@ -211,7 +242,7 @@ class IngestWorker:
             self._windows.pop(version_key, None)
             self._views.pop(version_key, None)
         if stale:
-            self._publish()
+            self._publish(everything=True)
         for tail_key in list(self._saved_positions):
             model, version, _ = tail_key.split("/", 2)
             if (model, version) not in present:
@@ -238,6 +269,9 @@ class IngestWorker:
     def poll_once(self) -> int:
         """Read and tally everything new; returns the number of lines read."""
         versions = self._sync_tails()
+        if time.monotonic() >= self._next_reference_check:
+            self._sync_references()
+            self._next_reference_check = time.monotonic() + self._config.summary_refresh
         lines = 0
         for key, tail in self._tails.items():
             for chunk in tail.poll():
@@ -266,13 +300,19 @@ class IngestWorker:
 
     def _tally(self, chunk: Chunk, target: VersionKey | set[VersionKey]) -> int:
         now = time.time()
+        # Bad lines in a version's own folder count against its data quality.
+        folder_window = self._window_for(target) if isinstance(target, tuple) else None
         for number in chunk.too_long:
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
+            if folder_window is not None:
+                folder_window.observe_invalid(now)
         for line in chunk.lines:
             try:
                 record = parse_line(line.data)
             except InvalidRecordError as exc:
                 self._line_error(chunk, line.number, exc.reason, exc.message)
+                if folder_window is not None:
+                    folder_window.observe_invalid(now)
                 continue
             key = self._route(record, target)
             if key is None:
@@ -298,6 +338,82 @@ class IngestWorker:
                 tallies.confidence.observe(record.confidence)
         return len(chunk.lines) + len(chunk.too_long)
 
+    # ---- references -------------------------------------------------------------------
+
+    def _sync_references(self) -> None:
+        """Give each version's window the reference next to its metrics.json, re-read
+        when the file changes; without one the window builds its own from the first
+        predictions."""
+        for view in self._snapshot().versions():
+            key = (view.model, view.version)
+            path = find_reference(view.directory)
+            stamp = None if path is None else _stamp(path)
+            if key in self._reference_stamps and self._reference_stamps[key] == stamp:
+                continue
+            if path is None and key not in self._windows:
+                continue  # nothing to tell a window that does not exist yet
+            self._reference_stamps[key] = stamp
+            reference = None if path is None else self._load_reference(view.model, path)
+            if path is not None and reference is None:
+                continue  # unusable file: keep what the window has
+            self._window_for(key).set_reference(reference)
+            self._changed.add(key)
+        present = {(v.model, v.version) for v in self._snapshot().versions()}
+        for key in [k for k in self._reference_stamps if k not in present]:
+            del self._reference_stamps[key]
+
+    def _load_reference(self, model: str, path: Path) -> ModelReference | None:
+        try:
+            reference = self._read_reference(path)
+        except ReferenceError as exc:
+            self._errors.inc((REFERENCE_SOURCE, exc.reason))
+            log.error(
+                "reference unusable; drift keeps the previous one", model=model, problem=str(exc)
+            )
+            return None
+        log.info(
+            "reference loaded",
+            path=str(path),
+            rows=reference.n,
+            features=len(reference.features),
+            calibrated=reference.calibrator is not None and reference.calibrator.calibrated,
+        )
+        return reference
+
+    def _read_reference(self, path: Path) -> ModelReference:
+        """Raises ReferenceError."""
+        loaded = read_reference(path)
+        if isinstance(loaded, ReferenceProfileFile):
+            try:
+                return ModelReference.from_dict(loaded.data, source="profile")
+            except ValueError as exc:
+                raise ReferenceError(path, "invalid_profile", str(exc)) from None
+        if loaded.skipped:
+            self._errors.inc((REFERENCE_SOURCE, "invalid_row"), loaded.skipped)
+            log.warning(
+                "skipped reference rows",
+                path=str(path),
+                skipped=loaded.skipped,
+                first_problem=loaded.first_problem,
+            )
+        if not len(loaded):
+            raise ReferenceError(path, "invalid_row", "no usable rows")
+        window = self._config.window
+        return build_reference(
+            loaded.source,
+            loaded.features,
+            labels=loaded.labels,
+            values=loaded.values,
+            probabilities=loaded.probabilities,
+            confidences=loaded.confidences,
+            actuals=loaded.actuals,
+            latencies=loaded.latencies,
+            n_bins=window.reference_bins,
+            top_k=window.reference_top_k,
+            max_features=window.max_features,
+            max_classes=window.max_classes,
+        )
+
     def _line_error(self, chunk: Chunk, number: int, reason: str, message: str) -> None:
         self._errors.inc((ERROR_SOURCE, reason))
         now = time.monotonic()
@@ -315,10 +431,30 @@ class IngestWorker:
         """Refresh the views of the versions that changed (all of them when asked: the
         windows move on with time) and publish a new immutable mapping."""
         now = time.time()
-        for key in set(self._tallies) if everything else self._changed & set(self._tallies):
+        changed = set(self._tallies) if everything else self._changed & set(self._tallies)
+        for key in changed:
             self._views[key] = TalliesView.of(key, self._tallies[key], self._window_for(key), now)
         self._changed.clear()
         self.tallies = MappingProxyType(dict(sorted(self._views.items())))
+        self._publish_health(now, None if everything else changed)
+
+    def _publish_health(self, now: float, only: set[VersionKey] | None) -> None:
+        """A view per active version and per version with logs (all of them, or those in
+        `only`); a view equal to the one before is kept, so its rendered text is reused."""
+        previous = self.health
+        views = {} if only is None else dict(previous)
+        for model in self._snapshot().models.values():
+            for version in model.versions:
+                key = (model.name, version.version)
+                if only is not None and key not in only:
+                    continue
+                tallies = self.tallies.get(key)
+                if tallies is None and not version.active:
+                    continue
+                view = health_view(model, version, tallies, now, self._config.health)
+                old = previous.get(key)
+                views[key] = old if old == view else view
+        self.health = MappingProxyType(dict(sorted(views.items())))
 
     # ---- thread -------------------------------------------------------------------------
 

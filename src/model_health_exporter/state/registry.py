@@ -37,6 +37,7 @@ from model_health_exporter.sources.metrics_files import (
 )
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.stats.degradation import degradation_ratio
+from model_health_exporter.stats.trend import slope_per_day
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,28 @@ class ModelView:
     active_source: str | None  # ACTIVE, current, active, production or newest
     baseline: Baseline
     baseline_problem: str | None
+    # quality metric -> least-squares slope per day across the valid versions'
+    # generated_at (seeds 000 and 004); only metrics with two or more points
+    trends: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def quality_trends(versions: Iterable[VersionView]) -> Mapping[str, float]:
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for view in versions:
+        metrics = view.metrics
+        if metrics is None or metrics.generated_at is None:
+            continue
+        at = metrics.generated_at.timestamp()
+        for name, value in metrics.quality().items():
+            times, values = points.setdefault(name, ([], []))
+            times.append(at)
+            values.append(value)
+    trends = {}
+    for name, (times, values) in sorted(points.items()):
+        slope = slope_per_day(times, values)
+        if slope is not None:
+            trends[name] = slope
+    return MappingProxyType(trends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +409,7 @@ class ModelRegistry:
             active_source=source,
             baseline=baseline,
             baseline_problem=record.baseline.problem,
+            trends=quality_trends(versions),
         )
 
     def _resolve_active(

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar
 
 from model_health_exporter.records import Feedback, Prediction, label_of
 from model_health_exporter.stats import performance as perf
+from model_health_exporter.stats.reference import (
+    DriftCounts,
+    DriftSettings,
+    ModelReference,
+    build_reference,
+    drift_report,
+)
 
 Kind = Literal["classification", "regression"]
 OTHER_CLASS: Final = "__other__"
@@ -35,14 +43,26 @@ class WindowConfig:
     max_pending: int = 5000
     pending_max_age: float = 86_400.0
     min_samples: int = 100
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    # Without a reference file, this many first successful predictions become it.
+    reference_predictions: int = 1000
+    reference_bins: int = 20
+    reference_top_k: int = 20
+    max_features: int = 50
+
+
+_NO_FEATURES: Final[MappingProxyType[str, MappingProxyType[str, float]]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class WindowSummary:
-    """What the window says now: metric name -> value, sample counts by kind."""
+    """What the window says now: metric name -> value, sample counts by kind, and
+    per-feature drift and quality (feature -> statistic -> value)."""
 
     metrics: MappingProxyType[str, float]
     samples: MappingProxyType[str, int]
+    features: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _NO_FEATURES)
+    reference_source: str | None = None
 
 
 _FLUSH_AT: Final = 4096
@@ -55,6 +75,13 @@ class _Bucket:
     labelled: perf.ClassificationCounts | None = None
     regression: perf.RegressionSums | None = None
     predictions: int = 0
+    errors: int = 0
+    invalid_records: int = 0
+    latency_sum: float = 0.0
+    latency_n: int = 0
+    drift: DriftCounts | None = None
+    # Successful predictions wait here for the vectorised drift tally.
+    drift_rows: list[Prediction] = field(default_factory=list)
     # Confidences wait here and enter the histogram in batches: numpy costs tens of
     # microseconds a call, a list append a few dozen nanoseconds.
     unflushed: list[float] = field(default_factory=list)
@@ -69,6 +96,14 @@ class _Bucket:
             self.confidence.add_many(self.unflushed)
             self.unflushed = []
         return self.confidence
+
+    def flush_drift(self, reference: ModelReference | None) -> DriftCounts | None:
+        if self.drift_rows and reference is not None:
+            if self.drift is None:
+                self.drift = DriftCounts.empty(reference)
+            self.drift.add_rows(reference, self.drift_rows)
+        self.drift_rows = []
+        return self.drift
 
 
 @dataclass(slots=True)
@@ -91,6 +126,55 @@ class LiveWindow:
         self.matched = 0
         self.expired = 0
         self.unmatched = 0
+        self.reference: ModelReference | None = None
+        self._reference_rows: list[Prediction] = []  # collecting the automatic reference
+
+    # ---- reference ----------------------------------------------------------------------
+
+    def set_reference(self, reference: ModelReference | None) -> None:
+        """Use `reference` from now on (None: build one from the first predictions).
+        Drift tallied against another reference is dropped: its bins differ."""
+        same = (
+            reference is not None
+            and self.reference is not None
+            and reference.to_dict() == self.reference.to_dict()
+        )
+        if same:
+            return
+        if (
+            reference is None
+            and self.reference is not None
+            and self.reference.source == "predictions"
+        ):
+            return  # already built from the first predictions
+        self.reference = reference
+        self._reference_rows = []
+        for bucket in self._buckets:
+            bucket.drift, bucket.drift_rows = None, []
+
+    def _collect_reference(self, prediction: Prediction) -> None:
+        rows = self._reference_rows
+        rows.append(prediction)
+        if len(rows) < self._config.reference_predictions:
+            return
+        config = self._config
+        self.reference = build_reference(
+            "predictions",
+            [r.features or {} for r in rows],
+            labels=[r.label for r in rows],
+            values=[r.value for r in rows],
+            confidences=[r.confidence for r in rows],
+            latencies=[r.latency_seconds for r in rows],
+            n_bins=config.reference_bins,
+            top_k=config.reference_top_k,
+            max_features=config.max_features,
+            max_classes=config.max_classes,
+        )
+        self._reference_rows = []
+
+    def observe_invalid(self, now: float) -> None:
+        """A line in this version's logs that failed validation (data quality)."""
+        self._bucket(now).invalid_records += 1
 
     # ---- classes ------------------------------------------------------------------------
 
@@ -139,10 +223,20 @@ class LiveWindow:
     def observe_prediction(self, prediction: Prediction, now: float) -> None:
         bucket = self._bucket(now)
         bucket.predictions += 1
+        if prediction.latency_seconds is not None:
+            bucket.latency_sum += prediction.latency_seconds
+            bucket.latency_n += 1
         if prediction.error is not None:
+            bucket.errors += 1
             return
         if prediction.confidence is not None:
             bucket.add_confidence(prediction.confidence)
+        if self.reference is not None:
+            bucket.drift_rows.append(prediction)
+            if len(bucket.drift_rows) >= _FLUSH_AT:
+                bucket.flush_drift(self.reference)
+        else:
+            self._collect_reference(prediction)
         if prediction.id is None:
             return
         if prediction.label is not None:
@@ -204,13 +298,36 @@ class LiveWindow:
         n_labelled = (labelled.n_samples if labelled is not None else 0) + (
             regression.n if regression is not None else 0
         )
+        reference = self.reference
+        drift = _merge([d for b in self._buckets if (d := b.flush_drift(reference)) is not None])
         samples = {
             "predictions": predictions,
             "labelled": n_labelled,
             "confidence": confidence.count if confidence is not None else 0,
+            "features": drift.rows if drift is not None else 0,
         }
         metrics: dict[str, float | None] = {}
         minimum = self._config.min_samples
+        features: Mapping[str, Mapping[str, float]] = _NO_FEATURES
+        errors = sum(b.errors for b in self._buckets)
+        invalid = sum(b.invalid_records for b in self._buckets)
+        latency_n = sum(b.latency_n for b in self._buckets)
+        if predictions >= minimum:
+            metrics["error_ratio"] = errors / predictions
+        if predictions + invalid >= minimum:
+            metrics["invalid_record_ratio"] = invalid / (predictions + invalid)
+        if latency_n >= minimum:
+            metrics["latency_mean_seconds"] = sum(b.latency_sum for b in self._buckets) / latency_n
+        if reference is not None:
+            metrics["reference_samples"] = float(reference.n)
+            if reference.latency_mean is not None:
+                metrics["reference_latency_mean_seconds"] = reference.latency_mean
+            if drift is not None:
+                report = drift_report(
+                    reference, drift, replace(self._config.drift, min_samples=minimum)
+                )
+                metrics |= report.metrics
+                features = report.features
         if labelled is not None and labelled.n_samples >= minimum:
             weighted = perf.precision_recall_f1(labelled, "weighted")
             macro = perf.precision_recall_f1(labelled, "macro")
@@ -244,6 +361,8 @@ class LiveWindow:
         return WindowSummary(
             MappingProxyType({k: v for k, v in metrics.items() if v is not None}),
             MappingProxyType(samples),
+            features,
+            None if reference is None else reference.source,
         )
 
     # ---- checkpoint ---------------------------------------------------------------------
@@ -253,6 +372,7 @@ class LiveWindow:
             "kind": self.kind,
             "classes": self.classes,
             "counts": [self.matched, self.expired, self.unmatched],
+            "reference": None if self.reference is None else self.reference.to_dict(),
             "buckets": [
                 {
                     "index": b.index,
@@ -260,6 +380,8 @@ class LiveWindow:
                     "confidence": b.flush().to_dict(),
                     "labelled": None if b.labelled is None else b.labelled.to_dict(),
                     "regression": None if b.regression is None else b.regression.to_dict(),
+                    "tallies": [b.errors, b.invalid_records, b.latency_sum, b.latency_n],
+                    "drift": None if (d := b.flush_drift(self.reference)) is None else d.to_dict(),
                 }
                 for b in self._buckets
             ],
@@ -270,9 +392,12 @@ class LiveWindow:
         self.kind = data["kind"]
         self.classes = [str(c) for c in data["classes"]][: self._config.max_classes]
         self.matched, self.expired, self.unmatched = (int(n) for n in data["counts"])
+        saved_reference = data.get("reference")
+        reference = None if saved_reference is None else ModelReference.from_dict(saved_reference)
         buckets: deque[_Bucket] = deque()
         for b in data["buckets"]:
-            labelled, regression = b["labelled"], b["regression"]
+            labelled, regression, drift = b["labelled"], b["regression"], b.get("drift")
+            errors, invalid, latency_sum, latency_n = b.get("tallies", (0, 0, 0.0, 0))
             buckets.append(
                 _Bucket(
                     int(b["index"]),
@@ -280,8 +405,16 @@ class LiveWindow:
                     None if labelled is None else perf.ClassificationCounts.from_dict(labelled),
                     None if regression is None else perf.RegressionSums.from_dict(regression),
                     int(b["predictions"]),
+                    int(errors),
+                    int(invalid),
+                    float(latency_sum),
+                    int(latency_n),
+                    None
+                    if drift is None or reference is None
+                    else DriftCounts.from_dict(reference, drift),
                 )
             )
+        self.reference = reference
         self._buckets = buckets
         self._pending = OrderedDict(
             (str(k), _Pending(float(at), predicted, probabilities))
@@ -289,7 +422,9 @@ class LiveWindow:
         )
 
 
-_A = TypeVar("_A", perf.ClassificationCounts, perf.RegressionSums, perf.ConfidenceHistogram)
+_A = TypeVar(
+    "_A", perf.ClassificationCounts, perf.RegressionSums, perf.ConfidenceHistogram, DriftCounts
+)
 
 
 def _merge(parts: list[_A]) -> _A | None:

@@ -1,0 +1,604 @@
+"""A model version's reference (what its inputs and outputs looked like when it was
+trained or first served) and the bounded tallies of a window compared against it.
+
+- `ModelReference`: a profile per feature (bins from reference quantiles, top-K
+  categories), of the predicted class or output, of the confidence, the calibration
+  for label-free estimation, and the reference latency.
+- `DriftCounts`: one time bucket's counts over the reference's bins (fixed-size arrays,
+  so memory never grows with the number of predictions), mergeable by `+=`.
+- `drift_report`: drift, data quality and estimated performance of merged counts.
+
+Pure numpy: no I/O, nothing about Prometheus."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal, Self, TypeGuard
+
+import numpy as np
+import numpy.typing as npt
+
+from model_health_exporter.stats import drift
+from model_health_exporter.stats.estimation import (
+    Calibrator,
+    estimated_metrics,
+    expected_confusion,
+    fit_calibrator,
+)
+from model_health_exporter.stats.profile import (
+    CategoricalProfile,
+    NumericProfile,
+    Profile,
+    build_categorical_profile,
+    build_numeric_profile,
+    category_key,
+    profile_from_dict,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Value = str | int | float | None
+Source = Literal["profile", "jsonl", "csv", "predictions"]
+FORMAT: Final = 1
+MAX_KNOWN_CATEGORIES: Final = 1000
+"""Per categorical feature, at most this many reference categories are remembered for
+the unseen-category ratio; a feature with more has no such ratio."""
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _build_profile(values: Sequence[Value], n_bins: int, top_k: int) -> Profile | None:
+    """Numeric if every present value is a number (booleans are categories)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if all(_is_number(v) for v in present):
+        return build_numeric_profile([float(v) if _is_number(v) else None for v in values], n_bins)
+    return build_categorical_profile([category_key(v) for v in values], top_k)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReference:
+    source: Source
+    n: int  # rows
+    features: Mapping[str, Profile]  # sorted by name
+    prediction: Profile | None = None  # predicted class (categorical) or output (numeric)
+    confidence: NumericProfile | None = None
+    calibrator: Calibrator | None = None
+    latency_mean: float | None = None  # seconds
+    dropped_features: int = 0  # over the feature limit
+    # categorical feature -> every category of the reference (absent: too many to keep)
+    known_categories: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "source": self.source,
+            "n": self.n,
+            "features": {k: p.to_dict() for k, p in self.features.items()},
+            "prediction": None if self.prediction is None else self.prediction.to_dict(),
+            "confidence": None if self.confidence is None else self.confidence.to_dict(),
+            "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
+            "latency_mean": self.latency_mean,
+            "dropped_features": self.dropped_features,
+            "known_categories": {k: sorted(v) for k, v in self.known_categories.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: Source | None = None) -> Self:
+        """Raises ValueError (with the key) on anything malformed."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format: expected {FORMAT}, got {data.get('format')!r}")
+        try:
+            features = {str(k): profile_from_dict(v) for k, v in dict(data["features"]).items()}
+            prediction = data.get("prediction")
+            confidence = data.get("confidence")
+            calibrator = data.get("calibrator")
+            latency = data.get("latency_mean")
+            conf_profile = None if confidence is None else profile_from_dict(confidence)
+            if conf_profile is not None and not isinstance(conf_profile, NumericProfile):
+                raise ValueError("confidence: expected a numeric profile")
+            return cls(
+                source=source or data["source"],
+                n=int(data["n"]),
+                features=MappingProxyType(dict(sorted(features.items()))),
+                prediction=None if prediction is None else profile_from_dict(prediction),
+                confidence=conf_profile,
+                calibrator=None if calibrator is None else Calibrator.from_dict(calibrator),
+                latency_mean=None if latency is None else float(latency),
+                dropped_features=int(data.get("dropped_features", 0)),
+                known_categories=MappingProxyType(
+                    {
+                        str(k): frozenset(str(c) for c in v)
+                        for k, v in dict(data.get("known_categories", {})).items()
+                    }
+                ),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"reference profile: missing or malformed {exc}") from None
+
+
+def build_reference(
+    source: Source,
+    features: Sequence[Mapping[str, Value]],
+    *,
+    labels: Sequence[str | None] = (),
+    values: Sequence[float | None] = (),
+    probabilities: Sequence[Mapping[str, float] | None] = (),
+    confidences: Sequence[float | None] = (),
+    actuals: Sequence[Value | bool] = (),
+    latencies: Sequence[float | None] = (),
+    n_bins: int = 20,
+    top_k: int = 20,
+    max_features: int = 50,
+    max_classes: int = 10,
+) -> ModelReference:
+    """The reference of a sample, one entry per row in each sequence (shorter ones are
+    read as absent). Features beyond `max_features` (by name) are left out and counted."""
+    names = sorted({name for row in features for name in row})
+    kept, dropped = names[:max_features], max(0, len(names) - max_features)
+    profiles: dict[str, Profile] = {}
+    known: dict[str, frozenset[str]] = {}
+    for name in kept:
+        column = [row.get(name) for row in features]
+        profile = _build_profile(column, n_bins, top_k)
+        if profile is None:
+            continue
+        profiles[name] = profile
+        if isinstance(profile, CategoricalProfile):
+            seen = {key for v in column if (key := category_key(v)) is not None}
+            if len(seen) <= MAX_KNOWN_CATEGORIES:
+                known[name] = frozenset(seen)
+    prediction: Profile | None = None
+    if any(v is not None for v in values):
+        prediction = build_numeric_profile(list(values), n_bins)
+    elif any(v is not None for v in labels):
+        prediction = build_categorical_profile(list(labels), max_classes)
+    confidence = (
+        build_numeric_profile(list(confidences), n_bins)
+        if any(c is not None for c in confidences)
+        else None
+    )
+    known_latencies = [x for x in latencies if x is not None]
+    return ModelReference(
+        source=source,
+        n=len(features),
+        features=MappingProxyType(profiles),
+        prediction=prediction,
+        confidence=confidence,
+        calibrator=_calibrator(labels, probabilities, confidences, actuals, max_classes),
+        latency_mean=float(np.mean(known_latencies)) if known_latencies else None,
+        dropped_features=dropped,
+        known_categories=MappingProxyType(known),
+    )
+
+
+def _calibrator(
+    labels: Sequence[str | None],
+    probabilities: Sequence[Mapping[str, float] | None],
+    confidences: Sequence[float | None],
+    actuals: Sequence[Value | bool],
+    max_classes: int,
+) -> Calibrator | None:
+    """Calibration from the labelled rows that carry probabilities (or at least the
+    confidence of the predicted class); None without labelled classification rows."""
+    rows = [
+        (lab, probs, conf, act)
+        for lab, probs, conf, act in zip(labels, probabilities, confidences, actuals, strict=False)
+        if lab is not None and act is not None and (probs is not None or conf is not None)
+    ]
+    if len(rows) < 20:
+        return None
+    counts: dict[str, int] = {}
+    for lab, probs, _, act in rows:
+        for c in (lab, category_key(act), *(probs or {})):
+            if c is not None:
+                counts[c] = counts.get(c, 0) + 1
+    classes = sorted(counts, key=lambda c: (-counts[c], c))[:max_classes]
+    index = {c: i for i, c in enumerate(sorted(classes))}
+    ordered = sorted(classes)
+    matrix = np.zeros((len(rows), len(ordered)))
+    actual_idx = np.full(len(rows), -1, dtype=np.int64)
+    predicted_idx = np.full(len(rows), -1, dtype=np.int64)
+    for i, (lab, probs, conf, act) in enumerate(rows):
+        actual_idx[i] = index.get(category_key(act) or "", -1)
+        predicted_idx[i] = index.get(lab, -1)
+        if probs is not None:
+            for c, p in probs.items():
+                if c in index:
+                    matrix[i, index[c]] = p
+        elif predicted_idx[i] >= 0 and conf is not None:
+            # Only the top class's confidence: spread the rest evenly over the others.
+            k = len(ordered)
+            matrix[i, :] = (1.0 - conf) / max(k - 1, 1)
+            matrix[i, predicted_idx[i]] = conf
+    usable = (actual_idx >= 0) & (predicted_idx >= 0) & (matrix.sum(axis=1) > 0)
+    if usable.sum() < 20 or len(ordered) < 2:
+        return None
+    matrix = matrix[usable] / matrix[usable].sum(axis=1, keepdims=True)
+    return fit_calibrator(matrix, actual_idx[usable], ordered, predicted=predicted_idx[usable])
+
+
+# --------------------------------------------------------------------------------------------
+# Window tallies against a reference
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DriftCounts:
+    """One bucket's counts over a reference's bins. Arrays are per feature in the
+    reference's (sorted) feature order."""
+
+    feature_counts: list[IntArray]
+    missing: IntArray  # per feature: absent or null
+    invalid_type: IntArray  # per feature: a string for a numeric feature
+    unseen: IntArray  # per feature: a category the reference never had
+    minmax: FloatArray  # per feature: [min, max] seen (numeric; NaN until seen)
+    rows: int = 0  # predictions with features
+    prediction_counts: IntArray | None = None
+    prediction_sum: float = 0.0
+    prediction_n: int = 0
+    confidence_counts: IntArray | None = None
+    confidence_sum: float = 0.0
+    confidence_n: int = 0
+    expected: FloatArray | None = None  # expected confusion (actual x predicted), CBPE
+    expected_n: int = 0
+    calibrated_confidence_sum: float = 0.0  # rows with a confidence only
+    calibrated_confidence_n: int = 0
+
+    @classmethod
+    def empty(cls, reference: ModelReference) -> Self:
+        n_features = len(reference.features)
+        calibrator = reference.calibrator
+        return cls(
+            feature_counts=[np.zeros(p.n_bins, np.int64) for p in reference.features.values()],
+            missing=np.zeros(n_features, np.int64),
+            invalid_type=np.zeros(n_features, np.int64),
+            unseen=np.zeros(n_features, np.int64),
+            minmax=np.full((n_features, 2), np.nan),
+            prediction_counts=(
+                None
+                if reference.prediction is None
+                else np.zeros(reference.prediction.n_bins, np.int64)
+            ),
+            confidence_counts=(
+                None
+                if reference.confidence is None
+                else np.zeros(reference.confidence.n_bins, np.int64)
+            ),
+            expected=(
+                None
+                if calibrator is None
+                else np.zeros((len(calibrator.classes), len(calibrator.classes)))
+            ),
+        )
+
+    # ---- adding -------------------------------------------------------------------------
+
+    def add_rows(self, reference: ModelReference, rows: Sequence[Any]) -> None:
+        """Tally successful predictions (`records.Prediction`), vectorised per column."""
+        if not rows:
+            return
+        for i, (name, profile) in enumerate(reference.features.items()):
+            column = [None if r.features is None else r.features.get(name) for r in rows]
+            self._add_feature(i, profile, column, reference.known_categories.get(name))
+        self.rows += sum(1 for r in rows if r.features is not None)
+        self._add_outputs(reference, rows)
+
+    def _add_feature(
+        self, i: int, profile: Profile, column: list[Value], known: frozenset[str] | None
+    ) -> None:
+        self.missing[i] += sum(1 for v in column if v is None)
+        if isinstance(profile, NumericProfile):
+            numbers = [float(v) for v in column if _is_number(v)]
+            self.invalid_type[i] += sum(1 for v in column if v is not None and not _is_number(v))
+            if numbers:
+                values = np.asarray(numbers)
+                self.feature_counts[i] += np.bincount(
+                    profile.bin_indices(values), minlength=profile.n_bins
+                )
+                low, high = self.minmax[i]
+                self.minmax[i] = (np.fmin(low, values.min()), np.fmax(high, values.max()))
+            return
+        keys = [key for v in column if (key := category_key(v)) is not None]
+        if keys:
+            indices = [profile.index_of(key) for key in keys]
+            self.feature_counts[i] += np.bincount(indices, minlength=profile.n_bins)
+            if known is not None:
+                self.unseen[i] += sum(1 for key in keys if key not in known)
+
+    def _add_outputs(self, reference: ModelReference, rows: Sequence[Any]) -> None:
+        predicted = reference.prediction
+        if isinstance(predicted, NumericProfile) and self.prediction_counts is not None:
+            values = np.asarray([r.value for r in rows if r.value is not None], dtype=float)
+            if values.size:
+                self.prediction_counts += np.bincount(
+                    predicted.bin_indices(values), minlength=predicted.n_bins
+                )
+                self.prediction_sum += float(values.sum())
+                self.prediction_n += int(values.size)
+        elif isinstance(predicted, CategoricalProfile) and self.prediction_counts is not None:
+            indices = [predicted.index_of(r.label) for r in rows if r.label is not None]
+            if indices:
+                self.prediction_counts += np.bincount(indices, minlength=predicted.n_bins)
+        confidences = np.asarray([r.confidence for r in rows if r.confidence is not None], float)
+        profile = reference.confidence
+        if profile is not None and self.confidence_counts is not None and confidences.size:
+            self.confidence_counts += np.bincount(
+                profile.bin_indices(confidences), minlength=profile.n_bins
+            )
+        self.confidence_sum += float(confidences.sum())
+        self.confidence_n += int(confidences.size)
+        self._add_estimation(reference.calibrator, rows)
+
+    def _add_estimation(self, calibrator: Calibrator | None, rows: Sequence[Any]) -> None:
+        if calibrator is None or self.expected is None:
+            # Uncalibrated: the model's own confidence is the estimate of being right.
+            confidences = [r.confidence for r in rows if r.label is not None and r.confidence]
+            self.calibrated_confidence_sum += float(sum(confidences))
+            self.calibrated_confidence_n += len(confidences)
+            return
+        index = {c: i for i, c in enumerate(calibrator.classes)}
+        with_probs = [r for r in rows if r.probabilities is not None and r.label in index]
+        if with_probs:
+            matrix = np.zeros((len(with_probs), len(index)))
+            for i, r in enumerate(with_probs):
+                for c, p in r.probabilities.items():
+                    j = index.get(c)
+                    if j is not None:
+                        matrix[i, j] = p
+            total = matrix.sum(axis=1, keepdims=True)
+            matrix = np.divide(matrix, total, out=np.zeros_like(matrix), where=total > 0)
+            predicted = np.asarray([index[r.label] for r in with_probs], dtype=np.int64)
+            self.expected += expected_confusion(predicted, calibrator.apply(matrix), len(index))
+            self.expected_n += len(with_probs)
+        only_confidence = [
+            r.confidence
+            for r in rows
+            if r.probabilities is None and r.label is not None and r.confidence is not None
+        ]
+        if only_confidence:
+            calibrated = calibrator.apply_confidence(np.asarray(only_confidence))
+            self.calibrated_confidence_sum += float(calibrated.sum())
+            self.calibrated_confidence_n += len(only_confidence)
+
+    # ---- merging and checkpoints --------------------------------------------------------
+
+    def __iadd__(self, other: DriftCounts) -> Self:
+        for i, theirs in enumerate(other.feature_counts):
+            self.feature_counts[i] += theirs
+        self.missing += other.missing
+        self.invalid_type += other.invalid_type
+        self.unseen += other.unseen
+        self.minmax[:, 0] = np.fmin(self.minmax[:, 0], other.minmax[:, 0])
+        self.minmax[:, 1] = np.fmax(self.minmax[:, 1], other.minmax[:, 1])
+        if self.prediction_counts is not None and other.prediction_counts is not None:
+            self.prediction_counts += other.prediction_counts
+        if self.confidence_counts is not None and other.confidence_counts is not None:
+            self.confidence_counts += other.confidence_counts
+        if self.expected is not None and other.expected is not None:
+            self.expected += other.expected
+        for name in _SCALARS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def copy(self) -> DriftCounts:
+        return DriftCounts(
+            [c.copy() for c in self.feature_counts],
+            self.missing.copy(),
+            self.invalid_type.copy(),
+            self.unseen.copy(),
+            self.minmax.copy(),
+            prediction_counts=None
+            if self.prediction_counts is None
+            else self.prediction_counts.copy(),
+            confidence_counts=None
+            if self.confidence_counts is None
+            else self.confidence_counts.copy(),
+            expected=None if self.expected is None else self.expected.copy(),
+            **{name: getattr(self, name) for name in _SCALARS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def arr(a: npt.NDArray[Any] | None) -> Any:
+            return None if a is None else a.tolist()
+
+        return {
+            "feature_counts": [c.tolist() for c in self.feature_counts],
+            "missing": self.missing.tolist(),
+            "invalid_type": self.invalid_type.tolist(),
+            "unseen": self.unseen.tolist(),
+            "minmax": [[None if math.isnan(x) else x for x in mm] for mm in self.minmax.tolist()],
+            "prediction_counts": arr(self.prediction_counts),
+            "confidence_counts": arr(self.confidence_counts),
+            "expected": arr(self.expected),
+            **{name: getattr(self, name) for name in _SCALARS},
+        }
+
+    @classmethod
+    def from_dict(cls, reference: ModelReference, data: Mapping[str, Any]) -> Self:
+        """Raises ValueError when the counts do not fit the reference's bins."""
+        counts = cls.empty(reference)
+        loaded = [np.asarray(c, dtype=np.int64) for c in data["feature_counts"]]
+        if [c.shape for c in loaded] != [c.shape for c in counts.feature_counts]:
+            raise ValueError("drift counts do not match the reference's bins")
+        counts.feature_counts = loaded
+        counts.missing = np.asarray(data["missing"], dtype=np.int64).reshape(counts.missing.shape)
+        counts.invalid_type = np.asarray(data["invalid_type"], dtype=np.int64).reshape(
+            counts.invalid_type.shape
+        )
+        counts.unseen = np.asarray(data["unseen"], dtype=np.int64).reshape(counts.unseen.shape)
+        counts.minmax = np.asarray(
+            [[np.nan if x is None else x for x in mm] for mm in data["minmax"]], dtype=float
+        ).reshape(counts.minmax.shape)
+        for name in ("prediction_counts", "confidence_counts", "expected"):
+            mine, theirs = getattr(counts, name), data.get(name)
+            if (mine is None) != (theirs is None):
+                raise ValueError(f"drift counts: {name} does not match the reference")
+            if mine is not None:
+                setattr(counts, name, np.asarray(theirs, dtype=mine.dtype).reshape(mine.shape))
+        for name in _SCALARS:
+            setattr(counts, name, type(getattr(counts, name))(data[name]))
+        return counts
+
+
+_SCALARS: Final = (
+    "rows",
+    "prediction_sum",
+    "prediction_n",
+    "confidence_sum",
+    "confidence_n",
+    "expected_n",
+    "calibrated_confidence_sum",
+    "calibrated_confidence_n",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSettings:
+    method: drift.DriftMethod = drift.DEFAULT_DRIFT_METHOD
+    threshold: float | None = None  # the method's default
+    correction: drift.Correction = drift.DEFAULT_CORRECTION
+    min_samples: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    features: Mapping[str, Mapping[str, float]]  # feature -> statistic -> value
+    metrics: Mapping[str, float]  # window-wide values
+    rows: int
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return None if whole <= 0 else float(part) / whole
+
+
+def drift_report(
+    reference: ModelReference, counts: DriftCounts, settings: DriftSettings
+) -> DriftReport:
+    """Everything the window says against its reference; statistics from fewer than
+    `settings.min_samples` rows are left out (sample counts are always there)."""
+    features: dict[str, dict[str, float]] = {}
+    metrics: dict[str, float | None] = {}
+    enough = counts.rows >= settings.min_samples
+    drift_values: dict[str, Any] = {}
+    for i, (name, profile) in enumerate(reference.features.items()):
+        observed = int(counts.feature_counts[i].sum())
+        seen = observed + int(counts.missing[i]) + int(counts.invalid_type[i])
+        stats: dict[str, float | None] = {"missing_ratio": _ratio(counts.missing[i], seen)}
+        if isinstance(profile, NumericProfile):
+            out = int(counts.feature_counts[i][0] + counts.feature_counts[i][-1])
+            stats["out_of_range_ratio"] = _ratio(out + counts.invalid_type[i], seen)
+        elif name in reference.known_categories:
+            stats["unseen_category_ratio"] = _ratio(counts.unseen[i], observed)
+        if enough and observed >= settings.min_samples:
+            if isinstance(profile, NumericProfile):
+                low, high = counts.minmax[i]
+                result: Any = drift.numeric_drift(
+                    profile,
+                    counts.feature_counts[i],
+                    current_min=None if math.isnan(low) else float(low),
+                    current_max=None if math.isnan(high) else float(high),
+                )
+                stats |= {
+                    "psi": result.psi,
+                    "js_distance": result.js_distance,
+                    "kl_divergence": result.kl_divergence,
+                    "ks_statistic": result.ks_statistic,
+                    "drift_p_value": result.p_value,
+                    "wasserstein": result.wasserstein,
+                }
+            else:
+                result = drift.categorical_drift(profile, counts.feature_counts[i])
+                stats |= {
+                    "psi": result.psi,
+                    "js_distance": result.js_distance,
+                    "kl_divergence": result.kl_divergence,
+                    "drift_p_value": result.p_value,
+                }
+            drift_values[name] = result
+        features[name] = {k: float(v) for k, v in stats.items() if v is not None}
+    if drift_values:
+        flags = drift.drift_flags(
+            drift_values, settings.method, settings.threshold, settings.correction
+        )
+        for name, flag in flags.items():
+            features[name]["drift_detected"] = 1.0 if flag else 0.0
+        metrics["data_drift_share"] = drift.drift_share(flags)
+    metrics |= _prediction_drift(reference, counts, settings)
+    metrics |= _estimation(reference, counts, settings)
+    return DriftReport(
+        MappingProxyType({k: MappingProxyType(v) for k, v in features.items()}),
+        MappingProxyType({k: float(v) for k, v in metrics.items() if v is not None}),
+        counts.rows,
+    )
+
+
+def _prediction_drift(
+    reference: ModelReference, counts: DriftCounts, settings: DriftSettings
+) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    predicted, pc = reference.prediction, counts.prediction_counts
+    if predicted is not None and pc is not None and pc.sum() >= settings.min_samples:
+        if isinstance(predicted, NumericProfile):
+            result: Any = drift.numeric_drift(predicted, pc)
+            out["prediction_mean_shift"] = (
+                counts.prediction_sum / counts.prediction_n - predicted.mean
+                if counts.prediction_n
+                else None
+            )
+        else:
+            result = drift.categorical_drift(predicted, pc)
+        flags = drift.drift_flags(
+            {"prediction": result}, settings.method, settings.threshold, "none"
+        )
+        out |= {
+            "prediction_psi": result.psi,
+            "prediction_js_distance": result.js_distance,
+            "prediction_drift_p_value": result.p_value,
+            "prediction_drift_detected": 1.0 if flags.get("prediction") else 0.0,
+        }
+    conf, cc = reference.confidence, counts.confidence_counts
+    if conf is not None and cc is not None and cc.sum() >= settings.min_samples:
+        result = drift.numeric_drift(conf, cc)
+        out |= {"confidence_psi": result.psi, "confidence_drift_p_value": result.p_value}
+        if isinstance(predicted, CategoricalProfile) and counts.confidence_n:
+            # For a classifier the mean shift is that of its confidence (seed 001).
+            out["prediction_mean_shift"] = counts.confidence_sum / counts.confidence_n - conf.mean
+    return out
+
+
+def _estimation(
+    reference: ModelReference, counts: DriftCounts, settings: DriftSettings
+) -> dict[str, float | None]:
+    calibrator = reference.calibrator
+    if counts.expected is not None and counts.expected_n >= settings.min_samples:
+        estimate = estimated_metrics(counts.expected)
+        if estimate is not None:
+            return {
+                "estimated_accuracy": estimate.accuracy,
+                "estimated_precision_weighted": estimate.precision_weighted,
+                "estimated_recall_weighted": estimate.recall_weighted,
+                "estimated_f1_score": estimate.f1_weighted,
+                "estimation_calibrated": float(calibrator is not None and calibrator.calibrated),
+            }
+    if counts.calibrated_confidence_n >= settings.min_samples:
+        return {
+            "estimated_accuracy": counts.calibrated_confidence_sum / counts.calibrated_confidence_n,
+            "estimation_calibrated": float(
+                calibrator is not None and calibrator.confidence_calibrated
+            ),
+        }
+    return {}
