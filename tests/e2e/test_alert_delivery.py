@@ -28,6 +28,7 @@ def test_critical_accuracy_is_notified_then_resolved(models: ModelsDir, stack: S
         "alertname": "ModelAccuracyCritical",
         "severity": "critical",
         "component": "ml-model",
+        "alert_family": "accuracy",
         "model": "m",
         "version": "v1",
         "job": JOB,
