@@ -1,0 +1,256 @@
+"""deploy/kubernetes: the manifests parse and fit together (labels, selectors, ports,
+volumes, flags), and the PrometheusRule is exactly what the rule files generate."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from model_health_exporter.config import load_settings, parse_listen_address
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "kubernetes"
+GENERATOR = REPO / "scripts" / "gen-prometheusrule.py"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+
+Doc = dict[str, Any]
+
+
+@cache
+def kustomization() -> Doc:
+    doc: Doc = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    return doc
+
+
+@cache
+def manifests() -> tuple[Doc, ...]:
+    docs: list[Doc] = []
+    for name in kustomization()["resources"]:
+        docs.extend(d for d in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8")) if d)
+    return tuple(docs)
+
+
+def one(kind: str) -> Doc:
+    found = [d for d in manifests() if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def container() -> Doc:
+    (c,) = one("Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(c)
+
+
+def flags() -> dict[str, str]:
+    return {
+        a.split("=", 1)[0]: a.split("=", 1)[1] for a in container()["args"] if a.startswith("--")
+    }
+
+
+@cache
+def cli_flags() -> frozenset[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "model_health_exporter", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*", result.stdout))
+
+
+def is_subset(small: dict[str, str], big: dict[str, str]) -> bool:
+    return small.items() <= big.items()
+
+
+# ---- every file ------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = set(kustomization()["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk, f"not in kustomization.yaml: {on_disk - listed}"
+
+
+def test_manifests_are_namespace_agnostic_and_well_formed() -> None:
+    kinds = {d["kind"] for d in manifests()}
+    assert {"Deployment", "Service", "ServiceMonitor", "PrometheusRule"} <= kinds
+    for doc in manifests():
+        assert {"apiVersion", "kind", "metadata"} <= doc.keys(), doc
+        assert doc["metadata"].get("name"), doc
+        assert "namespace" not in doc["metadata"], f"{doc['kind']} pins a namespace"
+    assert one("ServiceMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
+    assert one("PrometheusRule")["apiVersion"] == "monitoring.coreos.com/v1"
+
+
+# ---- the pieces fit together -----------------------------------------------------------
+
+
+def test_labels_selectors_and_ports_line_up() -> None:
+    deployment, service, monitor = one("Deployment"), one("Service"), one("ServiceMonitor")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert is_subset(deployment["spec"]["selector"]["matchLabels"], pod_labels)
+    assert is_subset(service["spec"]["selector"], pod_labels), "the Service selects no pod"
+    assert is_subset(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+
+    container_ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+    for port in service_ports.values():
+        target = port["targetPort"]
+        assert target in container_ports or target in container_ports.values(), port
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in service_ports, "the ServiceMonitor names no Service port"
+    assert endpoint.get("path", "/metrics") == "/metrics"
+
+    _, listen_port = parse_listen_address(flags()["--web.listen-address"])
+    assert listen_port in container_ports.values(), "the exporter listens on another port"
+    host, _ = parse_listen_address(flags()["--web.listen-address"])
+    assert host == "", "in a pod the exporter must listen on all interfaces"
+
+
+def test_service_name_is_the_job_the_rules_select() -> None:
+    """Prometheus Operator sets job to the Service's name."""
+    jobs = set()
+    for path in (REPO / "prometheus" / "rules").glob("*.yml"):
+        jobs.update(re.findall(r'job\s*=~?\s*"([^"]+)"', path.read_text(encoding="utf-8")))
+    assert one("ServiceMonitor")["spec"].get("jobLabel") is None
+    assert jobs <= {one("Service")["metadata"]["name"]}, jobs
+
+
+def test_probes_use_healthz_and_readyz() -> None:
+    ports = {p["name"] for p in container()["ports"]}
+    liveness = container()["livenessProbe"]["httpGet"]
+    readiness = container()["readinessProbe"]["httpGet"]
+    assert liveness["path"] == "/healthz" and readiness["path"] == "/readyz"
+    assert {liveness["port"], readiness["port"]} <= ports
+    if "startupProbe" in container():
+        assert container()["startupProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_security_context_and_resources() -> None:
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    pod_context, context = pod["securityContext"], container()["securityContext"]
+    assert pod_context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert pod_context["seccompProfile"]["type"] == "RuntimeDefault"
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    users = re.findall(r"^USER\s+(\d+)", dockerfile, flags=re.MULTILINE)
+    assert users and pod_context["runAsUser"] == int(users[-1]), "not the image's user"
+    resources = container()["resources"]
+    assert {"cpu", "memory"} <= resources["requests"].keys()
+    assert "memory" in resources["limits"]
+
+
+def test_args_are_cli_options_and_paths_are_mounted() -> None:
+    args = container()["args"]
+    assert args[0] == "run"
+    unknown = set(flags()) - cli_flags()
+    assert not unknown, f"not options of the CLI: {sorted(unknown)}"
+    mounts = {m["mountPath"]: m for m in container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert {m["name"] for m in mounts.values()} <= volumes.keys()
+    models = mounts[flags()["--models.dir"]]
+    assert models.get("readOnly") is True, "the models are only read"
+    state = mounts[flags()["--state.dir"]]
+    assert not state.get("readOnly"), "the state directory must be writable"
+    claim = volumes[state["name"]]["persistentVolumeClaim"]["claimName"]
+    claims = {d["metadata"]["name"] for d in manifests() if d["kind"] == "PersistentVolumeClaim"}
+    assert claim in claims, f"state claim {claim} is not defined here"
+    config = Path(flags()["--config.file"])
+    config_mount = mounts[str(config.parent)]
+    config_map = volumes[config_mount["name"]]["configMap"]["name"]
+    generated = {g["name"]: g for g in kustomization()["configMapGenerator"]}
+    assert config.name in generated[config_map]["files"]
+
+
+def test_shipped_config_is_valid(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    load_settings({"models": {"dirs": [str(tmp_path / "models")]}}, K8S / "config.yml")
+
+
+def test_image_tag_is_the_project_version() -> None:
+    images = {i["name"]: i for i in kustomization()["images"]}
+    image = container()["image"]
+    assert image in images, f"kustomization.yaml does not set the tag of {image}"
+    assert images[image]["newTag"] == VERSION
+
+
+# ---- the PrometheusRule ----------------------------------------------------------------
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_prometheusrule", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prometheusrule_is_generated_from_the_rule_files() -> None:
+    committed = (K8S / "prometheusrule.yaml").read_text(encoding="utf-8")
+    assert committed == generator().render(), (
+        "deploy/kubernetes/prometheusrule.yaml is out of date with prometheus/rules/*.yml: "
+        "run `python3 scripts/gen-prometheusrule.py` and commit the result"
+    )
+
+
+def test_prometheusrule_holds_every_rule_unchanged() -> None:
+    expected = [
+        group
+        for path in sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    ]
+    assert expected
+    assert one("PrometheusRule")["spec"]["groups"] == expected
+
+
+def test_generator_rejects_a_group_name_used_twice(tmp_path: Path) -> None:
+    group = "groups:\n  - name: same\n    rules:\n      - record: a:b\n        expr: up\n"
+    (tmp_path / "a.yml").write_text(group)
+    (tmp_path / "b.yml").write_text(group)
+    with pytest.raises(ValueError, match="same"):
+        generator().render(tmp_path)
+
+
+def test_generator_check_mode_fails_on_a_stale_file(tmp_path: Path) -> None:
+    stale = tmp_path / "prometheusrule.yaml"
+    stale.write_text("# old\n")
+    result = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check", f"--output={stale}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1 and "gen-prometheusrule.py" in result.stdout
+
+
+# ---- kustomize ---------------------------------------------------------------------------
+
+
+def test_kustomize_builds() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    (config_map,) = [d for d in built if d["kind"] == "ConfigMap"]
+    (deployment,) = [d for d in built if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    names = {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
+    assert names == {config_map["metadata"]["name"]}, "the hashed ConfigMap name is not used"
+    assert pod["containers"][0]["image"].endswith(f":{VERSION}")
