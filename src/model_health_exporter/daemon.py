@@ -30,6 +30,7 @@ from model_health_exporter.exposition.collector import (
     model_families,
     prediction_families,
 )
+from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
@@ -175,7 +176,14 @@ class Daemon:
             CachedSection(CachedExposition(partial(health_families, ns)), health),
         ]
         return WebServer(
-            settings.web.listen_address, make_app(collectors, sections, snapshot, __version__)
+            settings.web.listen_address,
+            make_app(
+                collectors,
+                sections,
+                snapshot,
+                __version__,
+                lambda: Live(self._tallies(), self._health()),
+            ),
         )
 
     def _start_watching(self, settings: Settings) -> tuple[ModelDirWatcher, ScanWorker]:

@@ -4,6 +4,7 @@ errors for unknown paths and methods, and binding only the requested address."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import RunningDaemon, write_json
+from tests.support import RunningDaemon, wait_until, write_json
 
 pytestmark = pytest.mark.integration
 
@@ -117,10 +118,14 @@ def raw_request(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
 
 
 def test_landing_page_lists_every_version(daemon: RunningDaemon) -> None:
-    status, body, headers = daemon.get("/")
-    assert status == 200
+    def logs_read() -> tuple[_Page, dict[str, str]] | None:
+        status, body, headers = daemon.get("/")
+        assert status == 200
+        page = parse_page(body)
+        return (page, headers) if page.rows[4][8] == "40" else None
+
+    page, headers = wait_until(logs_read, 10.0, "the example prediction log read")
     assert headers["Content-Type"] == "text/html; charset=utf-8"
-    page = parse_page(body)
     assert page.header == [
         "Model",
         "Version",
@@ -130,9 +135,26 @@ def test_landing_page_lists_every_version(daemon: RunningDaemon) -> None:
         "Training samples",
         "Generated",
         "Valid",
+        "Predictions",
+        "Live accuracy",
+        "Estimated accuracy",
+        "Drift share",
+        "Health",
     ]
-    assert page.rows == EXPECTED_ROWS
+    assert [row[:8] for row in page.rows] == EXPECTED_ROWS
     assert page.row_classes == [None, "active", None, None, "active"]
+    # Only routing/production-v3 has prediction logs (40 lines, below the window minimum);
+    # the active versions have a health score from their evaluation accuracy.
+    assert [row[8] for row in page.rows] == ["", "", "", "", "40"]
+    assert [
+        bool(re.fullmatch(r"\d+ (excellent|good|fair|poor)", row[12])) for row in page.rows
+    ] == [
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
     assert "/metrics" in page.links
     assert "/api/v1/models" in page.links
 

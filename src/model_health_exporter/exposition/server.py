@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from model_health_exporter.config import parse_listen_address
-from model_health_exporter.exposition.pages import landing_page, models_json
+from model_health_exporter.exposition.pages import Live, landing_page, models_json
 from model_health_exporter.exposition.render import CachedSection
 from model_health_exporter.state.registry import Snapshot
 
@@ -50,6 +50,7 @@ def make_app(
     sections: Sequence[CachedSection[Any]],
     snapshot: Callable[[], Snapshot],
     version: str,
+    live: Callable[[], Live] = Live,
 ) -> WSGIApplication:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -73,7 +74,7 @@ def make_app(
             return respond(
                 "200 OK",
                 "text/html; charset=utf-8",
-                landing_page(snapshot(), version),
+                landing_page(snapshot(), version, live()),
             )
         if path == "/healthz":
             return respond("200 OK", "text/plain", b"ok\n")
@@ -82,7 +83,7 @@ def make_app(
                 return respond("200 OK", "text/plain", b"ready\n")
             return respond("503 Service Unavailable", "text/plain", b"initial scan running\n")
         if path == "/api/v1/models":
-            return respond("200 OK", "application/json", models_json(snapshot()))
+            return respond("200 OK", "application/json", models_json(snapshot(), live()))
         return respond("404 Not Found", "text/plain", b"not found\n")
 
     return app

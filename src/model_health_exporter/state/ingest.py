@@ -469,10 +469,15 @@ class IngestWorker:
     def _run(self) -> None:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
+        seen_snapshot: object = None
         while not self._stopping.is_set():
             try:
                 self.poll_once()
-                if time.monotonic() >= next_refresh:
+                # Health also follows metrics.json, active markers and new versions: a new
+                # registry snapshot refreshes every view at once, not at the next period.
+                snapshot = self._snapshot()
+                if time.monotonic() >= next_refresh or snapshot is not seen_snapshot:
+                    seen_snapshot = snapshot
                     self._publish(everything=True)
                     next_refresh = time.monotonic() + self._config.summary_refresh
                 if time.monotonic() >= next_checkpoint:
