@@ -151,3 +151,61 @@ def test_calibrated_until_drift() -> None:
     drifted_accuracy, drifted_confidence = accuracy_and_confidence(drift=True)
     assert drifted_confidence == pytest.approx(confidence, abs=0.01)
     assert 0.1 < accuracy - drifted_accuracy < 0.2
+
+
+def _run_demo(root: Path, *args: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "model_health_exporter", "demo", f"--models.dir={root}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.integration
+def test_injected_drift_turns_drift_metrics_and_health(tmp_path: Path, start_daemon: Start) -> None:
+    """The shipped example references against the demo stream: quiet before the drift,
+    QTY and amount flagged after it, the health score down, and the landing page says so."""
+    root = tmp_path / "models"
+    shutil.copytree(EXAMPLES, root, symlinks=True)
+    d = start_daemon(f"--models.dir={root}", "--logs.poll-interval=0.05")
+    routing = {"model": "routing", "version": "production-v3"}
+    fraud = {"model": "fraud", "version": "2026-11-01"}
+
+    _run_demo(root, "--rate", "400", "--duration", "3", "--drift-after", "3600", "--seed", "3")
+    for labels in (routing, fraud):
+        wait_until(
+            lambda labels=labels: (
+                d.value("routing_ml_window_samples", kind="features", **labels) >= 1000
+            ),
+            20,
+            f"the undrifted stream of {labels['model']} compared",
+        )
+    assert d.value("routing_ml_reference_info", source="jsonl", **routing) == 1
+    assert d.value("routing_ml_reference_info", source="csv", **fraud) == 1
+    assert d.value("routing_ml_feature_drift_detected", feature="QTY", **routing) == 0
+    assert d.value("routing_ml_feature_drift_detected", feature="amount", **fraud) == 0
+    healthy = d.value("routing_ml_model_health_score", **routing)
+    assert healthy is not None
+
+    _run_demo(root, "--rate", "400", "--duration", "4", "--drift-after", "0", "--seed", "4")
+    wait_until(
+        lambda: (
+            d.value("routing_ml_feature_drift_detected", feature="QTY", **routing) == 1
+            and d.value("routing_ml_feature_drift_detected", feature="amount", **fraud) == 1
+        ),
+        20,
+        "the injected drift detected",
+    )
+    assert d.value("routing_ml_feature_drift_detected", feature="ITEM_CD", **routing) == 0
+    assert (d.value("routing_ml_data_drift_share", **routing) or 0) > 0
+    drifted = d.value("routing_ml_model_health_score", **routing)
+    assert drifted is not None
+    assert drifted < healthy - 5
+    assert d.value("routing_ml_model_health_check_score", check="data_drift", **routing) < 100
+    status, body, _ = d.get("/")
+    assert status == 200
+    row = next(line for line in body.decode().splitlines() if "production-v3" in line)
+    assert "0.33" in row  # one of the three features drifted
