@@ -33,7 +33,7 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 _COMMANDS: Final = ("run", "validate", "check", "reference", "demo")
-_SECTIONS: Final = ("web", "models", "logs", "drift", "state", "log")
+_SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log")
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024

@@ -242,6 +242,38 @@ class DriftSettings(BaseModel):
     )
 
 
+class HealthSettings(BaseModel):
+    """Degradation bands and the retraining triggers of seeds 001 and 002."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity_bands: Annotated[list[float], NoDecode, BeforeValidator(_split_numbers)] = Field(
+        default_factory=lambda: [0.05, 0.10, 0.20],
+        description="Upper edges of the low, medium and high degradation bands; above the "
+        "last is critical (comma-separated).",
+    )
+    retrain_performance_drop: float | None = Field(
+        0.05, ge=0, description="Retrain when accuracy is this much (relative) below target."
+    )
+    retrain_drift: bool = Field(True, description="Retrain when data or prediction drift.")
+    retrain_max_age_days: float | None = Field(
+        30.0, ge=0, description="Retrain when the version is older than this (generated_at)."
+    )
+    retrain_min_new_data: int = Field(
+        1000, ge=0, description="Predictions a version needs before retraining is recommended."
+    )
+    retrain_error_rate: float | None = Field(
+        0.10, ge=0, le=1, description="Retrain when this share of predictions fails."
+    )
+
+    @field_validator("severity_bands")
+    @classmethod
+    def _bands(cls, value: list[float]) -> list[float]:
+        if len(value) != 3 or not 0 < value[0] < value[1] < value[2]:
+            raise ValueError("three increasing ratios above 0 are needed, e.g. 0.05,0.1,0.2")
+        return value
+
+
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -274,6 +306,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     namespace: str = Field("routing_ml", description="Prefix of every metric name.")

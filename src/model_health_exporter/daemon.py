@@ -36,7 +36,7 @@ from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
-from model_health_exporter.state.health import HealthView
+from model_health_exporter.state.health import HealthConfig, HealthView
 from model_health_exporter.state.ingest import IngestConfig, IngestWorker
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
 from model_health_exporter.state.live import TalliesView
@@ -50,6 +50,8 @@ from model_health_exporter.state.registry import (
 )
 from model_health_exporter.state.scan_worker import ScanWorker
 from model_health_exporter.state.windows import WindowConfig
+from model_health_exporter.stats.degradation import SeverityBands
+from model_health_exporter.stats.health import RetrainTriggers
 from model_health_exporter.stats.reference import DriftSettings
 
 log = structlog.get_logger(__name__)
@@ -72,7 +74,7 @@ def registry_config(settings: Settings) -> RegistryConfig:
 
 
 def ingest_config(settings: Settings) -> IngestConfig:
-    logs = settings.logs
+    logs, health = settings.logs, settings.health
     return IngestConfig(
         state_dir=settings.state.dir,
         poll_interval=logs.poll_interval,
@@ -100,7 +102,22 @@ def ingest_config(settings: Settings) -> IngestConfig:
             reference_top_k=settings.drift.top_categories,
             max_features=settings.drift.max_features,
         ),
+        health=HealthConfig(
+            triggers=RetrainTriggers(
+                performance_drop=health.retrain_performance_drop,
+                drift=health.retrain_drift,
+                max_age_days=health.retrain_max_age_days,
+                min_new_data_points=health.retrain_min_new_data,
+                error_rate=health.retrain_error_rate,
+            ),
+            bands=severity_bands(settings),
+        ),
     )
+
+
+def severity_bands(settings: Settings) -> SeverityBands:
+    low, medium, high = settings.health.severity_bands
+    return SeverityBands(low, medium, high)
 
 
 @dataclass
@@ -171,7 +188,10 @@ class Daemon:
             return views, views.values()
 
         sections: list[CachedSection[Any]] = [
-            CachedSection(CachedExposition(partial(model_families, ns)), models),
+            CachedSection(
+                CachedExposition(partial(model_families, ns, bands=severity_bands(settings))),
+                models,
+            ),
             CachedSection(CachedExposition(partial(prediction_families, ns)), versions),
             CachedSection(CachedExposition(partial(health_families, ns)), health),
         ]

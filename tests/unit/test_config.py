@@ -153,3 +153,27 @@ def test_run_leaves_the_signal_mask_as_it_found_it(capsys: pytest.CaptureFixture
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     assert main(["--log.level", "loud"]) == 2
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+
+
+def test_drift_and_health_settings_from_flags_and_errors_named(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "drift": {"method": "psi", "threshold": "0.25", "correction": "bonferroni"},
+            "health": {"severity_bands": "0.02,0.05,0.1", "retrain_max_age_days": "7"},
+        }
+    )
+    assert (settings.drift.method, settings.drift.threshold) == ("psi", 0.25)
+    assert settings.drift.correction == "bonferroni"
+    assert settings.health.severity_bands == [0.02, 0.05, 0.1]
+    assert settings.health.retrain_max_age_days == 7
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            {
+                "drift": {"method": "vibes", "bins": "1"},
+                "health": {"severity_bands": "0.2,0.1,0.3", "retrain_error_rate": "2"},
+            }
+        )
+    text = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 4, text
+    for key in ("drift.method", "drift.bins", "health.severity_bands", "health.retrain_error_rate"):
+        assert key in text

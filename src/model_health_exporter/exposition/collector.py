@@ -96,10 +96,12 @@ class ModelCollector(Collector):
         return model_families(self._ns, self._snapshot().models.values())
 
 
-def model_families(namespace: str, models: Iterable[ModelView]) -> Iterator[Metric]:
+def model_families(
+    namespace: str, models: Iterable[ModelView], bands: SeverityBands = DEFAULT_BANDS
+) -> Iterator[Metric]:
     """The model metric families, always the same ones in the same order, holding the
     samples of `models`."""
-    families = _ModelFamilies(namespace)
+    families = _ModelFamilies(namespace, bands)
     for model in models:
         families.add_model(model)
         for version in model.versions:
