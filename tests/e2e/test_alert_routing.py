@@ -163,3 +163,61 @@ def test_shipped_routes_page_inhibit_digest_and_resolve(
     assert resolved["title"].startswith("[RESOLVED] ModelAccuracyCritical fraud/v1")
     assert delivered_anywhere(stack, "ModelAccuracyDegraded") == []
     assert stack.http.bodies("/retrain") == []  # nothing recommended retraining
+
+
+def append_predictions(models: ModelsDir, n: int, error_every: int, start: int) -> None:
+    """`n` prediction log lines for fraud/v1, every `error_every`-th a failed prediction."""
+    log = models.root / "fraud" / "v1" / "predictions" / "serving.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        for i in range(start, start + n):
+            failed = error_every and i % error_every == 0
+            record = {
+                "id": f"r{i}",
+                "prediction": None if failed else "approve",
+                "probabilities": None if failed else {"approve": 0.9, "deny": 0.1},
+                "latency_ms": 20,
+                "error": "FeatureStoreTimeout" if failed else None,
+            }
+            f.write(json.dumps(record) + "\n")
+
+
+@pytest.mark.e2e
+def test_failing_predictions_in_the_logs_page_with_the_warning_inhibited(
+    models: ModelsDir, routing_stack: RoutingStack
+) -> None:
+    """Log lines, not a gauge: half the predictions fail -> ModelErrorRateCritical pages
+    PagerDuty and Slack; ModelErrorRateHigh (same family, warning) is inhibited."""
+    stack = routing_stack
+    write_metrics(models, accuracy=0.95, age_days=1)
+    models.set_active("fraud", "v1")
+    append_predictions(models, 10, error_every=0, start=0)
+    stack.start()
+    stack.wait_for_value('routing_ml_predictions_total{model="fraud",version="v1"}', 10)
+
+    sent = 10
+
+    def failing() -> list[dict[str, Any]]:
+        nonlocal sent
+        append_predictions(models, 20, error_every=2, start=sent)  # keeps the rates up
+        sent += 20
+        return pagerduty_events(stack, "ModelErrorRateCritical", "trigger")
+
+    page = stack.wait(failing, "the error-rate page", timeout=60)[0]
+    assert page["payload"]["severity"] == "critical"
+    details = page["payload"]["custom_details"]
+    assert (details["model"], details["version"]) == ("fraud", "v1")
+    slack = stack.wait(lambda: slack_messages(stack, "ModelErrorRateCritical"), "Slack")[0]
+    assert "(critical)" in slack["title"]
+    stack.wait(
+        lambda: (
+            (a := stack.alertmanager_alert("ModelErrorRateHigh"))
+            and a["status"]["state"] == "suppressed"
+        ),
+        "Alertmanager to suppress the error-rate warning",
+    )
+    stack.hold(
+        lambda: delivered_anywhere(stack, "ModelErrorRateHigh"),
+        "the inhibited warning was delivered",
+        HOLD_S,
+    )
