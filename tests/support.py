@@ -3,8 +3,10 @@ way users start it (a subprocess on 127.0.0.1), stopped by its PID."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -166,3 +168,15 @@ class RunningDaemon:
                 self.proc.wait(5)
         self._log.close()
         return self.proc.returncode
+
+
+@functools.cache
+def cli_flags() -> frozenset[str]:
+    """Options `model-health-exporter --help` lists."""
+    result = subprocess.run(
+        [sys.executable, "-m", "model_health_exporter", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*", result.stdout))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from model_health_exporter.config import ENV_PREFIX, load_settings, parse_listen_address
-from tests.support import RunningDaemon, free_port, good_metrics, write_json
+from tests.support import RunningDaemon, cli_flags, free_port, good_metrics, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -92,17 +92,6 @@ def env_assignments(stage: int) -> dict[str, str]:
             assert sep, f"use ENV NAME=value: {instruction.args!r}"
             env[name] = value
     return env
-
-
-@cache
-def cli_flags() -> frozenset[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "model_health_exporter", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*", result.stdout))
 
 
 # ---- stages and user --------------------------------------------------------------------

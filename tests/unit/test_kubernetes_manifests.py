@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from model_health_exporter.config import load_settings, parse_listen_address
+from tests.support import cli_flags
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
@@ -56,17 +57,6 @@ def flags() -> dict[str, str]:
     return {
         a.split("=", 1)[0]: a.split("=", 1)[1] for a in container()["args"] if a.startswith("--")
     }
-
-
-@cache
-def cli_flags() -> frozenset[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "model_health_exporter", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*", result.stdout))
 
 
 def is_subset(small: dict[str, str], big: dict[str, str]) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from model_health_exporter.config import ENV_PREFIX, load_settings
-from tests.support import free_port, good_metrics, wait_until, write_json
+from tests.support import cli_flags, free_port, good_metrics, wait_until, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "model-health-exporter.service"
@@ -105,18 +105,6 @@ def expand_exec(command: str, env: dict[str, str]) -> list[str]:
         else:
             words.append(re.sub(r"\$\{(\w+)\}", lambda m: env[m[1]], word))
     return words
-
-
-@cache
-def cli_flags() -> frozenset[str]:
-    """Options `model-health-exporter --help` lists."""
-    result = subprocess.run(
-        [sys.executable, "-m", "model_health_exporter", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*", result.stdout))
 
 
 def flag_names(argv: list[str]) -> list[str]:

@@ -33,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import isotonic_regression  # type: ignore[import-untyped]  # scipy has no stubs here
 
+from model_health_exporter.stats.performance import class_indices
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -347,10 +349,10 @@ def fit_calibrator(
     if k < 2:
         raise ValueError("calibration needs at least two classes")
     p = _probability_matrix(probabilities, k, allow_nan_rows=False)
-    a = _class_indices(actual, k, "actual")
+    a = class_indices(actual, k, "actual")
     if a.size != p.shape[0]:
         raise ValueError(f"actual has {a.size} entries for {p.shape[0]} probability rows")
-    pred = np.argmax(p, axis=1) if predicted is None else _class_indices(predicted, k, "predicted")
+    pred = np.argmax(p, axis=1) if predicted is None else class_indices(predicted, k, "predicted")
     if pred.size != a.size:
         raise ValueError(f"predicted has {pred.size} entries for {a.size} records")
     n = a.size
@@ -401,7 +403,7 @@ def expected_confusion(
     k = int(n_classes)
     if k < 2:
         raise ValueError("n_classes must be >= 2")
-    pred = _class_indices(predicted_idx, k, "predicted_idx")
+    pred = class_indices(predicted_idx, k, "predicted_idx")
     probs = _probability_matrix(calibrated, k, allow_nan_rows=True)
     if probs.shape[0] != pred.size:
         raise ValueError(f"{pred.size} predictions for {probs.shape[0]} probability rows")
@@ -482,20 +484,6 @@ def _finite_float(value: Any, name: str) -> float:
     out = float(value) if is_number else math.nan
     if not math.isfinite(out):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return out
-
-
-def _class_indices(values: npt.ArrayLike, n_classes: int, name: str) -> IntArray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
-    out = arr.astype(np.int64)
-    if out.min() < 0 or out.max() >= n_classes:
-        raise ValueError(f"{name} holds a class index outside [0, {n_classes})")
     return out
 
 

@@ -45,7 +45,7 @@ def _bin_index(values: FloatArray, n_bins: int) -> IntArray:
     return idx
 
 
-def _int_labels(values: npt.ArrayLike, n_classes: int, name: str) -> IntArray:
+def class_indices(values: npt.ArrayLike, n_classes: int, name: str) -> IntArray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
@@ -206,8 +206,8 @@ class ClassificationCounts:
         in the confusion matrix only. Other non-finite or out-of-[0, 1] values raise.
         """
         k = self.n_classes
-        a = _int_labels(actual, k, "actual")
-        p = _int_labels(predicted, k, "predicted")
+        a = class_indices(actual, k, "actual")
+        p = class_indices(predicted, k, "predicted")
         if a.shape != p.shape:
             raise ValueError(f"actual and predicted differ in length: {a.size} != {p.size}")
         scores: FloatArray | None = None
