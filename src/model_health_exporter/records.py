@@ -1,15 +1,23 @@
 """Prediction and feedback records: one JSON object per log line (docs/prediction-logs.md).
 
-Parsing is hand-written over orjson rather than a pydantic model: it runs for every
-prediction, and a schema object per line would cost more than the JSON decoding.
+A line is decoded by msgspec straight into a typed struct that already checks each
+field's type and range (`_Record`): about as fast as `orjson.loads` makes a dict, and
+faster than checking that dict by hand. A line it rejects, or whose fields disagree with
+each other (say probabilities without the predicted class), goes through the
+hand-written checks over the decoded dict (`prediction_from_dict`), which decide the
+outcome and name the field in the message; they are the rules, the typed struct only a
+fast way to accept what they accept.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Final, NamedTuple
+from collections.abc import Sequence
+from typing import Annotated, Any, Final
 
+import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 
 # Label values of routing_ml_exporter_errors_total{source="prediction_log"}.
 LINE_ERROR_REASONS: Final = ("invalid_json", "invalid_record", "line_too_long", "unknown_model")
@@ -22,7 +30,10 @@ class InvalidRecordError(Exception):
         self.message = message
 
 
-class Prediction(NamedTuple):  # a tuple: built for every line, ~5x cheaper than a dataclass
+# Structs without cyclic-GC tracking: built for every line and kept by the thousand
+# (drift batches, pending joins), they would make every collection walk them. They only
+# hold strings, numbers and dicts of those, so they cannot be part of a cycle.
+class Prediction(msgspec.Struct, frozen=True, gc=False):
     id: str | None
     label: str | None  # classification: the predicted class
     value: float | None  # regression: the predicted number
@@ -35,11 +46,14 @@ class Prediction(NamedTuple):  # a tuple: built for every line, ~5x cheaper than
     features: dict[str, str | int | float | None] | None = None  # as logged, for drift
 
 
-class Feedback(NamedTuple):
+class Feedback(msgspec.Struct, frozen=True, gc=False):
     id: str
     actual: str | int | float | bool  # as written; the join reads it as its prediction's kind
     model: str | None = None
     version: str | None = None
+
+
+# ---- the rules, over a decoded dict ---------------------------------------------------------
 
 
 def _bad(message: str) -> InvalidRecordError:
@@ -164,8 +178,8 @@ def _feedback(record: dict[str, Any]) -> Feedback:
     )
 
 
-def parse_line(data: bytes) -> Prediction | Feedback:
-    """A prediction, or feedback (a record with `actual` and no `prediction`)."""
+def parse_dict_line(data: bytes) -> Prediction | Feedback:
+    """`parse_line` by the rules alone: orjson's dict, checked by hand."""
     try:
         record = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -175,3 +189,141 @@ def parse_line(data: bytes) -> Prediction | Feedback:
     if "actual" in record and "prediction" not in record:
         return _feedback(record)
     return prediction_from_dict(record)
+
+
+# ---- the fast path: a typed decode ----------------------------------------------------------
+
+# orjson, whose dicts the rules were written against, reads integers beyond 64 bits as
+# floats; outside the int64 range the typed decode gives up, and the rules decide.
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+_NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
+_Scalar = str | _Int | float | bool
+
+
+class _Record(msgspec.Struct, gc=False):
+    """A line's fields with their types and ranges; UNSET tells an absent key from null
+    (feedback is a record with `actual` and without `prediction`)."""
+
+    id: str | _Int | None = None
+    prediction: _Scalar | UnsetType | None = UNSET
+    probabilities: Annotated[dict[str, _Unit], msgspec.Meta(min_length=1)] | None = None
+    confidence: _Unit | None = None
+    latency_seconds: _NonNegative | None = None
+    latency_ms: _NonNegative | None = None
+    error: str | None = None
+    actual: _Scalar | UnsetType | None = UNSET
+    model: str | _Int | None = None
+    version: str | _Int | None = None
+    features: dict[str, _Scalar | None] | None = None
+
+
+_decode: Final = msgspec.json.Decoder(_Record).decode
+
+
+def _feedback_from(r: _Record, actual: str | int | float | bool | None) -> Feedback | None:
+    if r.id is None or actual is None:  # (the decoder rejects infinite numbers)
+        return None
+    model, version = r.model, r.version
+    return Feedback(
+        str(r.id),
+        actual,
+        model if model is None else str(model),
+        version if version is None else str(version),
+    )
+
+
+# Runs for every line, so written for CPython's speed: identity and exact-type checks,
+# no helper calls on the common path.
+def _from_record(r: _Record) -> Prediction | Feedback | None:  # noqa: PLR0912 - one frame a line
+    """What the rules make of a typed record, or None where they would reject it (they
+    then say why)."""
+    raw = r.prediction
+    if raw is UNSET:
+        if r.actual is not UNSET:
+            return _feedback_from(r, r.actual)
+        raw = None
+    probabilities = r.probabilities
+    confidence = r.confidence
+    latency = r.latency_seconds
+    if latency is None:
+        ms = r.latency_ms
+        if ms is not None:
+            latency = ms / 1000.0
+    label: str | None = None
+    value: float | None = None
+    if type(raw) is str:
+        label = raw
+    elif raw is None:
+        if r.error is None:
+            return None
+    elif type(raw) is float or type(raw) is int:
+        if probabilities is None and confidence is None:
+            value = float(raw)  # finite: the decoder rejects what overflows a double
+        elif type(raw) is float:
+            return None  # a number as a class label
+        else:
+            label = str(raw)
+    else:
+        label = "true" if raw else "false"
+    if probabilities is not None and label is not None:
+        given = probabilities.get(label)
+        if given is None:
+            return None
+        if confidence is None:
+            confidence = given
+    rid, model, version = r.id, r.model, r.version
+    return Prediction(
+        rid if rid is None or type(rid) is str else str(rid),
+        label,
+        value,
+        probabilities,
+        confidence,
+        latency,
+        r.error,
+        model if model is None or type(model) is str else str(model),
+        version if version is None or type(version) is str else str(version),
+        r.features,
+    )
+
+
+def parse_line(data: bytes) -> Prediction | Feedback:
+    """A prediction, or feedback (a record with `actual` and no `prediction`); raises
+    InvalidRecordError with the reason and a message naming the field."""
+    try:
+        # The typed decode skips the fields it does not know without checking their
+        # UTF-8, which orjson (the rules) does; ASCII needs no check.
+        if not data.isascii():
+            data.decode()
+        record = _decode(data)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        pass  # ValidationError is a DecodeError
+    else:
+        parsed = _from_record(record)
+        if parsed is not None:
+            return parsed
+    return parse_dict_line(data)
+
+
+def parse_lines(
+    lines: Sequence[bytes],
+) -> tuple[list[Prediction | Feedback], list[tuple[int, InvalidRecordError]]]:
+    """`parse_line` of each line, in one loop (a Python call less per line): the
+    records in their order, and (index in `lines`, error) of the lines rejected."""
+    records: list[Prediction | Feedback] = []
+    rejected: list[tuple[int, InvalidRecordError]] = []
+    decode, from_record, add = _decode, _from_record, records.append
+    for i, data in enumerate(lines):
+        if data.isascii():  # else parse_line checks the UTF-8 first
+            try:
+                parsed = from_record(decode(data))
+            except (msgspec.DecodeError, RecursionError):
+                parsed = None
+            if parsed is not None:
+                add(parsed)
+                continue
+        try:
+            add(parse_line(data))
+        except InvalidRecordError as exc:
+            rejected.append((i, exc))
+    return records, rejected

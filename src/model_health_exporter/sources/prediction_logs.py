@@ -25,6 +25,7 @@ import hashlib
 import os
 import stat
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -50,13 +51,20 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Complete lines read from one file, and the position after them."""
+    """Complete lines read from one file, and the position after them. The lines are
+    kept as two parallel sequences rather than one object per line: a chunk holds
+    thousands of them, and reading them is the hot path."""
 
     path: Path
     fingerprint: str
-    lines: list[Line]
+    texts: list[bytes]  # the lines without their newlines; blank ones left out
+    numbers: Sequence[int]  # 1-based line number in its file of each, for messages
     end: Position
     too_long: list[int]  # line numbers skipped for exceeding the length cap
+
+    @property
+    def lines(self) -> list[Line]:
+        return [Line(data, number) for data, number in zip(self.texts, self.numbers, strict=True)]
 
 
 def _is_gzip(head: bytes) -> bool:
@@ -110,21 +118,30 @@ def list_log_files(directory: Path, pattern: str = "*") -> list[Path]:
 
 def _split_lines(
     data: bytes, start_line: int, max_line_bytes: int
-) -> tuple[list[Line], int, list[int]]:
-    """Complete lines of `data`; returns (lines, bytes consumed, too-long line numbers)."""
-    end = data.rfind(b"\n")
-    if end < 0:
-        return [], 0, []
-    lines: list[Line] = []
+) -> tuple[list[bytes], Sequence[int], int, int, list[int]]:
+    """Complete lines of `data`; returns (lines, their numbers, bytes consumed, lines
+    consumed, too-long line numbers)."""
+    raw = data.split(b"\n")
+    rest = raw.pop()  # after the last newline: a line still being written, or b""
+    if not raw:
+        return [], (), 0, 0, []
+    consumed = len(data) - len(rest)
+    # Usually no line is blank or too long: then the lines are the split itself, checked
+    # by C-level passes, and their numbers a range.
+    if max(map(len, raw)) <= max_line_bytes and b"" not in raw and not any(map(bytes.isspace, raw)):
+        return raw, range(start_line + 1, start_line + 1 + len(raw)), consumed, len(raw), []
+    lines: list[bytes] = []
+    numbers: list[int] = []
     too_long: list[int] = []
     number = start_line
-    for raw in data[:end].split(b"\n"):
+    for line in raw:
         number += 1
-        if len(raw) > max_line_bytes:
+        if len(line) > max_line_bytes:
             too_long.append(number)
-        elif raw.strip():
-            lines.append(Line(raw, number))
-    return lines, end + 1, too_long
+        elif line.strip():
+            lines.append(line)
+            numbers.append(number)
+    return lines, numbers, consumed, len(raw), too_long
 
 
 def _skip_long_line(raw: BinaryIO, path: Path, fp: str, position: Position) -> Chunk:
@@ -135,9 +152,9 @@ def _skip_long_line(raw: BinaryIO, path: Path, fp: str, position: Position) -> C
         if newline >= 0:
             number = position.line + 1
             end = Position(position.offset + skipped + newline + 1, number)
-            return Chunk(path, fp, [], end, [number])
+            return Chunk(path, fp, [], (), end, [number])
         skipped += len(block)
-    return Chunk(path, fp, [], position, [])  # wait for its end
+    return Chunk(path, fp, [], (), position, [])  # wait for its end
 
 
 def read_new_lines(
@@ -171,11 +188,9 @@ def read_new_lines(
                     return _skip_long_line(raw, path, fp, position)
     except (OSError, EOFError, zlib.error):
         return None
-    lines, consumed, too_long = _split_lines(data, position.line, max_line_bytes)
-    end = Position(
-        position.offset + consumed, position.line + data.count(b"\n", 0, consumed), finished
-    )
-    return Chunk(path, fp, lines, end, too_long)
+    lines, numbers, consumed, n_lines, too_long = _split_lines(data, position.line, max_line_bytes)
+    end = Position(position.offset + consumed, position.line + n_lines, finished)
+    return Chunk(path, fp, lines, numbers, end, too_long)
 
 
 class LogTail:
@@ -226,7 +241,7 @@ class LogTail:
             if position.finished:
                 continue
             chunk = read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
-            if chunk is not None and (chunk.end != position or chunk.lines):
+            if chunk is not None and (chunk.end != position or chunk.texts):
                 chunks.append(chunk)
         return chunks
 

@@ -14,19 +14,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
+import msgspec
 import structlog
 
 from model_health_exporter.fsutil import atomic_write_bytes
 from model_health_exporter.records import (
     LINE_ERROR_REASONS,
     Feedback,
-    InvalidRecordError,
     Prediction,
-    parse_line,
+    parse_lines,
 )
 from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
 from model_health_exporter.sources.reference import (
@@ -47,7 +48,7 @@ from model_health_exporter.state.live import (
     VersionTallies,
 )
 from model_health_exporter.state.registry import Snapshot
-from model_health_exporter.state.windows import LiveWindow, WindowConfig
+from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,7 @@ LOG_DIRS: Final = ("predictions", "feedback")
 ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
+_TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
 
 VersionKey = tuple[str, str]  # (model, version)
 
@@ -92,7 +94,25 @@ class IngestConfig:
     latency_buckets: tuple[float, ...] = DEFAULT_LATENCY_BUCKETS
     confidence_buckets: tuple[float, ...] = DEFAULT_CONFIDENCE_BUCKETS
     summary_refresh: float = 10.0  # seconds: windows also change as time passes
+    # While lines stream in, a window's summary (drift tests, merged buckets: far more
+    # than tallying a chunk) is recomputed at most this often; counters are always fresh,
+    # and the first poll that finds nothing new brings the summaries up to date.
+    summary_interval: float = 1.0
     health: HealthConfig = field(default_factory=HealthConfig)
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _window_json(window: LiveWindow) -> bytes:
+    data = window.to_dict()
+    pending = data.pop("pending")
+    # The pending joins are most of a window, and finite numbers only (times, class
+    # indices or logged outputs, probabilities): msgspec writes them ten times faster
+    # than json, which is kept for the rest (it writes an infinite sum as Infinity,
+    # msgspec as null).
+    return _json(data)[:-1] + b',"pending":' + msgspec.json.encode(pending) + b"}"
 
 
 def _check_format(data: dict[str, object]) -> None:
@@ -127,10 +147,17 @@ class IngestWorker:
         self._windows: dict[VersionKey, LiveWindow] = {}
         self._views: dict[VersionKey, TalliesView] = {}
         self._changed: set[VersionKey] = set()
+        # The window summary each view holds, and when it was computed (monotonic);
+        # versions whose view holds an older summary than their window's state.
+        self._summaries: dict[VersionKey, tuple[float, WindowSummary]] = {}
+        self._stale_summaries: set[VersionKey] = set()
         self._saved_positions: dict[str, dict[str, Position]] = {}
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
         self._next_reference_check = 0.0
+        self._synced_snapshot: Snapshot | None = None
+        self._next_tail_sync = 0.0
+        self._tail_versions: dict[str, VersionKey] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
@@ -196,10 +223,15 @@ class IngestWorker:
                 for pattern, tail in self._path_tails.items()
             },
             "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
-            "windows": {f"{m}/{v}": w.to_dict() for (m, v), w in self._windows.items()},
         }
+        # Each window (its pending joins are most of the file) is encoded on its own: one
+        # json.dumps of everything holds the GIL for the whole encoding, hundreds of
+        # milliseconds with many versions, and scrapes wait that long.
+        windows = b",".join(
+            _json(f"{m}/{v}") + b":" + _window_json(w) for (m, v), w in self._windows.items()
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+        atomic_write_bytes(path, _json(data)[:-1] + b',"windows":{' + windows + b"}}")
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -233,7 +265,18 @@ class IngestWorker:
 
     def _sync_tails(self) -> dict[str, VersionKey]:
         """One tail per existing log directory of a known version. A version that is
-        gone takes its tallies and positions with it: no stale series."""
+        gone takes its tallies and positions with it: no stale series. Looking for the
+        directories costs two stats per known version, so while the registry's snapshot
+        stays the same it is done at most every _TAIL_SYNC_SECONDS."""
+        snapshot = self._snapshot()
+        clock = time.monotonic()
+        if snapshot is self._synced_snapshot and clock < self._next_tail_sync:
+            return self._tail_versions
+        self._synced_snapshot, self._next_tail_sync = snapshot, clock + _TAIL_SYNC_SECONDS
+        self._tail_versions = self._find_tails()
+        return self._tail_versions
+
+    def _find_tails(self) -> dict[str, VersionKey]:
         wanted: dict[str, tuple[VersionKey, Path]] = {}
         present = {(view.model, view.version) for view in self._snapshot().versions()}
         stale = (set(self._tallies) | set(self._windows)) - present
@@ -277,66 +320,79 @@ class IngestWorker:
             for chunk in tail.poll():
                 lines += self._tally(chunk, versions[key])
                 tail.commit(chunk)
-        present = set(versions.values()) | {
-            (v.model, v.version) for v in self._snapshot().versions()
-        }
+        present = (
+            {(v.model, v.version) for v in self._snapshot().versions()}
+            if self._path_tails
+            else set()
+        )
         for tail in self._path_tails.values():
             for chunk in tail.poll():
                 lines += self._tally(chunk, present)
                 tail.commit(chunk)
         if lines:
             self._publish()
+        elif self._stale_summaries:
+            self._publish(fresh=self._stale_summaries)
         return lines
 
-    def _route(
-        self, record: Prediction | Feedback, target: VersionKey | set[VersionKey]
-    ) -> VersionKey | None:
-        """The version a record counts for: its folder's, or for logs outside the
-        version folders the one the record names, if the registry knows it."""
-        if isinstance(target, tuple):
-            return target
-        key = (record.model or "", record.version or "")
-        return key if key in target else None
-
     def _tally(self, chunk: Chunk, target: VersionKey | set[VersionKey]) -> int:
+        """Tally a chunk's lines for the version of their folder (`target` a key), or for
+        logs outside the version folders for the known version each record names."""
         now = time.time()
+        texts, numbers = chunk.texts, chunk.numbers
+        records, rejected = parse_lines(texts)
         # Bad lines in a version's own folder count against its data quality.
-        folder_window = self._window_for(target) if isinstance(target, tuple) else None
+        window = self._window_for(target) if isinstance(target, tuple) else None
         for number in chunk.too_long:
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
-            if folder_window is not None:
-                folder_window.observe_invalid(now)
-        for line in chunk.lines:
-            try:
-                record = parse_line(line.data)
-            except InvalidRecordError as exc:
-                self._line_error(chunk, line.number, exc.reason, exc.message)
-                if folder_window is not None:
-                    folder_window.observe_invalid(now)
-                continue
-            key = self._route(record, target)
-            if key is None:
+            if window is not None:
+                window.observe_invalid(now)
+        for i, exc in rejected:
+            self._line_error(chunk, numbers[i], exc.reason, exc.message)
+            if window is not None:
+                window.observe_invalid(now)
+        if isinstance(target, tuple):
+            self._tally_records(target, records, now)
+            return len(texts) + len(chunk.too_long)
+        # The line numbers of the records, for the unknown_model messages.
+        skipped = {i for i, _ in rejected}
+        record_numbers = [n for i, n in enumerate(numbers) if i not in skipped]
+        routed: dict[VersionKey, list[Prediction | Feedback]] = {}
+        for record, number in zip(records, record_numbers, strict=True):
+            key = (record.model or "", record.version or "")
+            if key not in target:
                 self._line_error(
                     chunk,
-                    line.number,
+                    number,
                     "unknown_model",
                     f"no model version {record.model!r}/{record.version!r} is known",
                 )
                 continue
-            tallies, window = self._tallies_for(key), self._window_for(key)
-            if isinstance(record, Feedback):
-                tallies.feedback += 1
-                window.observe_feedback(record, now)
-                continue
-            tallies.predictions += 1
-            window.observe_prediction(record, now)
-            if record.error is not None:
-                tallies.count_error(record.error)
-            if record.latency_seconds is not None:
-                tallies.latency.observe(record.latency_seconds)
-            if record.confidence is not None and record.error is None:
-                tallies.confidence.observe(record.confidence)
-        return len(chunk.lines) + len(chunk.too_long)
+            routed.setdefault(key, []).append(record)
+        for key, version_records in routed.items():
+            self._tally_records(key, version_records, now)
+        return len(texts) + len(chunk.too_long)
+
+    def _tally_records(
+        self, key: VersionKey, records: list[Prediction | Feedback], now: float
+    ) -> None:
+        """One version's records of a chunk, in their order, all counted at `now`. Runs
+        of predictions and of feedback go to the window in batches: a feedback line
+        after its prediction finds it waiting, as it would one line at a time."""
+        if not records:
+            return
+        tallies, window = self._tallies_for(key), self._window_for(key)
+        predictions: list[Prediction] = []
+        for kind, group in groupby(records, type):
+            if kind is Feedback:
+                feedback = cast("list[Feedback]", list(group))
+                tallies.feedback += len(feedback)
+                window.observe_feedbacks(feedback, now)
+            else:
+                run = cast("list[Prediction]", list(group))
+                window.observe_predictions(run, now)
+                predictions += run
+        tallies.observe_predictions(predictions)
 
     # ---- references -------------------------------------------------------------------
 
@@ -427,14 +483,31 @@ class IngestWorker:
                 problem=message,
             )
 
-    def _publish(self, everything: bool = False) -> None:
+    def _publish(self, everything: bool = False, fresh: set[VersionKey] | None = None) -> None:
         """Refresh the views of the versions that changed (all of them when asked: the
-        windows move on with time) and publish a new immutable mapping."""
+        windows move on with time) and publish a new immutable mapping. Window summaries
+        are recomputed for `everything`, for the versions in `fresh`, and for the others
+        once `summary_interval` has passed since their last one."""
         now = time.time()
-        changed = set(self._tallies) if everything else self._changed & set(self._tallies)
+        clock = time.monotonic()
+        fresh = set(fresh or ())
+        changed = set(self._tallies) if everything else (self._changed | fresh) & set(self._tallies)
         for key in changed:
-            self._views[key] = TalliesView.of(key, self._tallies[key], self._window_for(key), now)
+            window = self._window_for(key)
+            last = self._summaries.get(key)
+            recent = last is not None and clock - last[0] < self._config.summary_interval
+            if last is not None and recent and not everything and key not in fresh:
+                summary = last[1]
+                self._stale_summaries.add(key)
+            else:
+                summary = window.summary(now)
+                self._summaries[key] = (clock, summary)
+                self._stale_summaries.discard(key)
+            self._views[key] = TalliesView.of(key, self._tallies[key], window, now, summary)
         self._changed.clear()
+        for key in [k for k in self._summaries if k not in self._tallies]:
+            del self._summaries[key]
+            self._stale_summaries.discard(key)
         self.tallies = MappingProxyType(dict(sorted(self._views.items())))
         self._publish_health(now, None if everything else changed)
 
@@ -443,7 +516,10 @@ class IngestWorker:
         `only`); a view equal to the one before is kept, so its rendered text is reused."""
         previous = self.health
         views = {} if only is None else dict(previous)
-        for model in self._snapshot().models.values():
+        models = self._snapshot().models
+        if only is not None:  # the few that changed, not every known version
+            models = {name: models[name] for name, _ in only if name in models}
+        for model in models.values():
             for version in model.versions:
                 key = (model.name, version.version)
                 if only is not None and key not in only:

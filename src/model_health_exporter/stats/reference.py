@@ -13,10 +13,13 @@ Pure numpy: no I/O, nothing about Prometheus."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import MappingProxyType
-from typing import Any, Final, Literal, Self, TypeGuard
+from typing import Any, Final, Literal, Self, TypeGuard, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +79,8 @@ class ModelReference:
     known_categories: Mapping[str, frozenset[str]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # categorical feature -> its `_category_codes`, built on first use by DriftCounts
+    _codes: dict[str, _Codes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -286,36 +291,71 @@ class DriftCounts:
         """Tally successful predictions (`records.Prediction`), vectorised per column."""
         if not rows:
             return
-        for i, (name, profile) in enumerate(reference.features.items()):
-            column = [None if r.features is None else r.features.get(name) for r in rows]
-            self._add_feature(i, profile, column, reference.known_categories.get(name))
-        self.rows += sum(1 for r in rows if r.features is not None)
+        features = [r.features for r in rows if r.features is not None]
+        self.rows += len(features)
+        absent = len(rows) - len(features)  # rows without features miss every feature
+        self.missing += absent
+        columns = _columns(features, list(reference.features))
+        for i, ((name, profile), column) in enumerate(
+            zip(reference.features.items(), columns, strict=True)
+        ):
+            if isinstance(profile, NumericProfile):
+                self._add_numeric(i, profile, column)
+            else:
+                known = reference.known_categories.get(name)
+                codes = _category_codes(reference, name, profile, known)
+                self._add_categorical(i, profile, column, codes, known)
         self._add_outputs(reference, rows)
 
-    def _add_feature(
-        self, i: int, profile: Profile, column: list[Value], known: frozenset[str] | None
-    ) -> None:
-        self.missing[i] += sum(1 for v in column if v is None)
-        if isinstance(profile, NumericProfile):
-            numbers = [float(v) for v in column if _is_number(v)]
+    def _add_numeric(self, i: int, profile: NumericProfile, column: Sequence[Value]) -> None:
+        kinds = set(map(type, column))
+        if kinds <= _NUMERIC_OR_NONE:  # the usual case, converted in one call
+            values = np.array(column, dtype=np.float64)  # None becomes NaN (JSON has none)
+            if type(None) in kinds:
+                present = ~np.isnan(values)
+                self.missing[i] += values.size - int(present.sum())
+                values = values[present]
+        else:  # strings or booleans for a numeric feature
+            self.missing[i] += column.count(None)
             self.invalid_type[i] += sum(1 for v in column if v is not None and not _is_number(v))
-            if numbers:
-                values = np.asarray(numbers)
-                self.feature_counts[i] += np.bincount(
-                    profile.bin_indices(values), minlength=profile.n_bins
-                )
-                low, high = self.minmax[i]
-                self.minmax[i] = (np.fmin(low, values.min()), np.fmax(high, values.max()))
-            return
-        keys = [key for v in column if (key := category_key(v)) is not None]
-        if keys:
-            indices = [profile.index_of(key) for key in keys]
-            self.feature_counts[i] += np.bincount(indices, minlength=profile.n_bins)
-            if known is not None:
-                self.unseen[i] += sum(1 for key in keys if key not in known)
+            values = np.asarray([float(v) for v in column if _is_number(v)], dtype=np.float64)
+        if values.size:
+            self.feature_counts[i] += np.bincount(
+                profile.bin_indices(values), minlength=profile.n_bins
+            )
+            low, high = self.minmax[i]
+            self.minmax[i] = (np.fmin(low, values.min()), np.fmax(high, values.max()))
+
+    def _add_categorical(
+        self,
+        i: int,
+        profile: CategoricalProfile,
+        column: Sequence[Value],
+        codes: _Codes,
+        known: frozenset[str] | None,
+    ) -> None:
+        n = profile.n_bins
+        coded = np.array(list(map(codes.__getitem__, column)), dtype=np.int64)
+        counted = np.bincount(coded[coded >= 0], minlength=3 * n)
+        self.feature_counts[i] += counted[:n] + counted[n : 2 * n]
+        self.unseen[i] += int(counted[n : 2 * n].sum())
+        self.missing[i] += int(counted[2 * n])
+        uncoded = np.flatnonzero(coded < 0)
+        if uncoded.size:  # numbers, booleans, strings the reference never had
+            bins = [0] * n
+            unseen = 0
+            for j in uncoded.tolist():
+                key = category_key(column[j])
+                if key is None:
+                    continue  # NaN: neither counted nor missing
+                bins[profile.index_of(key)] += 1
+                unseen += known is not None and key not in known
+            self.feature_counts[i] += np.asarray(bins, dtype=np.int64)
+            self.unseen[i] += unseen
 
     def _add_outputs(self, reference: ModelReference, rows: Sequence[Any]) -> None:
         predicted = reference.prediction
+        labels: Counter[str | None] = Counter(map(_LABEL, rows))
         if isinstance(predicted, NumericProfile) and self.prediction_counts is not None:
             values = np.asarray([r.value for r in rows if r.value is not None], dtype=float)
             if values.size:
@@ -325,10 +365,13 @@ class DriftCounts:
                 self.prediction_sum += float(values.sum())
                 self.prediction_n += int(values.size)
         elif isinstance(predicted, CategoricalProfile) and self.prediction_counts is not None:
-            indices = [predicted.index_of(r.label) for r in rows if r.label is not None]
-            if indices:
-                self.prediction_counts += np.bincount(indices, minlength=predicted.n_bins)
-        confidences = np.asarray([r.confidence for r in rows if r.confidence is not None], float)
+            bins = [0] * predicted.n_bins
+            for label, n in labels.items():
+                if label is not None:
+                    bins[predicted.index_of(label)] += n
+            self.prediction_counts += np.asarray(bins, dtype=np.int64)
+        column = list(map(_CONFIDENCE, rows))
+        confidences = np.asarray([c for c in column if c is not None], dtype=float)
         profile = reference.confidence
         if profile is not None and self.confidence_counts is not None and confidences.size:
             self.confidence_counts += np.bincount(
@@ -336,24 +379,39 @@ class DriftCounts:
             )
         self.confidence_sum += float(confidences.sum())
         self.confidence_n += int(confidences.size)
-        self._add_estimation(reference.calibrator, rows)
+        self._add_estimation(reference.calibrator, rows, labels, column)
 
-    def _add_estimation(self, calibrator: Calibrator | None, rows: Sequence[Any]) -> None:
+    def _add_estimation(
+        self,
+        calibrator: Calibrator | None,
+        rows: Sequence[Any],
+        labels: Counter[str | None],
+        confidences: list[float | None],
+    ) -> None:
+        """`labels` counts the rows' labels, `confidences` is the rows' column."""
         if calibrator is None or self.expected is None:
             # Uncalibrated: the model's own confidence is the estimate of being right.
-            confidences = [r.confidence for r in rows if r.label is not None and r.confidence]
-            self.calibrated_confidence_sum += float(sum(confidences))
-            self.calibrated_confidence_n += len(confidences)
+            if None not in labels:
+                estimates = [c for c in confidences if c]
+            elif len(labels) == 1:
+                estimates = []  # no row with a class
+            else:
+                estimates = [
+                    c
+                    for label, c in zip(map(_LABEL, rows), confidences, strict=True)
+                    if label and c
+                ]
+            self.calibrated_confidence_sum += float(sum(estimates))
+            self.calibrated_confidence_n += len(estimates)
             return
         index = {c: i for i, c in enumerate(calibrator.classes)}
         with_probs = [r for r in rows if r.probabilities is not None and r.label in index]
         if with_probs:
-            matrix = np.zeros((len(with_probs), len(index)))
-            for i, r in enumerate(with_probs):
-                for c, p in r.probabilities.items():
-                    j = index.get(c)
-                    if j is not None:
-                        matrix[i, j] = p
+            classes = calibrator.classes
+            matrix = np.array(
+                [[r.probabilities.get(c, 0.0) for c in classes] for r in with_probs],
+                dtype=np.float64,
+            ).reshape(len(with_probs), len(classes))
             total = matrix.sum(axis=1, keepdims=True)
             matrix = np.divide(matrix, total, out=np.zeros_like(matrix), where=total > 0)
             predicted = np.asarray([index[r.label] for r in with_probs], dtype=np.int64)
@@ -447,6 +505,61 @@ class DriftCounts:
         for name in _SCALARS:
             setattr(counts, name, type(getattr(counts, name))(data[name]))
         return counts
+
+
+_NUMERIC_OR_NONE: Final = frozenset({int, float, type(None)})
+_LABEL: Final = operator.attrgetter("label")
+_CONFIDENCE: Final = operator.attrgetter("confidence")
+
+
+class _Codes(dict[Value, int]):
+    """Codes of the values a categorical reference knows; -1 for any other value. A
+    dict, so that one C-level `map` over a column codes it."""
+
+    def __missing__(self, value: object) -> int:
+        return -1
+
+
+def _category_codes(
+    reference: ModelReference,
+    name: str,
+    profile: CategoricalProfile,
+    known: frozenset[str] | None,
+) -> _Codes:
+    """For a categorical feature, a code per value the reference knows: its bin b, or
+    b + n_bins if it counts as unseen (a top-K category missing from the known ones),
+    2 * n_bins for None. Only strings and None are keys: True == 1 == 1.0 as dict keys
+    while their categories differ, so other values are keyed one by one."""
+    codes = reference._codes.get(name)
+    if codes is None:
+        n = profile.n_bins
+        offset = 0 if known is None else n
+        codes = _Codes({c: b + offset for b, c in enumerate(profile.categories)})
+        codes.update({c: profile.index_of(c) for c in known or ()})
+        codes[None] = 2 * n
+        reference._codes[name] = codes
+    return codes
+
+
+def _columns(features: list[dict[str, Value]], names: list[str]) -> list[Sequence[Value]]:
+    """Per name, its value in each of `features` (None where absent)."""
+    if not names or not features:
+        return [[] for _ in names]
+    # Rows written by one piece of code share their keys and order: then a transpose
+    # of their values is all it takes, one C-level pass (checking costs a list a row).
+    keys = list(features[0])
+    if all(map(keys.__eq__, map(list, features))):
+        position = {key: i for i, key in enumerate(keys)}
+        table = list(zip(*map(dict.values, features), strict=True))
+        absent = [None] * len(features)
+        return [table[position[name]] if name in position else absent for name in names]
+    if len(names) > 1:
+        try:  # every row has every feature: one lookup call per row, then a transpose
+            return list(zip(*map(operator.itemgetter(*names), features), strict=True))
+        except KeyError:
+            pass
+    get = cast("Callable[[dict[str, Value], str], Value]", dict.get)  # C-level, no lambda
+    return [list(map(get, features, repeat(name))) for name in names]
 
 
 _SCALARS: Final = (
