@@ -12,6 +12,7 @@ Pure numpy: no I/O, nothing about Prometheus."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections import Counter
@@ -239,7 +240,8 @@ def _calibrator(
 @dataclass(slots=True)
 class DriftCounts:
     """One bucket's counts over a reference's bins. Arrays are per feature in the
-    reference's (sorted) feature order."""
+    reference's (sorted) feature order. The features' bin counts are views into one
+    flat array, so merging buckets is one addition, not one per feature."""
 
     feature_counts: list[IntArray]
     missing: IntArray  # per feature: absent or null
@@ -257,13 +259,16 @@ class DriftCounts:
     expected_n: int = 0
     calibrated_confidence_sum: float = 0.0  # rows with a confidence only
     calibrated_confidence_n: int = 0
+    flat: IntArray | None = None  # what feature_counts are views of
 
     @classmethod
     def empty(cls, reference: ModelReference) -> Self:
         n_features = len(reference.features)
         calibrator = reference.calibrator
+        flat, views = _flat_bins([p.n_bins for p in reference.features.values()])
         return cls(
-            feature_counts=[np.zeros(p.n_bins, np.int64) for p in reference.features.values()],
+            feature_counts=views,
+            flat=flat,
             missing=np.zeros(n_features, np.int64),
             invalid_type=np.zeros(n_features, np.int64),
             unseen=np.zeros(n_features, np.int64),
@@ -430,8 +435,11 @@ class DriftCounts:
     # ---- merging and checkpoints --------------------------------------------------------
 
     def __iadd__(self, other: DriftCounts) -> Self:
-        for i, theirs in enumerate(other.feature_counts):
-            self.feature_counts[i] += theirs
+        if self.flat is not None and other.flat is not None:
+            self.flat += other.flat  # every feature's bins at once
+        else:
+            for i, theirs in enumerate(other.feature_counts):
+                self.feature_counts[i] += theirs
         self.missing += other.missing
         self.invalid_type += other.invalid_type
         self.unseen += other.unseen
@@ -448,8 +456,11 @@ class DriftCounts:
         return self
 
     def copy(self) -> DriftCounts:
+        flat, views = _flat_bins([c.size for c in self.feature_counts])
+        for view, counts in zip(views, self.feature_counts, strict=True):
+            view[:] = counts
         return DriftCounts(
-            [c.copy() for c in self.feature_counts],
+            views,
             self.missing.copy(),
             self.invalid_type.copy(),
             self.unseen.copy(),
@@ -461,6 +472,7 @@ class DriftCounts:
             if self.confidence_counts is None
             else self.confidence_counts.copy(),
             expected=None if self.expected is None else self.expected.copy(),
+            flat=flat,
             **{name: getattr(self, name) for name in _SCALARS},
         )
 
@@ -487,7 +499,8 @@ class DriftCounts:
         loaded = [np.asarray(c, dtype=np.int64) for c in data["feature_counts"]]
         if [c.shape for c in loaded] != [c.shape for c in counts.feature_counts]:
             raise ValueError("drift counts do not match the reference's bins")
-        counts.feature_counts = loaded
+        for view, values in zip(counts.feature_counts, loaded, strict=True):
+            view[:] = values
         counts.missing = np.asarray(data["missing"], dtype=np.int64).reshape(counts.missing.shape)
         counts.invalid_type = np.asarray(data["invalid_type"], dtype=np.int64).reshape(
             counts.invalid_type.shape
@@ -562,6 +575,12 @@ def _columns(features: list[dict[str, Value]], names: list[str]) -> list[Sequenc
     return [list(map(get, features, repeat(name))) for name in names]
 
 
+def _flat_bins(sizes: Sequence[int]) -> tuple[IntArray, list[IntArray]]:
+    flat = np.zeros(sum(sizes), np.int64)
+    offsets = np.cumsum([0, *sizes])
+    return flat, [flat[a:b] for a, b in itertools.pairwise(offsets)]
+
+
 _SCALARS: Final = (
     "rows",
     "prediction_sum",
@@ -598,82 +617,145 @@ def _ratio(part: float, whole: float) -> float | None:
     return None if whole <= 0 else float(part) / whole
 
 
+_NumericJob = tuple[str, NumericProfile, IntArray, float | None, float | None]
+_CategoricalJob = tuple[str, CategoricalProfile, IntArray]
+# Keys of the model's outputs among the features' in one batch; no feature name has a NUL.
+_PREDICTION_KEY: Final = "\0prediction"
+_CONFIDENCE_KEY: Final = "\0confidence"
+
+
 def drift_report(
     reference: ModelReference, counts: DriftCounts, settings: DriftSettings
 ) -> DriftReport:
     """Everything the window says against its reference; statistics from fewer than
-    `settings.min_samples` rows are left out (sample counts are always there)."""
-    features: dict[str, dict[str, float]] = {}
+    `settings.min_samples` rows are left out (sample counts are always there). The drift
+    of every feature, of the prediction and of the confidence is computed in one batch
+    per kind (`drift.numeric_drift_many`, `drift.categorical_drift_many`)."""
+    features, numeric, categorical = _quality_and_jobs(reference, counts, settings.min_samples)
+    _add_output_jobs(reference, counts, settings.min_samples, numeric, categorical)
+    results = _run_jobs(numeric, categorical)
+    feature_results = {k: v for k, v in results.items() if k in features}
+    for name, result in feature_results.items():
+        features[name] |= {
+            "psi": result.psi,
+            "js_distance": result.js_distance,
+            "kl_divergence": result.kl_divergence,
+            "ks_statistic": result.ks_statistic,
+            "drift_p_value": result.p_value,
+            "wasserstein": result.wasserstein,
+        }
     metrics: dict[str, float | None] = {}
-    enough = counts.rows >= settings.min_samples
-    drift_values: dict[str, Any] = {}
-    for i, (name, profile) in enumerate(reference.features.items()):
-        observed = int(counts.feature_counts[i].sum())
-        seen = observed + int(counts.missing[i]) + int(counts.invalid_type[i])
-        stats: dict[str, float | None] = {"missing_ratio": _ratio(counts.missing[i], seen)}
-        if isinstance(profile, NumericProfile):
-            out = int(counts.feature_counts[i][0] + counts.feature_counts[i][-1])
-            stats["out_of_range_ratio"] = _ratio(out + counts.invalid_type[i], seen)
-        elif name in reference.known_categories:
-            stats["unseen_category_ratio"] = _ratio(counts.unseen[i], observed)
-        if enough and observed >= settings.min_samples:
-            if isinstance(profile, NumericProfile):
-                low, high = counts.minmax[i]
-                result: Any = drift.numeric_drift(
-                    profile,
-                    counts.feature_counts[i],
-                    current_min=None if math.isnan(low) else float(low),
-                    current_max=None if math.isnan(high) else float(high),
-                )
-                stats |= {
-                    "psi": result.psi,
-                    "js_distance": result.js_distance,
-                    "kl_divergence": result.kl_divergence,
-                    "ks_statistic": result.ks_statistic,
-                    "drift_p_value": result.p_value,
-                    "wasserstein": result.wasserstein,
-                }
-            else:
-                result = drift.categorical_drift(profile, counts.feature_counts[i])
-                stats |= {
-                    "psi": result.psi,
-                    "js_distance": result.js_distance,
-                    "kl_divergence": result.kl_divergence,
-                    "drift_p_value": result.p_value,
-                }
-            drift_values[name] = result
-        features[name] = {k: float(v) for k, v in stats.items() if v is not None}
-    if drift_values:
+    if feature_results:
         flags = drift.drift_flags(
-            drift_values, settings.method, settings.threshold, settings.correction
+            feature_results, settings.method, settings.threshold, settings.correction
         )
         for name, flag in flags.items():
             features[name]["drift_detected"] = 1.0 if flag else 0.0
         metrics["data_drift_share"] = drift.drift_share(flags)
-    metrics |= _prediction_drift(reference, counts, settings)
+    metrics |= _prediction_drift(reference, counts, results, settings)
     metrics |= _estimation(reference, counts, settings)
     return DriftReport(
-        MappingProxyType({k: MappingProxyType(v) for k, v in features.items()}),
+        MappingProxyType(
+            {
+                name: MappingProxyType({k: float(v) for k, v in stats.items() if v is not None})
+                for name, stats in features.items()
+            }
+        ),
         MappingProxyType({k: float(v) for k, v in metrics.items() if v is not None}),
         counts.rows,
     )
 
 
+def _quality_and_jobs(
+    reference: ModelReference, counts: DriftCounts, minimum: int
+) -> tuple[dict[str, dict[str, float | None]], list[_NumericJob], list[_CategoricalJob]]:
+    """Data-quality ratios per feature, and the features with enough rows for drift."""
+    features: dict[str, dict[str, float | None]] = {}
+    numeric: list[_NumericJob] = []
+    categorical: list[_CategoricalJob] = []
+    enough = counts.rows >= minimum
+    for i, (name, profile) in enumerate(reference.features.items()):
+        bins = counts.feature_counts[i]
+        observed = int(bins.sum())
+        seen = observed + int(counts.missing[i]) + int(counts.invalid_type[i])
+        stats: dict[str, float | None] = {"missing_ratio": _ratio(counts.missing[i], seen)}
+        features[name] = stats
+        if isinstance(profile, NumericProfile):
+            out_of_range = int(bins[0] + bins[-1]) + int(counts.invalid_type[i])
+            stats["out_of_range_ratio"] = _ratio(out_of_range, seen)
+            if enough and observed >= minimum:
+                low, high = counts.minmax[i]
+                numeric.append(
+                    (
+                        name,
+                        profile,
+                        bins,
+                        None if math.isnan(low) else float(low),
+                        None if math.isnan(high) else float(high),
+                    )
+                )
+            continue
+        if name in reference.known_categories:
+            stats["unseen_category_ratio"] = _ratio(counts.unseen[i], observed)
+        if enough and observed >= minimum:
+            categorical.append((name, profile, bins))
+    return features, numeric, categorical
+
+
+def _add_output_jobs(
+    reference: ModelReference,
+    counts: DriftCounts,
+    minimum: int,
+    numeric: list[_NumericJob],
+    categorical: list[_CategoricalJob],
+) -> None:
+    predicted, pc = reference.prediction, counts.prediction_counts
+    if predicted is not None and pc is not None and pc.sum() >= minimum:
+        if isinstance(predicted, NumericProfile):
+            numeric.append((_PREDICTION_KEY, predicted, pc, None, None))
+        else:
+            categorical.append((_PREDICTION_KEY, predicted, pc))
+    confidence, cc = reference.confidence, counts.confidence_counts
+    if confidence is not None and cc is not None and cc.sum() >= minimum:
+        numeric.append((_CONFIDENCE_KEY, confidence, cc, None, None))
+
+
+def _run_jobs(
+    numeric: list[_NumericJob], categorical: list[_CategoricalJob]
+) -> dict[str, drift.FeatureDrift]:
+    results: dict[str, drift.FeatureDrift] = {}
+    numeric_results = drift.numeric_drift_many(
+        [job[1] for job in numeric],
+        [job[2] for job in numeric],
+        [job[3] for job in numeric],
+        [job[4] for job in numeric],
+    )
+    for job, num in zip(numeric, numeric_results, strict=True):
+        if num is not None:
+            results[job[0]] = num
+    categorical_results = drift.categorical_drift_many(
+        [job[1] for job in categorical], [job[2] for job in categorical]
+    )
+    for cat_job, cat in zip(categorical, categorical_results, strict=True):
+        if cat is not None:
+            results[cat_job[0]] = cat
+    return results
+
+
 def _prediction_drift(
-    reference: ModelReference, counts: DriftCounts, settings: DriftSettings
+    reference: ModelReference,
+    counts: DriftCounts,
+    results: Mapping[str, drift.FeatureDrift],
+    settings: DriftSettings,
 ) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
-    predicted, pc = reference.prediction, counts.prediction_counts
-    if predicted is not None and pc is not None and pc.sum() >= settings.min_samples:
-        if isinstance(predicted, NumericProfile):
-            result: Any = drift.numeric_drift(predicted, pc)
+    predicted = reference.prediction
+    result = results.get(_PREDICTION_KEY)
+    if predicted is not None and result is not None:
+        if isinstance(predicted, NumericProfile) and counts.prediction_n:
             out["prediction_mean_shift"] = (
                 counts.prediction_sum / counts.prediction_n - predicted.mean
-                if counts.prediction_n
-                else None
             )
-        else:
-            result = drift.categorical_drift(predicted, pc)
         flags = drift.drift_flags(
             {"prediction": result}, settings.method, settings.threshold, "none"
         )
@@ -683,10 +765,12 @@ def _prediction_drift(
             "prediction_drift_p_value": result.p_value,
             "prediction_drift_detected": 1.0 if flags.get("prediction") else 0.0,
         }
-    conf, cc = reference.confidence, counts.confidence_counts
-    if conf is not None and cc is not None and cc.sum() >= settings.min_samples:
-        result = drift.numeric_drift(conf, cc)
-        out |= {"confidence_psi": result.psi, "confidence_drift_p_value": result.p_value}
+    conf, conf_result = reference.confidence, results.get(_CONFIDENCE_KEY)
+    if conf is not None and conf_result is not None:
+        out |= {
+            "confidence_psi": conf_result.psi,
+            "confidence_drift_p_value": conf_result.p_value,
+        }
         if isinstance(predicted, CategoricalProfile) and counts.confidence_n:
             # For a classifier the mean shift is that of its confidence (seed 001).
             out["prediction_mean_shift"] = counts.confidence_sum / counts.confidence_n - conf.mean
