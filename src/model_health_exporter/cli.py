@@ -374,12 +374,7 @@ def _reference(argv: Sequence[str]) -> int:
     profile = build_reference(
         rows.source,
         rows.features,
-        labels=rows.labels,
-        values=rows.values,
-        probabilities=rows.probabilities,
-        confidences=rows.confidences,
-        actuals=rows.actuals,
-        latencies=rows.latencies,
+        **rows.columns(),
         n_bins=args.bins,
         top_k=args.top_categories,
         max_features=args.max_features,

@@ -65,6 +65,17 @@ class ReferenceRows:
     def __len__(self) -> int:
         return len(self.features)
 
+    def columns(self) -> dict[str, list[Any]]:
+        """The per-row lists by the keyword names of `stats.reference.build_reference`."""
+        return {
+            "labels": self.labels,
+            "values": self.values,
+            "probabilities": self.probabilities,
+            "confidences": self.confidences,
+            "actuals": self.actuals,
+            "latencies": self.latencies,
+        }
+
     def _skip(self, where: str, problem: str) -> None:
         self.skipped += 1
         if self.first_problem is None:

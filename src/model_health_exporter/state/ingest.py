@@ -458,12 +458,7 @@ class IngestWorker:
         return build_reference(
             loaded.source,
             loaded.features,
-            labels=loaded.labels,
-            values=loaded.values,
-            probabilities=loaded.probabilities,
-            confidences=loaded.confidences,
-            actuals=loaded.actuals,
-            latencies=loaded.latencies,
+            **loaded.columns(),
             n_bins=window.reference_bins,
             top_k=window.reference_top_k,
             max_features=window.max_features,
