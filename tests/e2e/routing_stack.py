@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from .stack import REPO_ROOT, Stack, get_json, rules_for_speed, write_yaml
+from .stack import REPO_ROOT, ServedInThread, Stack, get_json, rules_for_speed, write_yaml
 
 SHIPPED_RULES_DIR = REPO_ROOT / "prometheus" / "rules"
 SHIPPED_ALERTMANAGER_DIR = REPO_ROOT / "deploy" / "alertmanager"
@@ -61,23 +61,15 @@ class _HttpRecorderHandler(BaseHTTPRequestHandler):
         """Quiet: the requests are in the failure report."""
 
 
-class HttpRecorder:
+class HttpRecorder(ServedInThread):
     """Records every POST (path, headers, JSON body): stands in for Slack (/slack),
     PagerDuty's Events API (/pagerduty) and the retraining webhook (/retrain)."""
 
+    _server: _HttpRecorderServer
+
     def __init__(self) -> None:
-        self._server = _HttpRecorderServer()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_HttpRecorderServer())
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
 
     def bodies(self, path: str) -> list[Any]:
         with self._server.lock:
@@ -140,22 +132,14 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
             self.server.messages.append(message)
 
 
-class SmtpRecorder:
+class SmtpRecorder(ServedInThread):
     """An SMTP server in a thread of the test process that keeps every message."""
 
+    _server: _SmtpServer
+
     def __init__(self) -> None:
-        self._server = _SmtpServer()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_SmtpServer())
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
 
     def messages(self) -> list[EmailMessage]:
         with self._server.lock:

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import shutil
+import socketserver
 import subprocess
 import sys
 import threading
@@ -158,13 +159,13 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         """Quiet: the payloads are in the failure report."""
 
 
-class WebhookReceiver:
-    """Alertmanager webhook receiver in a thread of the test process; records every payload."""
+class ServedInThread:
+    """A socketserver listening from construction on, served by a thread of the test
+    process between start() and stop()."""
 
-    def __init__(self) -> None:
-        self._server = _WebhookServer()  # listening from here on
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/alerts"
+    def __init__(self, server: socketserver.BaseServer) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -174,6 +175,16 @@ class WebhookReceiver:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
+
+
+class WebhookReceiver(ServedInThread):
+    """Alertmanager webhook receiver in a thread of the test process; records every payload."""
+
+    _server: _WebhookServer
+
+    def __init__(self) -> None:
+        super().__init__(_WebhookServer())
+        self.url = f"http://127.0.0.1:{self._server.server_port}/alerts"
 
     def payloads(self) -> list[dict[str, Any]]:
         with self._server.lock:

@@ -208,8 +208,8 @@ def _calibrator(
             if c is not None:
                 counts[c] = counts.get(c, 0) + 1
     classes = sorted(counts, key=lambda c: (-counts[c], c))[:max_classes]
-    index = {c: i for i, c in enumerate(sorted(classes))}
     ordered = sorted(classes)
+    index = {c: i for i, c in enumerate(ordered)}
     matrix = np.zeros((len(rows), len(ordered)))
     actual_idx = np.full(len(rows), -1, dtype=np.int64)
     predicted_idx = np.full(len(rows), -1, dtype=np.int64)
