@@ -2,18 +2,32 @@
 features from their windows (issue 4's target: under 1 s), and the memory a version's
 window state takes, measured and against the formula in docs/benchmarks.md.
 
-Setup, deterministic from --seed: per version a reference of REFERENCE rows with 15
-numeric features (normal, some shifted per version) and 5 categorical ones (Zipf over 30
-categories), 3 classes with probabilities, built with `stats.reference.build_reference`
-(labelled, so CBPE calibration is fitted); then a `LiveWindow` (12 buckets of 5 min)
-receives PER_BUCKET predictions in every bucket, through the real record parser, with
-feedback for half of them. Timed: `LiveWindow.summary(now)` for every version (which
-merges the buckets' counts and computes all drift, quality, estimation and live metrics),
-plus `state.health.health_view` for every version, REPEATS times; the median is reported.
+Setup, deterministic from --seed: --distinct streams, each a reference of REFERENCE rows
+with 15 numeric features (normal) and 5 categorical ones (Zipf over 30 categories), 3
+classes with probabilities, built with `stats.reference.build_reference` (labelled, so
+CBPE calibration is fitted), and 12 buckets x PER_BUCKET predictions parsed by the real
+record parser, half of them shifted by 0.3 std, with feedback for half the records.
+Every version gets its own copy of one stream's reference (a `ModelReference` of its
+own, as the daemon holds one per version) and its own `LiveWindow` (12 buckets of 5 min),
+fed bucket by bucket through `observe_predictions` / `observe_feedbacks`, as the
+ingester does with each chunk it reads.
 
-Memory: tracemalloc's traced bytes of the windows (all buckets, reference, pending
-feedback) divided by the number of versions, with the pending feedback store reported
-apart, since it is bounded by --logs.max-pending rather than by the bins.
+Timed, REPEATS times, median reported, after one untimed pass (which flushes the
+batched rows into the bucket arrays):
+- `state.windows.summaries(windows, now)`: what the ingester's periodic refresh of every
+  version calls; merges each window's buckets and computes all drift, quality,
+  estimation and live metrics, the drift of all versions in one batch;
+- then a `TalliesView` and `state.health.health_view` (health score, checks, retraining
+  reasons) for every version.
+Each call recomputes every statistic; what a window keeps between calls is the merge of
+its closed buckets, until a bucket opens or expires. So each repeat also times
+`summaries` once right after dropping that merge in every window ("cold"), the cost of
+the first refresh after a bucket boundary.
+
+Memory: tracemalloc's traced bytes of --memory-versions windows built from records of
+their own (no object shared between versions), divided by their number, with the
+pending feedback store reported apart, since it is bounded by --logs.max-pending rather
+than by the bins.
 
     .venv/bin/python bench/drift_stats.py [--versions 1000 --features 20 --repeats 5]
 """
@@ -32,14 +46,22 @@ from pathlib import Path
 from typing import Any
 
 from _harness import SourceGuard, machine, table, write_results
+from model_health_exporter.baselines import BaselineOverrides, merge_baseline
 from model_health_exporter.records import Feedback, Prediction, parse_line
-from model_health_exporter.state.windows import LiveWindow, WindowConfig
+from model_health_exporter.schema import Levels
+from model_health_exporter.state.health import HealthConfig, health_view
+from model_health_exporter.state.live import TalliesView, VersionTallies
+from model_health_exporter.state.registry import ModelView, VersionView
+from model_health_exporter.state.windows import LiveWindow, WindowConfig, summaries
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
 NAME = "drift_stats"
 TARGET_S = 1.0
 CLASSES = ("a", "b", "c")
 CATEGORIES = tuple(f"k{i:02d}" for i in range(30))
+WEIGHTS = tuple(1 / (k + 1) for k in range(len(CATEGORIES)))
+CONFIG = WindowConfig(bucket_seconds=300.0, buckets=12, min_samples=100)
+START = 1_800_000_000.0
 
 
 def feature_names(n: int) -> tuple[list[str], list[str]]:
@@ -49,31 +71,31 @@ def feature_names(n: int) -> tuple[list[str], list[str]]:
 
 def record(
     rng: random.Random, i: int, numeric: list[str], categorical: list[str], shift: float
-) -> dict[str, Any]:
+) -> Prediction:
+    """One prediction, written as JSON and read back by the real parser."""
     features: dict[str, Any] = {name: round(rng.gauss(shift, 1.0), 3) for name in numeric}
-    weights = [1 / (k + 1) for k in range(len(CATEGORIES))]
-    features |= {name: rng.choices(CATEGORIES, weights)[0] for name in categorical}
+    features |= dict(
+        zip(categorical, rng.choices(CATEGORIES, WEIGHTS, k=len(categorical)), strict=True)
+    )
     raw = [rng.random() for _ in CLASSES]
     total = sum(raw)
     probabilities = {c: round(p / total, 3) for c, p in zip(CLASSES, raw, strict=True)}
-    predicted = max(probabilities, key=probabilities.__getitem__)
-    return {
+    line = {
         "id": f"r{i}",
         "features": features,
-        "prediction": predicted,
+        "prediction": max(probabilities, key=probabilities.__getitem__),
         "probabilities": probabilities,
         "latency_ms": round(rng.uniform(5, 50), 1),
     }
+    parsed = parse_line(json.dumps(line).encode())
+    assert isinstance(parsed, Prediction)
+    return parsed
 
 
 def reference(
     rng: random.Random, rows: int, numeric: list[str], categorical: list[str]
 ) -> ModelReference:
-    parsed = [
-        parse_line(json.dumps(record(rng, i, numeric, categorical, 0.0)).encode())
-        for i in range(rows)
-    ]
-    predictions = [p for p in parsed if isinstance(p, Prediction)]
+    predictions = [record(rng, i, numeric, categorical, 0.0) for i in range(rows)]
     return build_reference(
         "jsonl",
         [p.features or {} for p in predictions],
@@ -85,73 +107,140 @@ def reference(
     )
 
 
-def build_windows(args: argparse.Namespace) -> tuple[list[LiveWindow], float]:
-    rng = random.Random(args.seed)  # seeded benchmark data
-    numeric, categorical = feature_names(args.features)
-    config = WindowConfig(bucket_seconds=300.0, buckets=12, min_samples=100)
-    # One reference object per version, as the daemon holds one per version.
-    windows = []
-    start = 1_800_000_000.0
-    for v in range(args.versions):
-        window = LiveWindow(config)
-        window.set_reference(reference(rng, args.reference, numeric, categorical))
-        shift = 0.3 if v % 2 else 0.0
+class Stream:
+    """One version's data: its reference and its records, bucket by bucket."""
+
+    def __init__(self, rng: random.Random, args: argparse.Namespace, shift: float) -> None:
+        numeric, categorical = feature_names(args.features)
+        self.reference = reference(rng, args.reference, numeric, categorical)
+        self.buckets: list[tuple[list[Prediction], list[Feedback]]] = []
         n = 0
-        for bucket in range(config.buckets):
-            now = start + bucket * config.bucket_seconds
-            for _ in range(args.per_bucket):
-                parsed = parse_line(
-                    json.dumps(record(rng, n, numeric, categorical, shift)).encode()
-                )
-                assert isinstance(parsed, Prediction)
-                window.observe_prediction(parsed, now)
-                if n % 2 == 0:
-                    window.observe_feedback(Feedback(f"r{n}", rng.choice(CLASSES)), now)
-                n += 1
-        windows.append(window)
-    return windows, start + (config.buckets - 1) * config.bucket_seconds + 1
+        for _ in range(CONFIG.buckets):
+            predictions = [
+                record(rng, n + i, numeric, categorical, shift) for i in range(args.per_bucket)
+            ]
+            feedback = [Feedback(p.id or "", rng.choice(CLASSES)) for p in predictions[::2]]
+            self.buckets.append((predictions, feedback))
+            n += args.per_bucket
+
+    def window(self) -> LiveWindow:
+        window = LiveWindow(CONFIG)
+        # a reference object of its own, as the daemon loads one per version
+        window.set_reference(ModelReference.from_dict(self.reference.to_dict(), "jsonl"))
+        for b, (predictions, feedback) in enumerate(self.buckets):
+            now = START + b * CONFIG.bucket_seconds
+            window.observe_predictions(predictions, now)
+            window.observe_feedbacks(feedback, now)
+        return window
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def streams(rng: random.Random, args: argparse.Namespace, n: int) -> list[Stream]:
+    return [Stream(rng, args, 0.3 if i % 2 else 0.0) for i in range(n)]
+
+
+def views(n: int) -> list[tuple[ModelView, VersionView]]:
+    """A model view with an accuracy target per version, as the registry builds them."""
+    baseline = merge_baseline(BaselineOverrides(levels={"accuracy": Levels(target=0.5)}))
+    out = []
+    for v in range(n):
+        version = VersionView(f"model{v:04d}", "v1", Path(), None, True, None, None, True, {}, {})
+        model = ModelView(version.model, Path(), "flat", (version,), "v1", "ACTIVE", baseline, None)
+        out.append((model, version))
+    return out
+
+
+def measure_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """Windows whose records and references are all their own, under tracemalloc."""
+    rng = random.Random(args.seed + 1)  # seeded benchmark data
+    gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    build_start = time.perf_counter()
-    windows, now = build_windows(args)
-    build_s = time.perf_counter() - build_start
+    windows = []
+    for stream in streams(rng, args, args.memory_versions):
+        windows.append(stream.window())
+        del stream  # the window keeps what it keeps, nothing else
+    now = START + CONFIG.buckets * CONFIG.bucket_seconds - 1
     for w in windows:
         w.summary(now)  # flushes the batched rows into the bucket arrays
     gc.collect()
     total = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    # The pending feedback store, apart: what waits for feedback is bounded by max_pending.
-    pending_bytes = sum(sys.getsizeof(w._pending) for w in windows)
-    pending_items = sum(len(w._pending) for w in windows)
+    return {
+        "memory_versions": args.memory_versions,
+        "bytes_total": total,
+        "bytes_per_version": total / args.memory_versions,
+        "pending_items": sum(len(w._pending) for w in windows),
+        # the pending store's own table: what waits for feedback is bounded by max_pending
+        "pending_dict_bytes": sum(sys.getsizeof(w._pending) for w in windows),
+    }
 
-    runs = []
+
+def measure_time(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)  # seeded benchmark data
+    build_start = time.perf_counter()
+    pool = streams(rng, args, args.distinct)
+    windows = [pool[v % len(pool)].window() for v in range(args.versions)]
+    tallies = [VersionTallies.create() for _ in windows]
+    for v, t in enumerate(tallies):
+        for predictions, _ in pool[v % len(pool)].buckets:
+            t.observe_predictions(predictions)
+    build_s = time.perf_counter() - build_start
+    model_views = views(args.versions)
+    health = HealthConfig()
+    now = START + CONFIG.buckets * CONFIG.bucket_seconds - 1
+    summaries(windows, now)  # the untimed pass: flushes the batched rows
+    summary_runs, health_runs, cold_runs = [], [], []
     for _ in range(args.repeats):
+        for w in windows:
+            w._closed = None  # as when a bucket opens: the closed buckets merged afresh
         gc.collect()
         start = time.perf_counter()
-        summaries = [w.summary(now) for w in windows]
-        runs.append(time.perf_counter() - start)
-    features = summaries[0].features
+        summaries(windows, now)
+        cold_runs.append(time.perf_counter() - start)
+        gc.collect()
+        start = time.perf_counter()
+        computed = summaries(windows, now)
+        middle = time.perf_counter()
+        healths = [
+            health_view(
+                model,
+                version,
+                TalliesView.of((model.name, "v1"), t, w, now, summary),
+                now,
+                health,
+            )
+            for (model, version), t, w, summary in zip(
+                model_views, tallies, windows, computed, strict=True
+            )
+        ]
+        summary_runs.append(middle - start)
+        health_runs.append(time.perf_counter() - middle)
+    totals = [s + h for s, h in zip(summary_runs, health_runs, strict=True)]
+    features = computed[0].features
     return {
         "versions": args.versions,
+        "distinct_streams": args.distinct,
         "features": args.features,
         "per_bucket": args.per_bucket,
-        "buckets": 12,
+        "buckets": CONFIG.buckets,
         "build_s": build_s,
-        "summary_s_runs": runs,
-        "summary_s": statistics.median(runs),
-        "per_version_ms": statistics.median(runs) / args.versions * 1000,
+        "summary_s_runs": summary_runs,
+        "health_s_runs": health_runs,
+        "total_s_runs": totals,
+        "cold_summary_s_runs": cold_runs,
+        "cold_summary_s": statistics.median(cold_runs),
+        "summary_s": statistics.median(summary_runs),
+        "health_s": statistics.median(health_runs),
+        "total_s": statistics.median(totals),
+        "per_version_ms": statistics.median(totals) / args.versions * 1000,
         "statistics_per_version": sum(len(s) for s in features.values())
-        + len(summaries[0].metrics),
-        "bytes_total": total,
-        "bytes_per_version": total / args.versions,
-        "pending_items": pending_items,
-        "pending_dict_bytes": pending_bytes,
-        "drifted_versions": sum(1 for s in summaries if s.metrics.get("data_drift_share", 0) > 0),
+        + len(computed[0].metrics)
+        + len(healths[0].checks)
+        + 2,  # score and retraining recommendation
+        "drifted_versions": sum(1 for s in computed if s.metrics.get("data_drift_share", 0) > 0),
+        "scored_versions": sum(1 for h in healths if h.score is not None),
         "target_s": TARGET_S,
-        "target_met": statistics.median(runs) < TARGET_S,
+        "target_met": statistics.median(totals) < TARGET_S,
     }
 
 
@@ -161,13 +250,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--reference", type=int, default=1000, help="reference rows")
     parser.add_argument("--per-bucket", type=int, default=100, help="predictions per bucket")
+    parser.add_argument(
+        "--distinct", type=int, default=20, help="streams the timed versions are fed from"
+    )
+    parser.add_argument(
+        "--memory-versions", type=int, default=50, help="versions of their own, for memory"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
     args = parser.parse_args(argv)
     guard = SourceGuard()
-    result = measure(args)
+    result = measure_time(args) | measure_memory(args)
     result["machine"] = machine(guard.after())
     result["params"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     out = write_results(NAME, result, args.output)
@@ -176,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "versions",
                 "features",
-                "summary median s",
+                "summaries s",
+                "cold s",
+                "health s",
+                "total s",
                 "per version ms",
                 "statistics/version",
                 "KiB/version",
@@ -187,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
                     result["versions"],
                     result["features"],
                     f"{result['summary_s']:.3f}",
-                    f"{result['per_version_ms']:.2f}",
+                    f"{result['cold_summary_s']:.3f}",
+                    f"{result['health_s']:.3f}",
+                    f"{result['total_s']:.3f}",
+                    f"{result['per_version_ms']:.3f}",
                     result["statistics_per_version"],
                     f"{result['bytes_per_version'] / 1024:.1f}",
                     "met" if result["target_met"] else "MISSED",
@@ -196,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(
-        f"  runs: {', '.join(f'{s:.3f}' for s in result['summary_s_runs'])} s; "
+        f"  total runs: {', '.join(f'{s:.3f}' for s in result['total_s_runs'])} s; "
         f"{result['drifted_versions']} of {result['versions']} versions flagged drift "
-        f"(half were shifted by 0.3 std); pending feedback {result['pending_items']} items"
+        f"(half were shifted by 0.3 std); {result['scored_versions']} scored; "
+        f"built in {result['build_s']:.0f} s; memory from {result['memory_versions']} "
+        f"versions, pending feedback {result['pending_items']} items"
     )
     print(f"results: {out}")
     return 1 if args.check and not result["target_met"] else 0

@@ -48,7 +48,7 @@ from model_health_exporter.state.live import (
     VersionTallies,
 )
 from model_health_exporter.state.registry import Snapshot
-from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary
+from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary, summaries
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
 log = structlog.get_logger(__name__)
@@ -487,18 +487,25 @@ class IngestWorker:
         clock = time.monotonic()
         fresh = set(fresh or ())
         changed = set(self._tallies) if everything else (self._changed | fresh) & set(self._tallies)
+        due = []
         for key in changed:
-            window = self._window_for(key)
             last = self._summaries.get(key)
             recent = last is not None and clock - last[0] < self._config.summary_interval
             if last is not None and recent and not everything and key not in fresh:
-                summary = last[1]
                 self._stale_summaries.add(key)
             else:
-                summary = window.summary(now)
-                self._summaries[key] = (clock, summary)
-                self._stale_summaries.discard(key)
-            self._views[key] = TalliesView.of(key, self._tallies[key], window, now, summary)
+                due.append(key)
+        # one batch: the drift of every due window in a few numpy calls
+        for key, summary in zip(
+            due, summaries([self._window_for(key) for key in due], now), strict=True
+        ):
+            self._summaries[key] = (clock, summary)
+            self._stale_summaries.discard(key)
+        for key in changed:
+            window = self._window_for(key)
+            self._views[key] = TalliesView.of(
+                key, self._tallies[key], window, now, self._summaries[key][1]
+            )
         self._changed.clear()
         for key in [k for k in self._summaries if k not in self._tallies]:
             del self._summaries[key]

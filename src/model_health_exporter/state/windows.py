@@ -26,10 +26,11 @@ from model_health_exporter.records import Feedback, Prediction, label_of
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.reference import (
     DriftCounts,
+    DriftReport,
     DriftSettings,
     ModelReference,
     build_reference,
-    drift_report,
+    drift_reports,
 )
 
 Kind = Literal["classification", "regression"]
@@ -184,6 +185,7 @@ class LiveWindow:
         self.classes: list[str] = []  # index -> label; grows to max_classes, then "other"
         self._class_of: dict[str, int] = {}  # label -> index, of `classes`
         self._buckets: deque[_Bucket] = deque()
+        self._closed: _Totals | None = None  # all buckets but the newest, merged
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self.matched = 0
         self.expired = 0
@@ -213,6 +215,7 @@ class LiveWindow:
         self._reference_rows = []
         for bucket in self._buckets:
             bucket.drift, bucket.drift_rows = None, []
+        self._closed = None
 
     def _collect_reference(self, predictions: list[Prediction]) -> int:
         """Take successful predictions into the automatic reference until it is built;
@@ -273,6 +276,7 @@ class LiveWindow:
         index = math.floor(now / self._config.bucket_seconds)
         if not self._buckets or self._buckets[-1].index < index:
             self._expire_pending(now)
+            self._closed = None
             self._buckets.append(
                 _Bucket(
                     index,
@@ -287,6 +291,7 @@ class LiveWindow:
     def _expire(self, index: int) -> None:
         while self._buckets and self._buckets[0].index <= index - self._config.buckets:
             self._buckets.popleft()
+            self._closed = None
 
     # ---- records ------------------------------------------------------------------------
 
@@ -411,45 +416,66 @@ class LiveWindow:
     # ---- summary ------------------------------------------------------------------------
 
     def summary(self, now: float) -> WindowSummary:
+        return summaries([self], now)[0]
+
+    def _totals(self, now: float) -> _Totals:
+        """The window's buckets merged. Only the newest bucket takes records, so the
+        merge of the others is kept until a bucket opens or expires."""
         self._expire(math.floor(now / self._config.bucket_seconds))
         self._expire_pending(now)
-        predictions = sum(b.predictions for b in self._buckets)
-        confidence = _merge([b.flush() for b in self._buckets])
-        labelled = _merge([c for b in self._buckets if (c := self._flush_labelled(b)) is not None])
-        regression = _merge([r for b in self._buckets if (r := b.flush_regression()) is not None])
-        n_labelled = (labelled.n_samples if labelled is not None else 0) + (
-            regression.n if regression is not None else 0
-        )
-        reference = self.reference
-        drift = _merge([d for b in self._buckets if (d := b.flush_drift(reference)) is not None])
-        samples = {
-            "predictions": predictions,
-            "labelled": n_labelled,
-            "confidence": confidence.count if confidence is not None else 0,
-            "features": drift.rows if drift is not None else 0,
-        }
+        if not self._buckets:
+            return _Totals()
+        if self._closed is None:
+            self._closed = _Totals()
+            for bucket in list(self._buckets)[:-1]:
+                self._closed.add(self._flushed(bucket))
+        totals = self._closed.copy()
+        totals.add(self._flushed(self._buckets[-1]))
+        return totals
+
+    def _flushed(self, bucket: _Bucket) -> _Bucket:
+        bucket.flush()
+        bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+        bucket.flush_regression()
+        bucket.flush_drift(self.reference)
+        return bucket
+
+    def _head_metrics(self, totals: _Totals) -> dict[str, float | None]:
+        """What the window says before drift: error, invalid-record and latency figures."""
         metrics: dict[str, float | None] = {}
         minimum = self._config.min_samples
-        features: Mapping[str, Mapping[str, float]] = _NO_FEATURES
-        errors = sum(b.errors for b in self._buckets)
-        invalid = sum(b.invalid_records for b in self._buckets)
-        latency_n = sum(b.latency_n for b in self._buckets)
+        predictions, invalid = totals.predictions, totals.invalid_records
         if predictions >= minimum:
-            metrics["error_ratio"] = errors / predictions
+            metrics["error_ratio"] = totals.errors / predictions
         if predictions + invalid >= minimum:
             metrics["invalid_record_ratio"] = invalid / (predictions + invalid)
-        if latency_n >= minimum:
-            metrics["latency_mean_seconds"] = sum(b.latency_sum for b in self._buckets) / latency_n
+        if totals.latency_n >= minimum:
+            metrics["latency_mean_seconds"] = totals.latency_sum / totals.latency_n
+        reference = self.reference
         if reference is not None:
             metrics["reference_samples"] = float(reference.n)
             if reference.latency_mean is not None:
                 metrics["reference_latency_mean_seconds"] = reference.latency_mean
-            if drift is not None:
-                report = drift_report(
-                    reference, drift, replace(self._config.drift, min_samples=minimum)
-                )
-                metrics |= report.metrics
-                features = report.features
+        return metrics
+
+    def _summary(
+        self, totals: _Totals, metrics: dict[str, float | None], report: DriftReport | None
+    ) -> WindowSummary:
+        labelled, regression, confidence = totals.labelled, totals.regression, totals.confidence
+        n_labelled = (labelled.n_samples if labelled is not None else 0) + (
+            regression.n if regression is not None else 0
+        )
+        samples = {
+            "predictions": totals.predictions,
+            "labelled": n_labelled,
+            "confidence": confidence.count if confidence is not None else 0,
+            "features": totals.drift.rows if totals.drift is not None else 0,
+        }
+        minimum = self._config.min_samples
+        features: Mapping[str, Mapping[str, float]] = _NO_FEATURES
+        if report is not None:
+            metrics |= report.metrics
+            features = report.features
         if labelled is not None and labelled.n_samples >= minimum:
             weighted = perf.precision_recall_f1(labelled, "weighted")
             macro = perf.precision_recall_f1(labelled, "macro")
@@ -480,6 +506,7 @@ class LiveWindow:
                 "confidence_stddev": perf.std(confidence),
                 "low_confidence_ratio": perf.low_confidence_ratio(confidence),
             }
+        reference = self.reference
         return WindowSummary(
             MappingProxyType({k: v for k, v in metrics.items() if v is not None}),
             MappingProxyType(samples),
@@ -541,10 +568,72 @@ class LiveWindow:
             )
         self.reference = reference
         self._buckets = buckets
+        self._closed = None
         self._pending = OrderedDict(
             (str(k), _Pending(float(at), predicted, probabilities))
             for k, at, predicted, probabilities in data["pending"]
         )
+
+
+def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
+    """`LiveWindow.summary(now)` of each window, their drift computed in one batch
+    (`stats.reference.drift_reports`): what the ingester's periodic refresh of every
+    version calls."""
+    totals = [w._totals(now) for w in windows]
+    heads = [w._head_metrics(t) for w, t in zip(windows, totals, strict=True)]
+    with_drift = [
+        (i, w.reference, t.drift)
+        for i, (w, t) in enumerate(zip(windows, totals, strict=True))
+        if w.reference is not None and t.drift is not None
+    ]
+    reports: list[DriftReport | None] = [None] * len(windows)
+    computed = drift_reports(
+        [
+            (
+                reference,
+                drift,
+                replace(windows[i]._config.drift, min_samples=windows[i]._config.min_samples),
+            )
+            for i, reference, drift in with_drift
+        ]
+    )
+    for (i, _, _), report in zip(with_drift, computed, strict=True):
+        reports[i] = report
+    return [
+        w._summary(t, head, report)
+        for w, t, head, report in zip(windows, totals, heads, reports, strict=True)
+    ]
+
+
+@dataclass(slots=True)
+class _Totals:
+    """Buckets added up: the aggregates are copies, never a bucket's own."""
+
+    confidence: perf.ConfidenceHistogram | None = None
+    labelled: perf.ClassificationCounts | None = None
+    regression: perf.RegressionSums | None = None
+    drift: DriftCounts | None = None
+    predictions: int = 0
+    errors: int = 0
+    invalid_records: int = 0
+    latency_sum: float = 0.0
+    latency_n: int = 0
+
+    def add(self, part: _Bucket | _Totals) -> None:
+        self.confidence = _plus(self.confidence, part.confidence)
+        self.labelled = _plus(self.labelled, part.labelled)
+        self.regression = _plus(self.regression, part.regression)
+        self.drift = _plus(self.drift, part.drift)
+        self.predictions += part.predictions
+        self.errors += part.errors
+        self.invalid_records += part.invalid_records
+        self.latency_sum += part.latency_sum
+        self.latency_n += part.latency_n
+
+    def copy(self) -> _Totals:
+        totals = _Totals()
+        totals.add(self)
+        return totals
 
 
 _A = TypeVar(
@@ -552,10 +641,11 @@ _A = TypeVar(
 )
 
 
-def _merge(parts: list[_A]) -> _A | None:
-    if not parts:
-        return None
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
+def _plus(total: _A | None, part: _A | None) -> _A | None:
+    """`total + part` in `total` (a copy of `part` when there is no total yet)."""
+    if part is None:
+        return total
+    if total is None:
+        return part.copy()
+    total += part
     return total

@@ -243,7 +243,7 @@ class DriftCounts:
     reference's (sorted) feature order. The features' bin counts are views into one
     flat array, so merging buckets is one addition, not one per feature."""
 
-    feature_counts: list[IntArray]
+    feature_counts: tuple[IntArray, ...]
     missing: IntArray  # per feature: absent or null
     invalid_type: IntArray  # per feature: a string for a numeric feature
     unseen: IntArray  # per feature: a category the reference never had
@@ -325,9 +325,8 @@ class DriftCounts:
             self.invalid_type[i] += sum(1 for v in column if v is not None and not _is_number(v))
             values = np.asarray([float(v) for v in column if _is_number(v)], dtype=np.float64)
         if values.size:
-            self.feature_counts[i] += np.bincount(
-                profile.bin_indices(values), minlength=profile.n_bins
-            )
+            bins = self.feature_counts[i]  # a view: added to in place
+            bins += np.bincount(profile.bin_indices(values), minlength=profile.n_bins)
             low, high = self.minmax[i]
             self.minmax[i] = (np.fmin(low, values.min()), np.fmax(high, values.max()))
 
@@ -342,7 +341,8 @@ class DriftCounts:
         n = profile.n_bins
         coded = np.array(list(map(codes.__getitem__, column)), dtype=np.int64)
         counted = np.bincount(coded[coded >= 0], minlength=3 * n)
-        self.feature_counts[i] += counted[:n] + counted[n : 2 * n]
+        counts = self.feature_counts[i]  # a view: added to in place
+        counts += counted[:n] + counted[n : 2 * n]
         self.unseen[i] += int(counted[n : 2 * n].sum())
         self.missing[i] += int(counted[2 * n])
         uncoded = np.flatnonzero(coded < 0)
@@ -355,7 +355,7 @@ class DriftCounts:
                     continue  # NaN: neither counted nor missing
                 bins[profile.index_of(key)] += 1
                 unseen += known is not None and key not in known
-            self.feature_counts[i] += np.asarray(bins, dtype=np.int64)
+            counts += np.asarray(bins, dtype=np.int64)
             self.unseen[i] += unseen
 
     def _add_outputs(self, reference: ModelReference, rows: Sequence[Any]) -> None:
@@ -435,30 +435,46 @@ class DriftCounts:
     # ---- merging and checkpoints --------------------------------------------------------
 
     def __iadd__(self, other: DriftCounts) -> Self:
+        # Written out field by field: merging 12 buckets of 1,000 versions makes this hot.
         if self.flat is not None and other.flat is not None:
             self.flat += other.flat  # every feature's bins at once
         else:
-            for i, theirs in enumerate(other.feature_counts):
-                self.feature_counts[i] += theirs
+            for mine, theirs in zip(self.feature_counts, other.feature_counts, strict=True):
+                np.add(mine, theirs, out=mine)
         self.missing += other.missing
         self.invalid_type += other.invalid_type
         self.unseen += other.unseen
-        self.minmax[:, 0] = np.fmin(self.minmax[:, 0], other.minmax[:, 0])
-        self.minmax[:, 1] = np.fmax(self.minmax[:, 1], other.minmax[:, 1])
+        low, high = self.minmax[:, 0], self.minmax[:, 1]  # views: updated in place
+        np.fmin(low, other.minmax[:, 0], out=low)
+        np.fmax(high, other.minmax[:, 1], out=high)
         if self.prediction_counts is not None and other.prediction_counts is not None:
             self.prediction_counts += other.prediction_counts
         if self.confidence_counts is not None and other.confidence_counts is not None:
             self.confidence_counts += other.confidence_counts
         if self.expected is not None and other.expected is not None:
             self.expected += other.expected
-        for name in _SCALARS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rows += other.rows
+        self.prediction_sum += other.prediction_sum
+        self.prediction_n += other.prediction_n
+        self.confidence_sum += other.confidence_sum
+        self.confidence_n += other.confidence_n
+        self.expected_n += other.expected_n
+        self.calibrated_confidence_sum += other.calibrated_confidence_sum
+        self.calibrated_confidence_n += other.calibrated_confidence_n
         return self
 
     def copy(self) -> DriftCounts:
-        flat, views = _flat_bins([c.size for c in self.feature_counts])
-        for view, counts in zip(views, self.feature_counts, strict=True):
-            view[:] = counts
+        if self.flat is not None:  # one copy, then views at the same offsets
+            flat = self.flat.copy()
+            parts, start = [], 0
+            for counts in self.feature_counts:
+                parts.append(flat[start : start + counts.size])
+                start += counts.size
+            views = tuple(parts)
+        else:
+            flat, views = _flat_bins([c.size for c in self.feature_counts])
+            for view, counts in zip(views, self.feature_counts, strict=True):
+                view[:] = counts
         return DriftCounts(
             views,
             self.missing.copy(),
@@ -575,10 +591,11 @@ def _columns(features: list[dict[str, Value]], names: list[str]) -> list[Sequenc
     return [list(map(get, features, repeat(name))) for name in names]
 
 
-def _flat_bins(sizes: Sequence[int]) -> tuple[IntArray, list[IntArray]]:
+def _flat_bins(sizes: Sequence[int]) -> tuple[IntArray, tuple[IntArray, ...]]:
     flat = np.zeros(sum(sizes), np.int64)
     offsets = np.cumsum([0, *sizes])
-    return flat, [flat[a:b] for a, b in itertools.pairwise(offsets)]
+    # a tuple of arrays: untracked by the cyclic GC after its first pass, unlike a list
+    return flat, tuple(flat[a:b] for a, b in itertools.pairwise(offsets))
 
 
 _SCALARS: Final = (
@@ -628,12 +645,57 @@ def drift_report(
     reference: ModelReference, counts: DriftCounts, settings: DriftSettings
 ) -> DriftReport:
     """Everything the window says against its reference; statistics from fewer than
-    `settings.min_samples` rows are left out (sample counts are always there). The drift
-    of every feature, of the prediction and of the confidence is computed in one batch
-    per kind (`drift.numeric_drift_many`, `drift.categorical_drift_many`)."""
-    features, numeric, categorical = _quality_and_jobs(reference, counts, settings.min_samples)
-    _add_output_jobs(reference, counts, settings.min_samples, numeric, categorical)
-    results = _run_jobs(numeric, categorical)
+    `settings.min_samples` rows are left out (sample counts are always there)."""
+    return drift_reports([(reference, counts, settings)])[0]
+
+
+def drift_reports(
+    windows: Sequence[tuple[ModelReference, DriftCounts, DriftSettings]],
+) -> list[DriftReport]:
+    """`drift_report` of many windows, each against its own reference. The drift of every
+    feature, prediction and confidence of all of them is computed in one batch per kind
+    (`drift.numeric_drift_many`, `drift.categorical_drift_many`): numpy's cost per call,
+    not the arithmetic, is what recomputing thousands of small windows spends."""
+    if not windows:
+        return []
+    prepared = []
+    numeric: list[_NumericJob] = []
+    categorical: list[_CategoricalJob] = []
+    for reference, counts, settings in windows:
+        first_numeric, first_categorical = len(numeric), len(categorical)
+        features = _quality_and_jobs(reference, counts, settings.min_samples, numeric, categorical)
+        _add_output_jobs(reference, counts, settings.min_samples, numeric, categorical)
+        prepared.append((features, first_numeric, first_categorical))
+    numeric_results, categorical_results = _run_jobs(numeric, categorical)
+    bounds = [*prepared[1:], (None, len(numeric), len(categorical))]
+    return [
+        _report(
+            reference,
+            counts,
+            settings,
+            features,
+            _named(numeric[n0:n1], numeric_results[n0:n1])
+            | _named(categorical[c0:c1], categorical_results[c0:c1]),
+        )
+        for (reference, counts, settings), (features, n0, c0), (_, n1, c1) in zip(
+            windows, prepared, bounds, strict=True
+        )
+    ]
+
+
+def _named(
+    jobs: Sequence[_NumericJob | _CategoricalJob], results: Sequence[drift.FeatureDrift | None]
+) -> dict[str, drift.FeatureDrift]:
+    return {job[0]: r for job, r in zip(jobs, results, strict=True) if r is not None}
+
+
+def _report(
+    reference: ModelReference,
+    counts: DriftCounts,
+    settings: DriftSettings,
+    features: dict[str, dict[str, float | None]],
+    results: Mapping[str, drift.FeatureDrift],
+) -> DriftReport:
     feature_results = {k: v for k, v in results.items() if k in features}
     for name, result in feature_results.items():
         features[name] |= {
@@ -655,9 +717,13 @@ def drift_report(
     metrics |= _prediction_drift(reference, counts, results, settings)
     metrics |= _estimation(reference, counts, settings)
     return DriftReport(
+        # Per feature a plain dict of floats, read-only by its type: unlike a
+        # MappingProxyType it is not tracked by the cyclic GC, and a refresh of 1,000
+        # versions would otherwise leave 20,000 more tracked objects behind, bringing
+        # full collections (which walk every tracked object) on sooner.
         MappingProxyType(
             {
-                name: MappingProxyType({k: float(v) for k, v in stats.items() if v is not None})
+                name: {k: float(v) for k, v in stats.items() if v is not None}
                 for name, stats in features.items()
             }
         ),
@@ -667,39 +733,55 @@ def drift_report(
 
 
 def _quality_and_jobs(
-    reference: ModelReference, counts: DriftCounts, minimum: int
-) -> tuple[dict[str, dict[str, float | None]], list[_NumericJob], list[_CategoricalJob]]:
-    """Data-quality ratios per feature, and the features with enough rows for drift."""
+    reference: ModelReference,
+    counts: DriftCounts,
+    minimum: int,
+    numeric: list[_NumericJob],
+    categorical: list[_CategoricalJob],
+) -> dict[str, dict[str, float | None]]:
+    """Data-quality ratios per feature; the features with enough rows for drift are
+    appended to `numeric` and `categorical`."""
     features: dict[str, dict[str, float | None]] = {}
-    numeric: list[_NumericJob] = []
-    categorical: list[_CategoricalJob] = []
     enough = counts.rows >= minimum
+    bins_of = counts.feature_counts
+    # Per-feature sums and edge bins in a few numpy calls, then plain Python numbers:
+    # a numpy call per feature would cost more than the arithmetic.
+    sizes = [b.size for b in bins_of]
+    if counts.flat is not None and bins_of and min(sizes) > 0:
+        starts = np.cumsum([0, *sizes[:-1]])
+        observed_of = np.add.reduceat(counts.flat, starts).tolist()
+        first_of = counts.flat[starts].tolist()
+        last_of = counts.flat[starts + np.asarray(sizes) - 1].tolist()
+    else:
+        observed_of = [int(b.sum()) for b in bins_of]
+        first_of = [int(b[0]) if b.size else 0 for b in bins_of]
+        last_of = [int(b[-1]) if b.size else 0 for b in bins_of]
+    missing_of, invalid_of = counts.missing.tolist(), counts.invalid_type.tolist()
+    unseen_of, minmax_of = counts.unseen.tolist(), counts.minmax.tolist()
     for i, (name, profile) in enumerate(reference.features.items()):
-        bins = counts.feature_counts[i]
-        observed = int(bins.sum())
-        seen = observed + int(counts.missing[i]) + int(counts.invalid_type[i])
-        stats: dict[str, float | None] = {"missing_ratio": _ratio(counts.missing[i], seen)}
+        observed, missing, invalid = observed_of[i], missing_of[i], invalid_of[i]
+        seen = observed + missing + invalid
+        stats: dict[str, float | None] = {"missing_ratio": _ratio(missing, seen)}
         features[name] = stats
         if isinstance(profile, NumericProfile):
-            out_of_range = int(bins[0] + bins[-1]) + int(counts.invalid_type[i])
-            stats["out_of_range_ratio"] = _ratio(out_of_range, seen)
+            stats["out_of_range_ratio"] = _ratio(first_of[i] + last_of[i] + invalid, seen)
             if enough and observed >= minimum:
-                low, high = counts.minmax[i]
+                low, high = minmax_of[i]
                 numeric.append(
                     (
                         name,
                         profile,
-                        bins,
-                        None if math.isnan(low) else float(low),
-                        None if math.isnan(high) else float(high),
+                        bins_of[i],
+                        None if math.isnan(low) else low,
+                        None if math.isnan(high) else high,
                     )
                 )
             continue
         if name in reference.known_categories:
-            stats["unseen_category_ratio"] = _ratio(counts.unseen[i], observed)
+            stats["unseen_category_ratio"] = _ratio(unseen_of[i], observed)
         if enough and observed >= minimum:
-            categorical.append((name, profile, bins))
-    return features, numeric, categorical
+            categorical.append((name, profile, bins_of[i]))
+    return features
 
 
 def _add_output_jobs(
@@ -722,24 +804,15 @@ def _add_output_jobs(
 
 def _run_jobs(
     numeric: list[_NumericJob], categorical: list[_CategoricalJob]
-) -> dict[str, drift.FeatureDrift]:
-    results: dict[str, drift.FeatureDrift] = {}
-    numeric_results = drift.numeric_drift_many(
+) -> tuple[list[drift.NumericDrift | None], list[drift.CategoricalDrift | None]]:
+    return drift.numeric_drift_many(
         [job[1] for job in numeric],
         [job[2] for job in numeric],
         [job[3] for job in numeric],
         [job[4] for job in numeric],
-    )
-    for job, num in zip(numeric, numeric_results, strict=True):
-        if num is not None:
-            results[job[0]] = num
-    categorical_results = drift.categorical_drift_many(
+    ), drift.categorical_drift_many(
         [job[1] for job in categorical], [job[2] for job in categorical]
     )
-    for cat_job, cat in zip(categorical, categorical_results, strict=True):
-        if cat is not None:
-            results[cat_job[0]] = cat
-    return results
 
 
 def _prediction_drift(
