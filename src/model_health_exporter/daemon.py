@@ -7,6 +7,7 @@ the old one if the new one is invalid."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -128,6 +129,17 @@ class _Running:
     watcher: ModelDirWatcher
     worker: ScanWorker
     ingest: IngestWorker
+
+
+def _settle_heap() -> None:
+    """Take what start-up (or a reload) built out of the cyclic GC's full collections: the
+    registry's views, references and loaded windows live until the next reload. A full
+    collection walks every tracked object while holding the GIL (50-90 ms at 1,000
+    versions), and ingesting flat out brings one on about every second, each one a stall
+    for a scrape that arrives meanwhile (docs/benchmarks.md, section 3). Frozen objects
+    are still freed by reference counting; only cycles among them wait for a reload."""
+    gc.collect()
+    gc.freeze()
 
 
 class Daemon:
@@ -254,6 +266,7 @@ class Daemon:
                 models=len(snap.models),
                 versions=sum(len(m.versions) for m in snap.models.values()),
             )
+            _settle_heap()
             systemd.notify("READY=1", "STATUS=serving")
             self._serve(running)
         finally:
@@ -282,6 +295,13 @@ class Daemon:
 
     def _reload(self, running: _Running) -> _Running:
         systemd.notify("RELOADING=1", systemd.reloading_message())
+        gc.unfreeze()  # what the reload replaces can be collected again
+        try:
+            return self._reload_settings_into(running)
+        finally:
+            _settle_heap()
+
+    def _reload_settings_into(self, running: _Running) -> _Running:
         try:
             settings = self._reload_settings()
         except ConfigError as exc:
