@@ -15,6 +15,7 @@ from model_health_exporter.records import (
     Prediction,
     parse_dict_line,
     parse_line,
+    parse_lines,
 )
 
 # Raw JSON texts per field; None leaves the field out.
@@ -111,3 +112,62 @@ def test_a_number_overflowing_a_double_in_an_ignored_field_is_accepted() -> None
     line = b'{"prediction": "a", "extra": 1e400}'
     assert outcome(parse_dict_line, line)[:2] == ("error", "invalid_json")
     assert parse_line(line) == Prediction(None, "a", None, None, None, None, None)
+
+
+def _each(lines: list[bytes]) -> tuple[list[object], list[tuple[int, str, str]]]:
+    """What parsing the lines one by one makes of them: the reference for parse_lines."""
+    records: list[object] = []
+    rejected: list[tuple[int, str, str]] = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(parse_line(line))
+        except InvalidRecordError as exc:
+            rejected.append((i, exc.reason, exc.message))
+    return records, rejected
+
+
+def _chunk(lines: list[bytes]) -> tuple[list[object], list[tuple[int, str, str]]]:
+    records, rejected = parse_lines(lines)
+    return list(records), [(i, e.reason, e.message) for i, e in rejected]
+
+
+VALID = [
+    b'{"id": "r1", "prediction": "a", "probabilities": {"a": 0.6, "b": 0.4}}',
+    b'{"id": "r2", "prediction": 1.5, "latency_ms": 3}',
+    b'{"id": "r1", "actual": "b"}',
+    b'{"id": "r3", "prediction": null, "error": "Timeout"}',
+]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        # two values on one line, and one value spread over two lines: as many values as
+        # lines, but shifted (what a decode of the whole chunk at once would have to catch)
+        [b'{"prediction": "a"} {"prediction": "b"}', b'{"prediction": "c", "x": [1,', b"2]}"],
+        [b'{"prediction": "a"}{"prediction": "b"}', b'{"prediction": "c", "f": {"x": 1', b"}}"],
+        [b'{"prediction": "a"}{"prediction": "b"}'],
+        [b'{"prediction": "a", "features": {"x": 1', b"}}"],
+        [b' {"prediction": "a"}', b'{"prediction": "b"}\r', b'{"prediction": "c"}\t'],
+        [b'{"prediction": "a"}\r'],  # CRLF logs
+        [b'{"prediction": "a", "features": {"city": "M\xc3\xbcnchen"}}'],
+        [b'{"prediction": "a", "note": "\xff\xfe"}'],
+        [b'{"prediction": 2.5, "confidence": 0.9}'],  # valid types, rejected by the rules
+        [b'{"prediction": "a", "confidence": 2}'],  # rejected by the typed decode
+        [b"[1, 2]", b"null", b"7"],
+        [b'{"prediction": '],
+        [b"   "],
+    ],
+)
+def test_a_chunk_parses_as_its_lines_one_by_one(odd: list[bytes]) -> None:
+    lines = [*VALID, *odd, *VALID]
+    assert _chunk(lines) == _each(lines)
+
+
+def test_random_chunks_parse_as_their_lines_one_by_one() -> None:
+    rng = random.Random(20261201)  # noqa: S311 - seeded test data
+    for _ in range(300):
+        lines = [rng.choice(VALID) for _ in range(rng.randint(1, 40))]
+        if rng.random() < 0.5:  # half the chunks with a random (often invalid) line
+            lines.insert(rng.randrange(len(lines) + 1), random_line(rng))
+        assert _chunk(lines) == _each(lines), lines
