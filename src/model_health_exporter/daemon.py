@@ -38,7 +38,7 @@ from model_health_exporter.logging import configure_logging
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import HealthConfig, HealthView
-from model_health_exporter.state.ingest import IngestConfig, IngestWorker
+from model_health_exporter.state.ingest import DROP_LIMIT_FEATURES, IngestConfig, IngestWorker
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
 from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import (
@@ -148,7 +148,7 @@ class Daemon:
         self._reload_settings = reload_settings
         self.status = ExporterStatus(
             errors=LabelledCounter(initial_error_keys() + ingest_error_keys()),
-            dropped=LabelledCounter((limit,) for limit in DROP_LIMITS),
+            dropped=LabelledCounter((limit,) for limit in (*DROP_LIMITS, DROP_LIMIT_FEATURES)),
             config_reload_timestamp=time.time(),
         )
         self.registry = ModelRegistry(
@@ -165,7 +165,10 @@ class Daemon:
     def _start_ingest(self, settings: Settings) -> IngestWorker:
         """Raises RuntimeError if the checkpoint cannot be used."""
         ingest = IngestWorker(
-            ingest_config(settings), lambda: self.registry.snapshot, self.status.errors
+            ingest_config(settings),
+            lambda: self.registry.snapshot,
+            self.status.errors,
+            self.status.dropped,
         )
         ingest.start()
         self._ingest = ingest

@@ -542,6 +542,7 @@ def test_exporter_self_metrics(samples: Samples) -> None:
     assert set(errors.values()) == {0}
     assert sample(samples, f"{NS}_exporter_dropped_total", limit="max_columns") == 0
     assert sample(samples, f"{NS}_exporter_dropped_total", limit="max_models") == 0
+    assert sample(samples, f"{NS}_exporter_dropped_total", limit="max_features") == 0
     last_scan = sample(samples, f"{NS}_exporter_last_scan_timestamp_seconds")
     assert last_scan is not None
     assert abs(last_scan - datetime.now(UTC).timestamp()) < 600

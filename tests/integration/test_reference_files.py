@@ -96,3 +96,26 @@ def test_profile_wins_and_without_files_the_first_predictions_are_the_reference(
     assert d.value("routing_ml_reference_samples", model="m", version="v2") == 200
     # The reference's own rows are not compared with themselves.
     d.wait_value("routing_ml_window_samples", 100, kind="features", model="m", version="v2")
+
+
+def test_features_beyond_max_features_are_counted_as_dropped(
+    start_daemon: Any, tmp_path: Path
+) -> None:
+    """A reference file with 2 features and one built from predictions with 2, under
+    --drift.max-features=1: one feature of each is left out of drift and counted."""
+    models = tmp_path / "models"
+    from_file, from_predictions = models / "m" / "v1", models / "m" / "v2"
+    write_json(from_file / "metrics.json", {"accuracy": 0.9})
+    write_json(from_predictions / "metrics.json", {"accuracy": 0.9})
+    _csv(from_file / "reference.csv", 500, seed=6)  # features x and segment
+    d = start_daemon(
+        f"--models.dir={models}",
+        "--logs.poll-interval=0.05",
+        "--drift.max-features=1",
+        "--drift.reference-predictions=200",
+    )
+    # v2 has no predictions yet: this is v1's reference file
+    d.wait_value("routing_ml_exporter_dropped_total", 1, limit="max_features")
+    _predictions(from_predictions / "predictions" / "p.jsonl", 300, shift=0.0, seed=7)
+    d.wait_value("routing_ml_reference_info", 1, source="predictions", model="m", version="v2")
+    d.wait_value("routing_ml_exporter_dropped_total", 2, limit="max_features")

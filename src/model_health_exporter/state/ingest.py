@@ -64,6 +64,11 @@ _TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is see
 VersionKey = tuple[str, str]  # (model, version)
 
 
+# Label of routing_ml_exporter_dropped_total: features of a reference beyond
+# --drift.max-features (the most frequent kept), counted once per reference built.
+DROP_LIMIT_FEATURES: Final = "max_features"
+
+
 def initial_error_keys() -> list[tuple[str, str]]:
     return [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS] + [
         (REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS
@@ -129,10 +134,12 @@ class IngestWorker:
         config: IngestConfig,
         snapshot: Callable[[], Snapshot],
         errors: LabelledCounter,
+        dropped: LabelledCounter | None = None,
     ) -> None:
         self._config = config
         self._snapshot = snapshot
         self._errors = errors
+        self._dropped = LabelledCounter() if dropped is None else dropped
         self._tails: dict[str, LogTail] = {}
         # Logs outside the version folders: their records name model and version.
         self._path_tails = {
@@ -255,6 +262,11 @@ class IngestWorker:
             # and positions are unaffected, so nothing is counted twice.
             self._windows.pop(key, None)
             log.warning("window state not restored", model=key[0], version=key[1], error=str(exc))
+            return
+        reference = self._windows[key].reference
+        if reference is not None and reference.source == "predictions":
+            # counted again at each start, as a reference file's are when it is read
+            self._count_dropped_features(reference)
 
     def _window_for(self, key: VersionKey) -> LiveWindow:
         window = self._windows.get(key)
@@ -390,7 +402,10 @@ class IngestWorker:
                 window.observe_feedbacks(feedback, now)
             else:
                 run = cast("list[Prediction]", list(group))
+                collecting = window.reference is None
                 window.observe_predictions(run, now)
+                if collecting and window.reference is not None:  # built from these
+                    self._count_dropped_features(window.reference)
                 predictions += run
         tallies.observe_predictions(predictions)
 
@@ -418,6 +433,10 @@ class IngestWorker:
         for key in [k for k in self._reference_stamps if k not in present]:
             del self._reference_stamps[key]
 
+    def _count_dropped_features(self, reference: ModelReference) -> None:
+        if reference.dropped_features:
+            self._dropped.inc((DROP_LIMIT_FEATURES,), reference.dropped_features)
+
     def _load_reference(self, model: str, path: Path) -> ModelReference | None:
         try:
             reference = self._read_reference(path)
@@ -432,8 +451,10 @@ class IngestWorker:
             path=str(path),
             rows=reference.n,
             features=len(reference.features),
+            dropped_features=reference.dropped_features,
             calibrated=reference.calibrator is not None and reference.calibrator.calibrated,
         )
+        self._count_dropped_features(reference)
         return reference
 
     def _read_reference(self, path: Path) -> ModelReference:
