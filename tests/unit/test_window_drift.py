@@ -43,13 +43,21 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str
     ]
 
 
-def _reference(rows: list[dict[str, object]]) -> ModelReference:
+def _reference(
+    rows: list[dict[str, object]], labels_from: np.random.Generator | None = None
+) -> ModelReference:
+    """A reference of `rows`; with `labels_from`, also their probabilities and random
+    actual labels, so that a calibrator is fitted."""
     parsed = [_prediction(r) for r in rows]
     return build_reference(
         "jsonl",
         [p.features or {} for p in parsed],
         labels=[p.label for p in parsed],
+        probabilities=[p.probabilities for p in parsed] if labels_from is not None else (),
         confidences=[p.confidence for p in parsed],
+        actuals=[str(a) for a in labels_from.choice(["yes", "no"], len(parsed))]
+        if labels_from is not None
+        else (),
         latencies=[p.latency_seconds for p in parsed],
     )
 
@@ -219,19 +227,6 @@ def test_categories_beyond_the_top_k_are_not_unseen() -> None:
     assert stats["unseen_category_ratio"] == pytest.approx(50 / 250)
 
 
-def _with_labels(rows: list[dict[str, object]], rng: np.random.Generator) -> ModelReference:
-    parsed = [_prediction(r) for r in rows]
-    return build_reference(
-        "jsonl",
-        [p.features or {} for p in parsed],
-        labels=[p.label for p in parsed],
-        probabilities=[p.probabilities for p in parsed],
-        confidences=[p.confidence for p in parsed],
-        actuals=[str(a) for a in rng.choice(["yes", "no"], len(parsed))],
-        latencies=[p.latency_seconds for p in parsed],
-    )
-
-
 def _assert_same_summary(mine: WindowSummary, other: WindowSummary) -> None:
     """Equal up to floating-point rounding (1e-6 relative), keys and counts exactly."""
     assert dict(mine.metrics) == pytest.approx(dict(other.metrics), rel=1e-6, abs=0)
@@ -246,7 +241,7 @@ def test_batched_summaries_equal_each_windows_own() -> None:
     what that window says alone, whatever the mix: its own reference (with and without
     calibration), shifted, too few rows for drift, no reference yet, no records."""
     rng = np.random.default_rng(11)
-    plain, calibrated = _reference(_rows(rng, 2000)), _with_labels(_rows(rng, 2000), rng)
+    plain, calibrated = _reference(_rows(rng, 2000)), _reference(_rows(rng, 2000), labels_from=rng)
     windows = [
         _window(plain),
         _window(calibrated),
