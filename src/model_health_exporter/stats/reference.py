@@ -464,15 +464,11 @@ class DriftCounts:
         return self
 
     def copy(self) -> DriftCounts:
+        sizes = [c.size for c in self.feature_counts]
         if self.flat is not None:  # one copy, then views at the same offsets
-            flat = self.flat.copy()
-            parts, start = [], 0
-            for counts in self.feature_counts:
-                parts.append(flat[start : start + counts.size])
-                start += counts.size
-            views = tuple(parts)
+            flat, views = _flat_bins(sizes, self.flat.copy())
         else:
-            flat, views = _flat_bins([c.size for c in self.feature_counts])
+            flat, views = _flat_bins(sizes)
             for view, counts in zip(views, self.feature_counts, strict=True):
                 view[:] = counts
         return DriftCounts(
@@ -591,8 +587,12 @@ def _columns(features: list[dict[str, Value]], names: list[str]) -> list[Sequenc
     return [list(map(get, features, repeat(name))) for name in names]
 
 
-def _flat_bins(sizes: Sequence[int]) -> tuple[IntArray, tuple[IntArray, ...]]:
-    flat = np.zeros(sum(sizes), np.int64)
+def _flat_bins(
+    sizes: Sequence[int], flat: IntArray | None = None
+) -> tuple[IntArray, tuple[IntArray, ...]]:
+    """A flat array of counts (zeros, or `flat`) and the views of each feature's bins."""
+    if flat is None:
+        flat = np.zeros(sum(sizes), np.int64)
     offsets = np.cumsum([0, *sizes])
     # a tuple of arrays: untracked by the cyclic GC after its first pass, unlike a list
     return flat, tuple(flat[a:b] for a, b in itertools.pairwise(offsets))
