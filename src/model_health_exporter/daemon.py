@@ -300,11 +300,11 @@ class Daemon:
         systemd.notify("RELOADING=1", systemd.reloading_message())
         gc.unfreeze()  # what the reload replaces can be collected again
         try:
-            return self._reload_settings_into(running)
+            return self._apply_reload(running)
         finally:
             _settle_heap()
 
-    def _reload_settings_into(self, running: _Running) -> _Running:
+    def _apply_reload(self, running: _Running) -> _Running:
         try:
             settings = self._reload_settings()
         except ConfigError as exc:

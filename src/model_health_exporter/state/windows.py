@@ -181,6 +181,8 @@ class LiveWindow:
 
     def __init__(self, config: WindowConfig) -> None:
         self._config = config
+        # drift statistics follow the window's minimum sample count
+        self._drift_settings = replace(config.drift, min_samples=config.min_samples)
         self.kind: Kind | None = None
         self.classes: list[str] = []  # index -> label; grows to max_classes, then "other"
         self._class_of: dict[str, int] = {}  # label -> index, of `classes`
@@ -588,14 +590,7 @@ def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
     ]
     reports: list[DriftReport | None] = [None] * len(windows)
     computed = drift_reports(
-        [
-            (
-                reference,
-                drift,
-                replace(windows[i]._config.drift, min_samples=windows[i]._config.min_samples),
-            )
-            for i, reference, drift in with_drift
-        ]
+        [(reference, drift, windows[i]._drift_settings) for i, reference, drift in with_drift]
     )
     for (i, _, _), report in zip(with_drift, computed, strict=True):
         reports[i] = report

@@ -243,7 +243,8 @@ class DriftCounts:
     reference's (sorted) feature order. The features' bin counts are views into one
     flat array, so merging buckets is one addition, not one per feature."""
 
-    feature_counts: tuple[IntArray, ...]
+    flat: IntArray  # every feature's bin counts, one after the other
+    feature_counts: tuple[IntArray, ...]  # views of `flat`, one per feature
     missing: IntArray  # per feature: absent or null
     invalid_type: IntArray  # per feature: a string for a numeric feature
     unseen: IntArray  # per feature: a category the reference never had
@@ -259,7 +260,6 @@ class DriftCounts:
     expected_n: int = 0
     calibrated_confidence_sum: float = 0.0  # rows with a confidence only
     calibrated_confidence_n: int = 0
-    flat: IntArray | None = None  # what feature_counts are views of
 
     @classmethod
     def empty(cls, reference: ModelReference) -> Self:
@@ -267,8 +267,8 @@ class DriftCounts:
         calibrator = reference.calibrator
         flat, views = _flat_bins([p.n_bins for p in reference.features.values()])
         return cls(
-            feature_counts=views,
             flat=flat,
+            feature_counts=views,
             missing=np.zeros(n_features, np.int64),
             invalid_type=np.zeros(n_features, np.int64),
             unseen=np.zeros(n_features, np.int64),
@@ -436,11 +436,7 @@ class DriftCounts:
 
     def __iadd__(self, other: DriftCounts) -> Self:
         # Written out field by field: merging 12 buckets of 1,000 versions makes this hot.
-        if self.flat is not None and other.flat is not None:
-            self.flat += other.flat  # every feature's bins at once
-        else:
-            for mine, theirs in zip(self.feature_counts, other.feature_counts, strict=True):
-                np.add(mine, theirs, out=mine)
+        self.flat += other.flat  # every feature's bins at once
         self.missing += other.missing
         self.invalid_type += other.invalid_type
         self.unseen += other.unseen
@@ -464,14 +460,10 @@ class DriftCounts:
         return self
 
     def copy(self) -> DriftCounts:
-        sizes = [c.size for c in self.feature_counts]
-        if self.flat is not None:  # one copy, then views at the same offsets
-            flat, views = _flat_bins(sizes, self.flat.copy())
-        else:
-            flat, views = _flat_bins(sizes)
-            for view, counts in zip(views, self.feature_counts, strict=True):
-                view[:] = counts
+        # one copy of the flat array, then views at the same offsets
+        flat, views = _flat_bins([c.size for c in self.feature_counts], self.flat.copy())
         return DriftCounts(
+            flat,
             views,
             self.missing.copy(),
             self.invalid_type.copy(),
@@ -484,7 +476,6 @@ class DriftCounts:
             if self.confidence_counts is None
             else self.confidence_counts.copy(),
             expected=None if self.expected is None else self.expected.copy(),
-            flat=flat,
             **{name: getattr(self, name) for name in _SCALARS},
         )
 
@@ -746,16 +737,16 @@ def _quality_and_jobs(
     bins_of = counts.feature_counts
     # Per-feature sums and edge bins in a few numpy calls, then plain Python numbers:
     # a numpy call per feature would cost more than the arithmetic.
-    sizes = [b.size for b in bins_of]
-    if counts.flat is not None and bins_of and min(sizes) > 0:
+    # (Every profile has at least one bin: "other", or under- and overflow.)
+    observed_of: list[int] = []
+    first_of: list[int] = []
+    last_of: list[int] = []
+    if bins_of:
+        sizes = [b.size for b in bins_of]
         starts = np.cumsum([0, *sizes[:-1]])
         observed_of = np.add.reduceat(counts.flat, starts).tolist()
         first_of = counts.flat[starts].tolist()
         last_of = counts.flat[starts + np.asarray(sizes) - 1].tolist()
-    else:
-        observed_of = [int(b.sum()) for b in bins_of]
-        first_of = [int(b[0]) if b.size else 0 for b in bins_of]
-        last_of = [int(b[-1]) if b.size else 0 for b in bins_of]
     missing_of, invalid_of = counts.missing.tolist(), counts.invalid_type.tolist()
     unseen_of, minmax_of = counts.unseen.tolist(), counts.minmax.tolist()
     for i, (name, profile) in enumerate(reference.features.items()):
