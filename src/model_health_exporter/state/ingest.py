@@ -120,6 +120,19 @@ def _window_json(window: LiveWindow) -> bytes:
     return _json(data)[:-1] + b',"pending":' + msgspec.json.encode(pending) + b"}"
 
 
+def _position(saved: list[Any]) -> Position:
+    """A position as saved: [offset, line, finished, check]; checkpoints written before
+    the check was kept have three items, and their offsets are trusted as they are."""
+    check = saved[3] if len(saved) > 3 else None
+    if check is not None and not isinstance(check, str):
+        raise ValueError(f"position check {check!r} is not a string")
+    return Position(int(saved[0]), int(saved[1]), bool(saved[2]), check)
+
+
+def _position_json(p: Position) -> list[object]:
+    return [p.offset, p.line, p.finished, p.check]
+
+
 def _check_format(data: dict[str, object]) -> None:
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
@@ -187,17 +200,14 @@ class IngestWorker:
             data = json.loads(path.read_bytes())
             _check_format(data)
             for key, positions in data["positions"].items():
-                self._saved_positions[key] = {
-                    fp: Position(int(p[0]), int(p[1]), bool(p[2])) for fp, p in positions.items()
-                }
+                self._saved_positions[key] = {fp: _position(p) for fp, p in positions.items()}
             for key, tallies in data["tallies"].items():
                 model, version = key.split("/", 1)
                 self._tallies_for((model, version)).load(tallies)
             for pattern, positions in data.get("path_positions", {}).items():
                 if pattern in self._path_tails:
                     self._path_tails[pattern].positions = {
-                        fp: Position(int(p[0]), int(p[1]), bool(p[2]))
-                        for fp, p in positions.items()
+                        fp: _position(p) for fp, p in positions.items()
                     }
             for key, window in data["windows"].items():
                 model, version = key.split("/", 1)
@@ -222,11 +232,11 @@ class IngestWorker:
             "format": CHECKPOINT_FORMAT,
             "saved_at": time.time(),
             "positions": {
-                key: {fp: [p.offset, p.line, p.finished] for fp, p in fps.items()}
+                key: {fp: _position_json(p) for fp, p in fps.items()}
                 for key, fps in positions.items()
             },
             "path_positions": {
-                pattern: {fp: [p.offset, p.line, p.finished] for fp, p in tail.positions.items()}
+                pattern: {fp: _position_json(p) for fp, p in tail.positions.items()}
                 for pattern, tail in self._path_tails.items()
             },
             "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
