@@ -9,6 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.ingest import IngestConfig, IngestWorker
+from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
+from model_health_exporter.state.registry import (
+    DROP_LIMITS,
+    ModelRegistry,
+    RegistryConfig,
+    RootConfig,
+    initial_error_keys,
+)
 from tests.support import good_metrics, write_json
 from tests.unit.test_ingest_batches import KEY, line, make_worker
 
@@ -71,3 +81,28 @@ def test_truncated_while_stopped_is_read_from_its_start(root: Path, tmp_path: Pa
     restored, _ = make_worker(root, state_dir=state)
     assert restored.poll_once() == 601
     assert restored.tallies[KEY].predictions == 1001
+
+
+def test_positions_of_deleted_logs_leave_the_checkpoint(root: Path, tmp_path: Path) -> None:
+    errors = LabelledCounter(initial_error_keys() + ingest_error_keys())
+    dropped = LabelledCounter((limit,) for limit in DROP_LIMITS)
+    registry = ModelRegistry(RegistryConfig(roots=(RootConfig(root),)), errors, dropped)
+    registry.full_scan()
+    state = tmp_path / "state"
+    config = IngestConfig(state_dir=state, forget_logs_after=0.0)
+    worker = IngestWorker(config, lambda: registry.snapshot, errors)
+    logs = root / "m/v1/predictions"
+    (logs / "p.jsonl").write_bytes(records(0, 10))
+    worker.poll_once()
+    for rotation in range(1, 51):  # rename rotation, each rotated file deleted at once
+        (logs / "p.jsonl").rename(logs / "p.jsonl.1")
+        (logs / "p.jsonl").write_bytes(records(10 * rotation, 10 * rotation + 10))
+        worker.poll_once()
+        (logs / "p.jsonl.1").unlink()
+    worker.poll_once()
+    assert worker.tallies[KEY].predictions == 510
+    worker.save_checkpoint()
+    saved = json.loads((state / "checkpoint.json").read_bytes())
+    assert len(saved["positions"][TAIL]) == 1
+    restored = IngestWorker(config, lambda: registry.snapshot, errors)
+    assert restored.poll_once() == 0  # the remaining file is where it was

@@ -29,7 +29,12 @@ from model_health_exporter.records import (
     Prediction,
     parse_lines,
 )
-from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
+from model_health_exporter.sources.prediction_logs import (
+    FORGET_AFTER_SECONDS,
+    Chunk,
+    LogTail,
+    Position,
+)
 from model_health_exporter.sources.reference import (
     ERROR_REASONS as REFERENCE_ERROR_REASONS,
 )
@@ -104,6 +109,8 @@ class IngestConfig:
     # and the first poll that finds nothing new brings the summaries up to date.
     summary_interval: float = 1.0
     health: HealthConfig = field(default_factory=HealthConfig)
+    # the read position of a log file gone this long is dropped
+    forget_logs_after: float = FORGET_AFTER_SECONDS
 
 
 def _json(value: object) -> bytes:
@@ -160,6 +167,7 @@ class IngestWorker:
                 Path(pattern).parent,
                 max_line_bytes=config.max_line_bytes,
                 pattern=Path(pattern).name,
+                forget_after=config.forget_logs_after,
             )
             for pattern in config.paths
         }
@@ -327,7 +335,10 @@ class IngestWorker:
             if tail is None or tail.directory != directory:
                 positions = self._saved_positions.pop(key, None)
                 self._tails[key] = LogTail(
-                    directory, positions, max_line_bytes=self._config.max_line_bytes
+                    directory,
+                    positions,
+                    max_line_bytes=self._config.max_line_bytes,
+                    forget_after=self._config.forget_logs_after,
                 )
         return {key: version for key, (version, _) in wanted.items()}
 
