@@ -211,6 +211,26 @@ def test_truncate_and_rewrite_in_place_counts_every_line(
     d.wait_value("routing_ml_predictions_total", 3401.0, **V)
 
 
+def test_an_overflowing_latency_does_not_poison_the_sum(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    append(log, record(0, latency_seconds=1e308) + record(1, latency_seconds=1e308))
+    append(log, record(2))
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 1.0, **V)
+    assert d.value("routing_ml_prediction_latency_seconds_sum", **V) == 0.02
+    reason = {"source": "prediction_log", "reason": "invalid_latency"}
+    assert d.value("routing_ml_exporter_errors_total", **reason) == 2
+    assert d.stop() == 0
+    append(log, record(3))
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 2.0, **V)
+    assert d.value("routing_ml_prediction_latency_seconds_sum", **V) == 0.04
+
+
 def test_series_go_with_the_version(tmp_path: Path, start_daemon: Start) -> None:
     root = version_dir(tmp_path)
     append(root / "m/v1/predictions/p.jsonl", record(0))
