@@ -149,7 +149,8 @@ def truncate(path: Path) -> None:
         f.truncate(0)
 
 
-def test_copytruncate_of_a_file_first_seen_small(tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_copytruncate_of_a_file_first_seen_small(tmp_path: Path, copy_first: bool) -> None:
     # Seen with one line; then the writer goes on, logrotate copies and truncates, and
     # the writer refills the file past the old position before the next poll.
     log = tmp_path / "p.jsonl"
@@ -162,10 +163,13 @@ def test_copytruncate_of_a_file_first_seen_small(tmp_path: Path) -> None:
     for rotation, start in enumerate((1000, 1700, 2300), start=1):
         with log.open("ab") as f:
             f.write(lines_of(50, start))  # unread at the rotation
-        shutil.copyfile(log, tmp_path / f"p.jsonl.{rotation}")
+        copy = tmp_path / f"p.jsonl.{rotation}"
+        shutil.copyfile(log, copy)
         truncate(log)
         with log.open("ab") as f:
             f.write(lines_of(600, start + 50))  # more than was ever in it: past the old offset
+        # the order the files are looked at in: by modification time
+        os.utime(copy, (1, 1) if copy_first else (2**32, 2**32))
         assert sorted(ids(drain(tail))) == list(range(start, start + 650))
     assert drain(tail) == []
 
@@ -303,3 +307,32 @@ def test_a_file_without_its_first_line_yet_keeps_positions(tmp_path: Path) -> No
         f.write(b"}\n")
     assert ids(drain(tail)) == [5]
     assert len(tail.positions) == 1  # the deleted file's position is gone
+
+
+def test_a_copy_left_beside_the_log_does_not_hold_it_back(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(10))
+    tail = LogTail(tmp_path)
+    drain(tail)
+    backup = tmp_path / "p.jsonl.bak"
+    shutil.copyfile(log, backup)  # never written again
+    os.utime(backup, (1, 1))  # older: looked at first
+    for start in (10, 20, 30):
+        with log.open("ab") as f:
+            f.write(lines_of(10, start))
+        assert ids(drain(tail)) == list(range(start, start + 10))
+
+
+def test_an_old_copy_of_a_rewritten_log_is_not_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(1) + lines_of(10, 100))
+    tail = LogTail(tmp_path)
+    drain(tail)
+    old = log.read_bytes()
+    log.write_bytes(lines_of(1) + lines_of(30, 200))  # rewritten, the same first line
+    assert ids(drain(tail)) == [0, *range(200, 230)]
+    (tmp_path / "p.jsonl.1").write_bytes(old)  # the old content turns up as a copy
+    with log.open("ab") as f:
+        f.write(lines_of(2, 230))
+    assert ids(drain(tail)) == [230, 231]
+    assert drain(tail) == []

@@ -234,8 +234,13 @@ def read_new_lines(
                 elif position.check is not None and content_check(before) != position.check:
                     return Mismatch.CHANGED
             else:
-                if os.fstat(raw.fileno()).st_size < offset:
+                size = os.fstat(raw.fileno()).st_size
+                if size < offset:
                     return Mismatch.SHORTER
+                if size == offset:
+                    # Nothing new (the common case, so not a read): a file rewritten to
+                    # the very same length is found out once it grows.
+                    return Chunk(path, fp, [], (), position, [])
                 back = min(offset, _CHECK_BYTES)
                 raw.seek(offset - back)
                 data = raw.read(back + max(max_bytes, max_line_bytes + 1))
@@ -261,8 +266,10 @@ class _Poll:
 
     present: set[str] = field(default_factory=set)  # fingerprints of the files there
     identified: bool = True  # every file there has a fingerprint
-    # Fingerprints a file was read under (one file each: a copy and its original hold
-    # the same lines), and files that are not what their fingerprint's position says.
+    # Fingerprints whose position a file still matches; those a file was read on under
+    # (one file each: a copy and its original hold the same lines); and files that are
+    # not what their fingerprint's position says.
+    matched: set[str] = field(default_factory=set)
     taken: set[str] = field(default_factory=set)
     replaced: list[tuple[Path, str]] = field(default_factory=list)
 
@@ -322,10 +329,10 @@ class LogTail:
         # A file whose first line has a position but whose content is not what was read
         # there is new, unless another file with that first line still holds that content.
         for path, fp in seen.replaced:
-            if fp not in seen.taken:
+            if fp not in seen.matched:
                 fresh = self._read(path, fp, Position())
                 if isinstance(fresh, Chunk):
-                    seen.taken.add(fp)
+                    seen.matched.add(fp)
                     chunks.append(fresh)
         if seen.identified:
             self._forget_missing(seen.present)
@@ -363,8 +370,11 @@ class LogTail:
                 seen.replaced.append((path, fp))
         if not isinstance(chunk, Chunk):
             return None
+        seen.matched.add(fp)
+        if chunk.end == position and not chunk.texts:
+            return None  # nothing new: another file with this first line may have more
         seen.taken.add(fp)
-        return chunk if chunk.end != position or chunk.texts else None
+        return chunk
 
     def _forget_missing(self, present: set[str]) -> None:
         """Drop the positions of files gone from the folder for `forget_after` seconds."""
