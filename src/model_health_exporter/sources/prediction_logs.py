@@ -136,6 +136,14 @@ def _read_head(path: Path) -> bytes | None:
     return head if len(head) >= _FINGERPRINT_MAX else None
 
 
+def _readable(path: Path) -> bool:
+    try:
+        with path.open("rb"):
+            return True
+    except OSError:
+        return False
+
+
 def fingerprint(path: Path) -> str | None:
     head = _read_head(path)
     return None if head is None else hashlib.blake2b(head, digest_size=12).hexdigest()
@@ -265,7 +273,7 @@ class _Poll:
     """What one poll of a folder found so far."""
 
     present: set[str] = field(default_factory=set)  # fingerprints of the files there
-    identified: bool = True  # every file there has a fingerprint
+    identified: bool = True  # every file there could be read
     # Fingerprints whose position a file still matches; those a file was read on under
     # (one file each: a copy and its original hold the same lines); and files that are
     # not what their fingerprint's position says.
@@ -302,20 +310,21 @@ class LogTail:
         # fingerprint -> when (monotonic) no file of the folder was found to have it
         self._missing_since: dict[str, float] = {}
 
-    def _fingerprint(self, path: Path) -> tuple[str | None, int]:
-        """The file's fingerprint (None while it has no complete first line, or cannot be
-        read) and its size (-1 if it is gone)."""
+    def _fingerprint(self, path: Path) -> tuple[str | None, bool]:
+        """The file's fingerprint (None while it has no complete first line, or is gone
+        or unreadable), and whether it could not be read."""
         try:
             st = path.stat()
         except OSError:
-            return None, -1
+            return None, False  # gone
         cached = self._fingerprints.get(path)
         if cached is not None and cached[0] == st.st_ino and st.st_size >= cached[1]:
-            return cached[2], st.st_size
+            return cached[2], False
         fp = fingerprint(path)
         if fp is not None:
             self._fingerprints[path] = (st.st_ino, st.st_size, fp)
-        return fp, st.st_size
+            return fp, False
+        return None, not _readable(path)
 
     def _read(self, path: Path, fp: str, position: Position) -> Chunk | Mismatch | None:
         return read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
@@ -340,14 +349,16 @@ class LogTail:
 
     def _poll_file(self, path: Path, seen: _Poll) -> Chunk | None:
         """What is new in one file, if anything."""
-        fp, size = self._fingerprint(path)
+        fp, unreadable = self._fingerprint(path)
         if fp is not None and fp in seen.taken:
             # Another file was read under this fingerprint (a copy of this one, say):
             # this one may have been truncated and have a new first line since.
             self._fingerprints.pop(path, None)
-            fp, size = self._fingerprint(path)
+            fp, unreadable = self._fingerprint(path)
         if fp is None:
-            seen.identified = seen.identified and size <= 0
+            # A file that cannot be read may be one whose position is kept; one without
+            # a complete first line yet is new (or truncated: its old content is gone).
+            seen.identified = seen.identified and not unreadable
             return None
         seen.present.add(fp)
         position = self.positions.get(fp, Position())
