@@ -30,8 +30,8 @@ LINE_ERROR_REASONS: Final = (
 )
 
 # A latency above a day is a unit mistake (nanoseconds written as seconds, say), not a
-# prediction that took that long; below it, the sum of the latencies of any number of
-# predictions stays a finite, exact-enough float.
+# prediction that took that long; below it, no number of predictions a server could log
+# brings the histogram's sum anywhere near overflowing.
 MAX_LATENCY_SECONDS: Final = 86_400.0
 # Regression outputs, numeric feedback and numeric features are summed and squared
 # (errors, drift statistics, reference profiles): beyond this magnitude a square, or a
