@@ -197,6 +197,32 @@ def test_copytruncate_under_a_steady_writer_counts_every_line_once(
     assert errors == 0
 
 
+def test_copytruncate_across_kill_9_counts_every_line_once(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    # The daemon dies between rotations; when it is back, the files its checkpoint
+    # knows have been copied and truncated, and the writer has gone on.
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d = start_daemon(*args)
+    total = 9000
+    writer = SteadyWriter(log, 0, total)
+    writer.start()
+    for rotate_at, kill in ((1500, True), (3000, False), (5000, True), (7000, False)):
+        wait_until(lambda n=rotate_at: writer.next >= n, 30, f"{rotate_at} records written")
+        if kill:
+            d.signal(signal.SIGKILL)
+            d.proc.wait(10)
+        writer.rotate()
+        if kill:
+            d = start_daemon(*args)
+    writer.join(60)
+    d.wait_value("routing_ml_predictions_total", float(total), timeout=30, **V)
+    append(log, record(total))
+    d.wait_value("routing_ml_predictions_total", float(total + 1), **V)
+
+
 def test_truncate_and_rewrite_in_place_counts_every_line(
     tmp_path: Path, start_daemon: Start
 ) -> None:
