@@ -368,8 +368,9 @@ class LogTail:
         if isinstance(chunk, Mismatch):
             # Truncated or rewritten: its first line, so its fingerprint, may be new.
             self._fingerprints.pop(path, None)
-            new_fp, _ = self._fingerprint(path)
+            new_fp, unreadable = self._fingerprint(path)
             if new_fp is None:
+                seen.identified = seen.identified and not unreadable
                 return None
             seen.present.add(new_fp)
             if new_fp != fp:
