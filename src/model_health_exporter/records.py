@@ -20,7 +20,23 @@ import orjson
 from msgspec import UNSET, UnsetType
 
 # Label values of routing_ml_exporter_errors_total{source="prediction_log"}.
-LINE_ERROR_REASONS: Final = ("invalid_json", "invalid_record", "line_too_long", "unknown_model")
+LINE_ERROR_REASONS: Final = (
+    "invalid_json",
+    "invalid_record",
+    "invalid_latency",
+    "invalid_number",
+    "line_too_long",
+    "unknown_model",
+)
+
+# A latency above a day is a unit mistake (nanoseconds written as seconds, say), not a
+# prediction that took that long; below it, no number of predictions a server could log
+# brings the histogram's sum anywhere near overflowing.
+MAX_LATENCY_SECONDS: Final = 86_400.0
+# Regression outputs, numeric feedback and numeric features are summed and squared
+# (errors, drift statistics, reference profiles): beyond this magnitude a square, or a
+# sum of a few, would overflow to infinity and stay in the totals.
+MAX_ABS_NUMBER: Final = 1e100
 
 
 class InvalidRecordError(Exception):
@@ -58,6 +74,29 @@ class Feedback(msgspec.Struct, frozen=True, gc=False):
 
 def _bad(message: str) -> InvalidRecordError:
     return InvalidRecordError("invalid_record", message)
+
+
+def _too_big(key: str, value: float) -> InvalidRecordError:
+    return InvalidRecordError(
+        "invalid_number", f"{key}: {value!r} is beyond +-{MAX_ABS_NUMBER:g}, not a usable number"
+    )
+
+
+def _latency(record: dict[str, Any]) -> float | None:
+    """latency_seconds, or latency_ms in seconds: a number in [0, MAX_LATENCY_SECONDS]."""
+    for key, scale in (("latency_seconds", 1.0), ("latency_ms", 1000.0)):
+        value = record.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRecordError("invalid_latency", f"{key}: expected a number, got {value!r}")
+        if not 0.0 <= value <= MAX_LATENCY_SECONDS * scale:  # also rejects NaN
+            raise InvalidRecordError(
+                "invalid_latency",
+                f"{key}: {value!r} is outside [0, {MAX_LATENCY_SECONDS * scale:g}] (one day)",
+            )
+        return value / scale
+    return None
 
 
 def _number(
@@ -116,6 +155,8 @@ def parse_features(value: Any) -> dict[str, str | int | float | None] | None:
     for name, v in value.items():
         if v is not None and not isinstance(v, str | int | float):  # bool is an int
             raise _bad(f"features.{name}: expected a number, string or null, got {v!r}")
+        if isinstance(v, int | float) and not -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER:
+            raise _too_big(f"features.{name}", v)
     return value
 
 
@@ -124,9 +165,7 @@ def prediction_from_dict(record: dict[str, Any]) -> Prediction:
     error = record.get("error")
     if error is not None and not isinstance(error, str):
         raise _bad(f"error: expected null or a string, got {error!r}")
-    latency = _number(record, "latency_seconds")
-    if latency is None and (ms := _number(record, "latency_ms")) is not None:
-        latency = ms / 1000.0
+    latency = _latency(record)
     probabilities = _probabilities(record.get("probabilities"))
     confidence = _number(record, "confidence", 0.0, 1.0)
     raw = record.get("prediction")
@@ -146,6 +185,8 @@ def prediction_from_dict(record: dict[str, Any]) -> Prediction:
     else:
         if not math.isfinite(raw):
             raise _bad(f"prediction: {raw!r} is not a finite number")
+        if not -MAX_ABS_NUMBER <= raw <= MAX_ABS_NUMBER:
+            raise _too_big("prediction", raw)
         value = float(raw)
     return Prediction(
         id=_identifier(record.get("id"), "id"),
@@ -170,6 +211,8 @@ def _feedback(record: dict[str, Any]) -> Feedback:
         raise _bad(f"actual: {actual!r} is not a finite number")
     if not isinstance(actual, str | int | float):  # bool is an int
         raise _bad(f"actual: expected a class label or a number, got {actual!r}")
+    if isinstance(actual, int | float) and not -MAX_ABS_NUMBER <= actual <= MAX_ABS_NUMBER:
+        raise _too_big("actual", actual)
     return Feedback(
         identifier,
         actual,
@@ -197,8 +240,10 @@ def parse_dict_line(data: bytes) -> Prediction | Feedback:
 # floats; outside the int64 range the typed decode gives up, and the rules decide.
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-_NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
-_Scalar = str | _Int | float | bool
+_Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_LATENCY_SECONDS)]
+_Milliseconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_LATENCY_SECONDS * 1000.0)]
+_Number = Annotated[float, msgspec.Meta(ge=-MAX_ABS_NUMBER, le=MAX_ABS_NUMBER)]
+_Scalar = str | _Int | _Number | bool
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -209,8 +254,8 @@ class _Record(msgspec.Struct, gc=False):
     prediction: _Scalar | UnsetType | None = UNSET
     probabilities: Annotated[dict[str, _Unit], msgspec.Meta(min_length=1)] | None = None
     confidence: _Unit | None = None
-    latency_seconds: _NonNegative | None = None
-    latency_ms: _NonNegative | None = None
+    latency_seconds: _Seconds | None = None
+    latency_ms: _Milliseconds | None = None
     error: str | None = None
     actual: _Scalar | UnsetType | None = UNSET
     model: str | _Int | None = None

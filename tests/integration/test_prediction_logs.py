@@ -9,12 +9,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support import RunningDaemon, good_metrics, write_json
+from tests.support import RunningDaemon, good_metrics, wait_until, write_json
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., RunningDaemon]
@@ -140,6 +142,119 @@ def test_rotation_by_rename_copytruncate_and_gzip(tmp_path: Path, start_daemon: 
     append(log, record(260))
     d.wait_value("routing_ml_predictions_total", 261.0, **V)
     assert d.value("routing_ml_predictions_total", **V) == 261.0  # the .gz was not re-read
+
+
+class SteadyWriter(threading.Thread):
+    """A serving process's log writer: one file opened once with O_APPEND, a record at a
+    time. `rotate()` is logrotate's copytruncate; the lock keeps the writer out between
+    the copy and the truncation, as otherwise the lines written then would be in
+    neither file and no reader could count them."""
+
+    def __init__(self, log: Path, start: int, stop: int) -> None:
+        super().__init__(daemon=True)
+        self.log, self.next, self.stop = log, start, stop
+        self.lock = threading.Lock()
+        self.rotations = 0
+
+    def run(self) -> None:
+        with self.log.open("ab", buffering=0) as f:
+            while self.next < self.stop:
+                with self.lock:
+                    f.write(record(self.next))
+                    self.next += 1
+                if self.next % 20 == 0:
+                    time.sleep(0.002)  # pacing: about 10,000 records a second
+
+    def rotate(self) -> None:
+        with self.lock:
+            self.rotations += 1
+            shutil.copyfile(self.log, self.log.with_name(f"{self.log.name}.{self.rotations}"))
+            with self.log.open("r+b") as f:
+                f.truncate(0)
+
+
+def test_copytruncate_under_a_steady_writer_counts_every_line_once(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    append(log, record(0))  # first seen small
+    d = start_daemon(f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d.wait_value("routing_ml_predictions_total", 1.0, **V)
+    total = 12_000
+    writer = SteadyWriter(log, 1, total)
+    writer.start()
+    for rotate_at in (1500, 3500, 6000, 9000):
+        wait_until(lambda n=rotate_at: writer.next >= n, 30, f"{rotate_at} records written")
+        writer.rotate()
+    writer.join(60)
+    d.wait_value("routing_ml_predictions_total", float(total), timeout=30, **V)
+    append(log, record(total))  # one more poll: nothing was counted twice
+    d.wait_value("routing_ml_predictions_total", float(total + 1), **V)
+    errors = d.value(
+        "routing_ml_exporter_errors_total", source="prediction_log", reason="invalid_json"
+    )
+    assert errors == 0
+
+
+def test_copytruncate_across_kill_9_counts_every_line_once(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    # The daemon dies between rotations; when it is back, the files its checkpoint
+    # knows have been copied and truncated, and the writer has gone on.
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d = start_daemon(*args)
+    total = 9000
+    writer = SteadyWriter(log, 0, total)
+    writer.start()
+    for rotate_at, kill in ((1500, True), (3000, False), (5000, True), (7000, False)):
+        wait_until(lambda n=rotate_at: writer.next >= n, 30, f"{rotate_at} records written")
+        if kill:
+            d.signal(signal.SIGKILL)
+            d.proc.wait(10)
+        writer.rotate()
+        if kill:
+            d = start_daemon(*args)
+    writer.join(60)
+    d.wait_value("routing_ml_predictions_total", float(total), timeout=30, **V)
+    append(log, record(total))
+    d.wait_value("routing_ml_predictions_total", float(total + 1), **V)
+
+
+def test_truncate_and_rewrite_in_place_counts_every_line(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    log.write_bytes(b"".join(record(i) for i in range(1200)))
+    d = start_daemon(f"--models.dir={root}", *FAST)
+    d.wait_value("routing_ml_predictions_total", 1200.0, **V)
+    log.write_bytes(b"".join(record(i) for i in range(1200, 3400)))  # longer than before
+    d.wait_value("routing_ml_predictions_total", 3400.0, **V)
+    append(log, record(3400))
+    d.wait_value("routing_ml_predictions_total", 3401.0, **V)
+
+
+def test_an_overflowing_latency_does_not_poison_the_sum(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    log = root / "m/v1/predictions/p.jsonl"
+    append(log, record(0, latency_seconds=1e308) + record(1, latency_seconds=1e308))
+    append(log, record(2))
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 1.0, **V)
+    assert d.value("routing_ml_prediction_latency_seconds_sum", **V) == 0.02
+    reason = {"source": "prediction_log", "reason": "invalid_latency"}
+    assert d.value("routing_ml_exporter_errors_total", **reason) == 2
+    assert d.stop() == 0
+    append(log, record(3))
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_predictions_total", 2.0, **V)
+    assert d.value("routing_ml_prediction_latency_seconds_sum", **V) == 0.04
 
 
 def test_series_go_with_the_version(tmp_path: Path, start_daemon: Start) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
+
+import pytest
 
 from model_health_exporter.sources.prediction_logs import LogTail, Position
 
@@ -131,7 +134,7 @@ def test_line_numbers_and_blank_lines(tmp_path: Path) -> None:
     (tmp_path / "p.jsonl").write_bytes(b'{"id": "0"}\n\n   \n{"id": "1"}\n')
     chunk = LogTail(tmp_path).poll()[0]
     assert [line.number for line in chunk.lines] == [1, 4]
-    assert chunk.end == Position(offset=len(b'{"id": "0"}\n\n   \n{"id": "1"}\n'), line=4)
+    assert (chunk.end.offset, chunk.end.line) == (len(b'{"id": "0"}\n\n   \n{"id": "1"}\n'), 4)
 
 
 def test_hidden_and_empty_files_are_ignored(tmp_path: Path) -> None:
@@ -139,3 +142,207 @@ def test_hidden_and_empty_files_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_bytes(b"")
     (tmp_path / "sub").mkdir()
     assert drain(LogTail(tmp_path)) == []
+
+
+def truncate(path: Path) -> None:
+    with path.open("r+b") as f:
+        f.truncate(0)
+
+
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_copytruncate_of_a_file_first_seen_small(tmp_path: Path, copy_first: bool) -> None:
+    # Seen with one line; then the writer goes on, logrotate copies and truncates, and
+    # the writer refills the file past the old position before the next poll.
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(1))
+    tail = LogTail(tmp_path)
+    assert ids(drain(tail)) == [0]
+    with log.open("ab") as f:
+        f.write(lines_of(999, 1))
+    assert len(drain(tail)) == 999
+    for rotation, start in enumerate((1000, 1700, 2300), start=1):
+        with log.open("ab") as f:
+            f.write(lines_of(50, start))  # unread at the rotation
+        copy = tmp_path / f"p.jsonl.{rotation}"
+        shutil.copyfile(log, copy)
+        truncate(log)
+        with log.open("ab") as f:
+            f.write(lines_of(600, start + 50))  # more than was ever in it: past the old offset
+        # the order the files are looked at in: by modification time
+        os.utime(copy, (1, 1) if copy_first else (2**32, 2**32))
+        assert sorted(ids(drain(tail))) == list(range(start, start + 650))
+    assert drain(tail) == []
+
+
+def test_truncate_and_rewrite_in_place(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(1200))
+    tail = LogTail(tmp_path)
+    assert len(drain(tail)) == 1200
+    log.write_bytes(lines_of(2200, 5000))  # open("w"): truncated and written again
+    assert ids(drain(tail)) == list(range(5000, 7200))
+
+
+def test_rewrite_with_the_same_first_line_is_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(1) + lines_of(10, 100))
+    tail = LogTail(tmp_path)
+    assert len(drain(tail)) == 11
+    log.write_bytes(lines_of(1) + lines_of(20, 200))  # same first line, other records
+    assert ids(drain(tail)) == [0, *range(200, 220)]
+    assert drain(tail) == []
+
+
+def test_truncation_while_stopped_is_seen_at_restart(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(300))
+    first = LogTail(tmp_path)
+    assert len(drain(first)) == 300
+    shutil.copyfile(log, tmp_path / "p.jsonl.1")
+    log.write_bytes(lines_of(400, 300))
+    second = LogTail(tmp_path, positions=dict(first.positions))  # as from a checkpoint
+    assert sorted(ids(drain(second))) == list(range(300, 700))
+
+
+def test_positions_saved_without_a_check_are_trusted(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(10))
+    first = LogTail(tmp_path)
+    drain(first)
+    ((fp, position),) = first.positions.items()
+    old = {fp: Position(position.offset, position.line)}  # as an older checkpoint holds it
+    with log.open("ab") as f:
+        f.write(lines_of(5, 10))
+    second = LogTail(tmp_path, positions=old)
+    assert ids(drain(second)) == list(range(10, 15))
+    assert second.positions[fp].check is not None
+
+
+def test_a_copy_shorter_than_what_was_read_is_not_read_again(tmp_path: Path) -> None:
+    # copytruncate without a pause: lines written between the copy and the truncation
+    # were read from the original, and the copy lacks them.
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(10))
+    shutil.copyfile(log, tmp_path / "p.jsonl.1")
+    with log.open("ab") as f:
+        f.write(lines_of(5, 10))
+    tail = LogTail(tmp_path)
+    assert sorted(set(ids(drain(tail)))) == list(range(15))
+    truncate(log)
+    with log.open("ab") as f:
+        f.write(lines_of(3, 15))
+    assert ids(drain(tail)) == [15, 16, 17]
+    assert drain(tail) == []
+
+
+def test_a_copy_and_its_original_are_read_once(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(10))
+    tail = LogTail(tmp_path)
+    drain(tail)
+    with log.open("ab") as f:
+        f.write(lines_of(5, 10))
+    shutil.copyfile(log, tmp_path / "p.jsonl.1")  # copied, not yet truncated
+    assert ids(drain(tail)) == list(range(10, 15))
+    truncate(log)
+    with log.open("ab") as f:
+        f.write(lines_of(2, 15))
+    assert ids(drain(tail)) == [15, 16]
+
+
+def test_positions_of_deleted_files_are_forgotten(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(5))
+    tail = LogTail(tmp_path, forget_after=0.0)
+    drain(tail)
+    for rotation in range(1, 4):  # rename rotation, the oldest deleted
+        log.rename(tmp_path / f"p.jsonl.{rotation}")
+        log.write_bytes(lines_of(5, 10 * rotation))
+        assert ids(drain(tail)) == list(range(10 * rotation, 10 * rotation + 5))
+        assert len(tail.positions) == 2  # the renamed file keeps its own
+        (tmp_path / f"p.jsonl.{rotation}").unlink()
+        drain(tail)
+        assert len(tail.positions) == 1
+    assert drain(tail) == []
+
+
+def test_a_missing_file_is_remembered_for_a_while(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(5))
+    tail = LogTail(tmp_path)  # the default: minutes
+    drain(tail)
+    moved = tmp_path.parent / f"{tmp_path.name}-elsewhere.jsonl"
+    log.rename(moved)
+    assert drain(tail) == [] and len(tail.positions) == 1
+    moved.rename(log)  # back: not read again
+    assert drain(tail) == []
+
+
+def test_an_unreadable_file_keeps_positions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It might be one of the files whose positions are kept: nothing is forgotten while
+    # a file of the folder cannot be read.
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(5))
+    tail = LogTail(tmp_path, forget_after=0.0)
+    drain(tail)
+    log.rename(tmp_path / "p.jsonl.1")
+    log.write_bytes(lines_of(5, 5))
+    assert ids(drain(tail)) == [5, 6, 7, 8, 9]
+    unreadable = tmp_path / "p.jsonl.1"
+    real_open = Path.open
+
+    def open_(path: Path, *args: object, **kwargs: object) -> object:
+        if path == unreadable:  # as for a file of mode 000 (root reads those anyway)
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", open_)
+    tail = LogTail(tmp_path, positions=tail.positions, forget_after=0.0)  # restarted
+    assert drain(tail) == [] and len(tail.positions) == 2
+    monkeypatch.undo()
+    assert drain(tail) == [] and len(tail.positions) == 2
+
+
+def test_a_file_without_its_first_line_yet_does_not_stop_forgetting(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(5))
+    tail = LogTail(tmp_path, forget_after=0.0)
+    drain(tail)
+    log.rename(tmp_path / "p.jsonl.1")
+    log.write_bytes(b'{"id": "5"')  # mid-line: not identified yet
+    (tmp_path / "p.jsonl.1").unlink()
+    assert drain(tail) == [] and tail.positions == {}
+    with log.open("ab") as f:
+        f.write(b"}\n")
+    assert ids(drain(tail)) == [5]
+
+
+def test_a_copy_left_beside_the_log_does_not_hold_it_back(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(10))
+    tail = LogTail(tmp_path)
+    drain(tail)
+    backup = tmp_path / "p.jsonl.bak"
+    shutil.copyfile(log, backup)  # never written again
+    os.utime(backup, (1, 1))  # older: looked at first
+    for start in (10, 20, 30):
+        with log.open("ab") as f:
+            f.write(lines_of(10, start))
+        assert ids(drain(tail)) == list(range(start, start + 10))
+
+
+def test_an_old_copy_of_a_rewritten_log_is_not_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "p.jsonl"
+    log.write_bytes(lines_of(1) + lines_of(10, 100))
+    tail = LogTail(tmp_path)
+    drain(tail)
+    old = log.read_bytes()
+    log.write_bytes(lines_of(1) + lines_of(30, 200))  # rewritten, the same first line
+    assert ids(drain(tail)) == [0, *range(200, 230)]
+    (tmp_path / "p.jsonl.1").write_bytes(old)  # the old content turns up as a copy
+    with log.open("ab") as f:
+        f.write(lines_of(2, 230))
+    assert ids(drain(tail)) == [230, 231]
+    assert drain(tail) == []

@@ -23,23 +23,25 @@ FIELDS: dict[str, list[str | None]] = {
     "id": [None, "null", '"a1"', "7", "-3", "true", "1.5", '{"n": 1}', str(2**70), str(2**63)],
     "prediction": [
         None, "null", '"a"', '"b"', '"1"', "1", "0", "2.5", "-0.0", "1E2", "true", "false",
-        "[1]", '{"x": 1}', str(2**65), "1e400",
+        "[1]", '{"x": 1}', str(2**65), "1e400", "1e100", "-1.0000001e100", str(10**101),
     ],
     "probabilities": [
         None, "null", '{"a": 0.8, "b": 0.2}', '{"1": 0.9, "0": 0.1}', '{"true": 1}', "{}",
         '{"a": 1.5}', '{"a": true}', "[0.5]", '{"a": -0.1}', '{"a": 1, "b": 0}', '"a"',
     ],
     "confidence": [None, "null", "0.9", "1", "0", "2", "-0.5", '"x"', "true", "1e-400"],
-    "latency_ms": [None, "null", "12", "0", "-3", '"fast"', "1e308", "false"],
-    "latency_seconds": [None, "null", "0.003", "-1", "true", "7"],
+    "latency_ms": [
+        None, "null", "12", "0", "-3", '"fast"', "1e308", "false", "86400000", "86400000.5",
+    ],
+    "latency_seconds": [None, "null", "0.003", "-1", "true", "7", "86400", "86400.01", "1e308"],
     "error": [None, "null", '"Timeout"', "3", '""', "[]"],
-    "actual": [None, "null", '"a"', "4.5", "true", '{"a": 1}', "2", str(2**64)],
+    "actual": [None, "null", '"a"', "4.5", "true", '{"a": 1}', "2", str(2**64), "-1e200", "1e100"],
     "model": [None, '"m"', "3", "true", "null"],
     "version": [None, '"v1"', "2", "1.0"],
     "features": [
         None, "null", '{"x": 1, "s": "US", "n": null, "b": true, "f": 2.5}', "[1, 2]",
         '{"x": [1]}', f'{{"x": {2**70}}}', '{"x": "M\\u00fcnchen", "y": "Z\u00fcrich"}', "{}",
-        '{"x": {"y": 1}}', f'{{"x": {2**63}}}',
+        '{"x": {"y": 1}}', f'{{"x": {2**63}}}', '{"x": 1e308, "s": "a"}', f'{{"x": -{10**101}}}',
     ],
     "timestamp": [None, '"2026-11-22T10:00:00Z"', "1764000000.5", '{"odd": [1, 2]}'],
 }  # fmt: skip

@@ -2,19 +2,29 @@
 restarts and rotation. I/O only; what a line means is decided elsewhere.
 
 A file is known by a fingerprint of its first line, not by its name or inode, and its
-read position is kept per fingerprint (`Positions`). That one rule covers:
+read position is kept per fingerprint (`Position`), with a hash of the bytes just before
+the position. A file is read on from a position only if those bytes are still there;
+otherwise it is a new file, read from its start. That covers:
 
 - rename rotation (`x.jsonl` -> `x.jsonl.1`, new `x.jsonl`): the renamed file keeps its
   fingerprint and is finished from its position; the new file starts at 0;
-- copytruncate: the copy keeps the fingerprint and is finished; the truncated file gets
-  a new first line, so a new fingerprint, and starts at 0;
+- copytruncate (copy, then truncate in place while the writer appends): the copy keeps
+  the fingerprint and is finished; the truncated file no longer holds the bytes before
+  its old position, even once it has grown past it, so it is read from 0 under the
+  fingerprint of its new first line;
+- truncate-and-rewrite in place: the same;
 - compression of a rotated file (`x.jsonl.1.gz`): the decompressed first line matches,
   so only what had not been read yet is read;
-- a restart, including after `kill -9`: positions come back from the checkpoint.
+- a restart, including after `kill -9`: positions come back from the checkpoint (those
+  saved without the hash are trusted as they are until the next read adds it).
 
 A last line without its newline is left for the next read. Two files whose first lines
-are byte-identical would be taken for one; prediction records carry ids and timestamps,
-so their first lines differ.
+are byte-identical are told apart only by the bytes before the position: of several
+such files present at once, one that still holds them is read on and the others wait.
+Prediction records carry ids and timestamps, so their first lines differ.
+
+The position of a file that has been gone from its folder for `forget_after` seconds is
+dropped, so that positions do not pile up on a host that rotates many files.
 """
 
 from __future__ import annotations
@@ -24,14 +34,22 @@ import gzip
 import hashlib
 import os
 import stat
+import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import BinaryIO, Final
 
 _FINGERPRINT_MAX: Final = 4096  # a first line longer than this is fingerprinted by its prefix
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+# The bytes before a position that must still be there to read on from it: enough to
+# tell one stream of records from another, little to read again at each new chunk.
+_CHECK_BYTES: Final = 4096
+# A file missing from its folder this long is gone for good: its position is dropped.
+# Long enough to outlast any rotation step (rename, compress, delete the original).
+FORGET_AFTER_SECONDS: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +65,33 @@ class Position:
     offset: int = 0  # bytes, of the decompressed content for gzip files
     line: int = 0
     finished: bool = False  # a gzip file read to its end: never read again
+    # hash of the (up to _CHECK_BYTES) bytes before `offset`; None at 0, and in
+    # positions saved before it was kept (then the offset is trusted as it is)
+    check: str | None = None
+
+
+class Mismatch(Enum):
+    """Why a file cannot be read on from a position."""
+
+    SHORTER = "shorter"  # the file is shorter than the position (truncated, or a copy)
+    CHANGED = "changed"  # the bytes before the position are not the ones read
+
+
+def content_check(before: bytes) -> str:
+    """The `Position.check` of the bytes before a position."""
+    return hashlib.blake2b(before[-_CHECK_BYTES:], digest_size=8).hexdigest()
+
+
+def _end_check(before: bytes, data: bytes, consumed: int) -> str | None:
+    """The check of the position `consumed` bytes into `data`, which follows `before`
+    (that holds the up to _CHECK_BYTES bytes before the start of `data`)."""
+    if consumed >= _CHECK_BYTES:
+        return content_check(data[consumed - _CHECK_BYTES : consumed])
+    if not before and not consumed:
+        return None
+    return content_check(
+        before[max(0, len(before) - (_CHECK_BYTES - consumed)) :] + data[:consumed]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +134,14 @@ def _read_head(path: Path) -> bytes | None:
     if newline >= 0:
         return head[: newline + 1]
     return head if len(head) >= _FINGERPRINT_MAX else None
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with path.open("rb"):
+            return True
+    except OSError:
+        return False
 
 
 def fingerprint(path: Path) -> str | None:
@@ -151,8 +204,10 @@ def _skip_long_line(raw: BinaryIO, path: Path, fp: str, position: Position) -> C
         newline = block.find(b"\n")
         if newline >= 0:
             number = position.line + 1
-            end = Position(position.offset + skipped + newline + 1, number)
-            return Chunk(path, fp, [], (), end, [number])
+            offset = position.offset + skipped + newline + 1
+            raw.seek(max(0, offset - _CHECK_BYTES))
+            check = content_check(raw.read(min(offset, _CHECK_BYTES)))
+            return Chunk(path, fp, [], (), Position(offset, number, check=check), [number])
         skipped += len(block)
     return Chunk(path, fp, [], (), position, [])  # wait for its end
 
@@ -163,34 +218,68 @@ def read_new_lines(
     position: Position,
     max_bytes: int,
     max_line_bytes: int,
-) -> Chunk | None:
+) -> Chunk | Mismatch | None:
     """Up to about `max_bytes` of complete lines after `position`. Gzip files are read
-    whole: they are finished rotations. None if the file vanished, cannot be read, or
-    shrank below `position` (truncated: it will come back under a new fingerprint)."""
+    whole: they are finished rotations. None if the file vanished or cannot be read; a
+    Mismatch if it no longer holds what was read up to `position` (then it is another
+    file, or the same one truncated). A gzip file shorter than the position is a copy
+    of what was read, taken before the last lines: it is finished."""
     finished = False
+    offset = position.offset
     try:
         with path.open("rb") as raw:
             if _is_gzip(raw.read(2)):
                 raw.seek(0)
                 with gzip.GzipFile(fileobj=raw) as gz:
-                    data = gz.read()
-                if data and not data.endswith(b"\n"):
-                    data += b"\n"  # a finished file: its last line is complete
-                data = data[position.offset :]
+                    whole = gz.read()
+                if whole and not whole.endswith(b"\n"):
+                    whole += b"\n"  # a finished file: its last line is complete
+                before = whole[max(0, offset - _CHECK_BYTES) : offset]
+                data = whole[offset:]
                 finished = True
+                if len(whole) < offset:
+                    before = b""
+                elif position.check is not None and content_check(before) != position.check:
+                    return Mismatch.CHANGED
             else:
-                if os.fstat(raw.fileno()).st_size < position.offset:
-                    return None
-                raw.seek(position.offset)
-                data = raw.read(max(max_bytes, max_line_bytes + 1))
+                size = os.fstat(raw.fileno()).st_size
+                if size < offset:
+                    return Mismatch.SHORTER
+                if size == offset:
+                    # Nothing new (the common case, so not a read): a file rewritten to
+                    # the very same length is found out once it grows.
+                    return Chunk(path, fp, [], (), position, [])
+                back = min(offset, _CHECK_BYTES)
+                raw.seek(offset - back)
+                data = raw.read(back + max(max_bytes, max_line_bytes + 1))
+                before, data = data[:back], data[back:]
+                if len(before) < back:
+                    return Mismatch.SHORTER  # truncated since the fstat
+                if position.check is not None and content_check(before) != position.check:
+                    return Mismatch.CHANGED
                 if len(data) > max_line_bytes and b"\n" not in data:
-                    raw.seek(position.offset)
+                    raw.seek(offset)
                     return _skip_long_line(raw, path, fp, position)
     except (OSError, EOFError, zlib.error):
         return None
     lines, numbers, consumed, n_lines, too_long = _split_lines(data, position.line, max_line_bytes)
-    end = Position(position.offset + consumed, position.line + n_lines, finished)
+    check = position.check if finished and not before else _end_check(before, data, consumed)
+    end = Position(offset + consumed, position.line + n_lines, finished, check)
     return Chunk(path, fp, lines, numbers, end, too_long)
+
+
+@dataclass(slots=True)
+class _Poll:
+    """What one poll of a folder found so far."""
+
+    present: set[str] = field(default_factory=set)  # fingerprints of the files there
+    identified: bool = True  # every file there could be read
+    # Fingerprints whose position a file still matches; those a file was read on under
+    # (one file each: a copy and its original hold the same lines); and files that are
+    # not what their fingerprint's position says.
+    matched: set[str] = field(default_factory=set)
+    taken: set[str] = field(default_factory=set)
+    replaced: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class LogTail:
@@ -205,45 +294,110 @@ class LogTail:
         max_bytes: int = 1 << 20,
         max_line_bytes: int = 64 * 1024,
         pattern: str = "*",
+        *,
+        forget_after: float = FORGET_AFTER_SECONDS,
     ) -> None:
         self.directory = directory
         self.pattern = pattern
         self.positions: dict[str, Position] = dict(positions or {})
         self._max_bytes = max_bytes
         self._max_line_bytes = max_line_bytes
+        self._forget_after = forget_after
         # path -> (inode, size when fingerprinted, fingerprint): the first line of a file
-        # cannot change unless it is replaced or truncated.
+        # cannot change unless it is replaced or truncated, which shows as a smaller size
+        # or as a Mismatch when reading it.
         self._fingerprints: dict[Path, tuple[int, int, str]] = {}
+        # fingerprint -> when (monotonic) no file of the folder was found to have it
+        self._missing_since: dict[str, float] = {}
 
-    def _fingerprint(self, path: Path) -> str | None:
+    def _fingerprint(self, path: Path) -> tuple[str | None, bool]:
+        """The file's fingerprint (None while it has no complete first line, or is gone
+        or unreadable), and whether it could not be read."""
         try:
             st = path.stat()
         except OSError:
-            return None
+            return None, False  # gone
         cached = self._fingerprints.get(path)
         if cached is not None and cached[0] == st.st_ino and st.st_size >= cached[1]:
-            return cached[2]
+            return cached[2], False
         fp = fingerprint(path)
         if fp is not None:
             self._fingerprints[path] = (st.st_ino, st.st_size, fp)
-        return fp
+            return fp, False
+        return None, not _readable(path)
+
+    def _read(self, path: Path, fp: str, position: Position) -> Chunk | Mismatch | None:
+        return read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
 
     def poll(self) -> list[Chunk]:
-        chunks = []
         files = list_log_files(self.directory, self.pattern)
         for stale in set(self._fingerprints) - set(files):
             del self._fingerprints[stale]
-        for path in files:
-            fp = self._fingerprint(path)
-            if fp is None:
-                continue  # empty, or its first line is still being written
-            position = self.positions.get(fp, Position())
-            if position.finished:
-                continue
-            chunk = read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
-            if chunk is not None and (chunk.end != position or chunk.texts):
-                chunks.append(chunk)
+        seen = _Poll()
+        chunks = [chunk for path in files if (chunk := self._poll_file(path, seen)) is not None]
+        # A file whose first line has a position but whose content is not what was read
+        # there is new, unless another file with that first line still holds that content.
+        for path, fp in seen.replaced:
+            if fp not in seen.matched:
+                fresh = self._read(path, fp, Position())
+                if isinstance(fresh, Chunk):
+                    seen.matched.add(fp)
+                    chunks.append(fresh)
+        if seen.identified:
+            self._forget_missing(seen.present)
         return chunks
+
+    def _poll_file(self, path: Path, seen: _Poll) -> Chunk | None:
+        """What is new in one file, if anything."""
+        fp, unreadable = self._fingerprint(path)
+        if fp is not None and fp in seen.taken:
+            # Another file was read under this fingerprint (a copy of this one, say):
+            # this one may have been truncated and have a new first line since.
+            self._fingerprints.pop(path, None)
+            fp, unreadable = self._fingerprint(path)
+        if fp is None:
+            # A file that cannot be read may be one whose position is kept; one without
+            # a complete first line yet is new (or truncated: its old content is gone).
+            seen.identified = seen.identified and not unreadable
+            return None
+        seen.present.add(fp)
+        position = self.positions.get(fp, Position())
+        if fp in seen.taken or position.finished:
+            return None  # the same lines as a file read in this poll, or all read
+        chunk = self._read(path, fp, position)
+        if isinstance(chunk, Mismatch):
+            # Truncated or rewritten: its first line, so its fingerprint, may be new.
+            self._fingerprints.pop(path, None)
+            new_fp, unreadable = self._fingerprint(path)
+            if new_fp is None:
+                seen.identified = seen.identified and not unreadable
+                return None
+            seen.present.add(new_fp)
+            if new_fp != fp:
+                fp, position = new_fp, self.positions.get(new_fp, Position())
+                if fp in seen.taken or position.finished:
+                    return None
+                chunk = self._read(path, fp, position)
+            if chunk is Mismatch.CHANGED:
+                seen.replaced.append((path, fp))
+        if not isinstance(chunk, Chunk):
+            return None
+        seen.matched.add(fp)
+        if chunk.end == position and not chunk.texts:
+            return None  # nothing new: another file with this first line may have more
+        seen.taken.add(fp)
+        return chunk
+
+    def _forget_missing(self, present: set[str]) -> None:
+        """Drop the positions of files gone from the folder for `forget_after` seconds."""
+        now = time.monotonic()
+        for fp in present:
+            self._missing_since.pop(fp, None)
+        for fp in [fp for fp in self.positions if fp not in present]:
+            since = self._missing_since.setdefault(fp, now)
+            if now - since >= self._forget_after:
+                del self.positions[fp]
+                del self._missing_since[fp]
 
     def commit(self, chunk: Chunk) -> None:
         self.positions[chunk.fingerprint] = chunk.end

@@ -29,7 +29,12 @@ from model_health_exporter.records import (
     Prediction,
     parse_lines,
 )
-from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
+from model_health_exporter.sources.prediction_logs import (
+    FORGET_AFTER_SECONDS,
+    Chunk,
+    LogTail,
+    Position,
+)
 from model_health_exporter.sources.reference import (
     ERROR_REASONS as REFERENCE_ERROR_REASONS,
 )
@@ -104,6 +109,8 @@ class IngestConfig:
     # and the first poll that finds nothing new brings the summaries up to date.
     summary_interval: float = 1.0
     health: HealthConfig = field(default_factory=HealthConfig)
+    # the read position of a log file gone this long is dropped
+    forget_logs_after: float = FORGET_AFTER_SECONDS
 
 
 def _json(value: object) -> bytes:
@@ -118,6 +125,19 @@ def _window_json(window: LiveWindow) -> bytes:
     # than json, which is kept for the rest (it writes an infinite sum as Infinity,
     # msgspec as null).
     return _json(data)[:-1] + b',"pending":' + msgspec.json.encode(pending) + b"}"
+
+
+def _position(saved: list[Any]) -> Position:
+    """A position as saved: [offset, line, finished, check]; checkpoints written before
+    the check was kept have three items, and their offsets are trusted as they are."""
+    check = saved[3] if len(saved) > 3 else None
+    if check is not None and not isinstance(check, str):
+        raise ValueError(f"position check {check!r} is not a string")
+    return Position(int(saved[0]), int(saved[1]), bool(saved[2]), check)
+
+
+def _position_json(p: Position) -> list[object]:
+    return [p.offset, p.line, p.finished, p.check]
 
 
 def _check_format(data: dict[str, object]) -> None:
@@ -147,6 +167,7 @@ class IngestWorker:
                 Path(pattern).parent,
                 max_line_bytes=config.max_line_bytes,
                 pattern=Path(pattern).name,
+                forget_after=config.forget_logs_after,
             )
             for pattern in config.paths
         }
@@ -187,17 +208,14 @@ class IngestWorker:
             data = json.loads(path.read_bytes())
             _check_format(data)
             for key, positions in data["positions"].items():
-                self._saved_positions[key] = {
-                    fp: Position(int(p[0]), int(p[1]), bool(p[2])) for fp, p in positions.items()
-                }
+                self._saved_positions[key] = {fp: _position(p) for fp, p in positions.items()}
             for key, tallies in data["tallies"].items():
                 model, version = key.split("/", 1)
                 self._tallies_for((model, version)).load(tallies)
             for pattern, positions in data.get("path_positions", {}).items():
                 if pattern in self._path_tails:
                     self._path_tails[pattern].positions = {
-                        fp: Position(int(p[0]), int(p[1]), bool(p[2]))
-                        for fp, p in positions.items()
+                        fp: _position(p) for fp, p in positions.items()
                     }
             for key, window in data["windows"].items():
                 model, version = key.split("/", 1)
@@ -222,11 +240,11 @@ class IngestWorker:
             "format": CHECKPOINT_FORMAT,
             "saved_at": time.time(),
             "positions": {
-                key: {fp: [p.offset, p.line, p.finished] for fp, p in fps.items()}
+                key: {fp: _position_json(p) for fp, p in fps.items()}
                 for key, fps in positions.items()
             },
             "path_positions": {
-                pattern: {fp: [p.offset, p.line, p.finished] for fp, p in tail.positions.items()}
+                pattern: {fp: _position_json(p) for fp, p in tail.positions.items()}
                 for pattern, tail in self._path_tails.items()
             },
             "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
@@ -317,7 +335,10 @@ class IngestWorker:
             if tail is None or tail.directory != directory:
                 positions = self._saved_positions.pop(key, None)
                 self._tails[key] = LogTail(
-                    directory, positions, max_line_bytes=self._config.max_line_bytes
+                    directory,
+                    positions,
+                    max_line_bytes=self._config.max_line_bytes,
+                    forget_after=self._config.forget_logs_after,
                 )
         return {key: version for key, (version, _) in wanted.items()}
 

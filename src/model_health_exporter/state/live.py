@@ -4,9 +4,12 @@ memory that does not grow with the number of predictions, serialisable for check
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+
+import structlog
 
 # Only for types: windows imports numpy, whose import starts a thread (see cli._run).
 if TYPE_CHECKING:
@@ -30,6 +33,8 @@ DEFAULT_LATENCY_BUCKETS: Final = (
 # 0.75 is seed 003's low-confidence threshold.
 DEFAULT_CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0)
 OTHER_ERROR: Final = "other"
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -82,8 +87,16 @@ class Histogram:
 
     def load(self, data: dict[str, Any]) -> None:
         # Reconfigured buckets start over: Prometheus reads it as a counter reset.
-        if tuple(float(b) for b in data["bounds"]) == self.bounds:
-            self.counts, self.total = [int(c) for c in data["counts"]], float(data["sum"])
+        if tuple(float(b) for b in data["bounds"]) != self.bounds:
+            return
+        total = float(data["sum"])
+        if not math.isfinite(total):
+            # Saved by a version that let an overflowing value in: the sum cannot be
+            # mended, and a count without its sum would skew every mean taken from them.
+            # Start over, as for reconfigured buckets.
+            log.warning("histogram with an infinite or NaN sum in the checkpoint starts over")
+            return
+        self.counts, self.total = [int(c) for c in data["counts"]], total
 
 
 @dataclass(slots=True)

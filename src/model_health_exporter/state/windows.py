@@ -552,6 +552,8 @@ class LiveWindow:
         for b in data["buckets"]:
             labelled, regression, drift = b["labelled"], b["regression"], b.get("drift")
             errors, invalid, latency_sum, latency_n = b.get("tallies", (0, 0, 0.0, 0))
+            if not math.isfinite(float(latency_sum)):  # saved before latencies were bounded
+                latency_sum, latency_n = 0.0, 0
             buckets.append(
                 _Bucket(
                     int(b["index"]),
