@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO, Final
 
+from model_health_exporter import exit_codes
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.registry import ModelRegistry, RegistryConfig, RootConfig
 
@@ -289,7 +290,7 @@ def run(
             print(
                 f"model-health-exporter demo: no model versions under {models_dir}", file=sys.stderr
             )
-            return 2
+            return exit_codes.USAGE
         print(f"demo: seed {seed}; drift in {drift_after:g}s; Ctrl-C stops", flush=True)
         pending: list[tuple[float, int, BinaryIO, dict[str, Any]]] = []  # feedback, by due time
         interval = 1 / (rate * len(targets))
@@ -319,4 +320,4 @@ def run(
             predictions += 1
             next_at = max(next_at + interval, now - _MAX_LAG)  # no long burst after a stall
     print(f"demo: stopped; wrote {predictions} predictions and {feedbacks} feedback", flush=True)
-    return 0
+    return exit_codes.OK
