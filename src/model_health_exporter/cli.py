@@ -322,7 +322,9 @@ def _demo(argv: Sequence[str]) -> int:
         metavar="SECONDS",
         help="Inject drift after this many seconds (default: 180).",
     )
-    parser.add_argument("--seed", type=int, help="Random seed, for a reproducible stream.")
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="Random seed, for a reproducible stream."
+    )
     parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="Stop after this many seconds."
     )

@@ -174,7 +174,7 @@ class LogsSettings(BaseModel):
         86400.0, gt=0, description="Seconds a prediction waits for feedback before expiring."
     )
     low_confidence_threshold: float = Field(
-        0.75, gt=0, lt=1, description="Confidence below this counts as low (seed 003)."
+        0.75, gt=0, lt=1, description="Confidence below this counts as low (uncertain)."
     )
     latency_buckets: Annotated[list[float], NoDecode, BeforeValidator(_split_numbers)] = Field(
         default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS),
@@ -243,7 +243,7 @@ class DriftSettings(BaseModel):
 
 
 class HealthSettings(BaseModel):
-    """Degradation bands and the retraining triggers of seeds 001 and 002."""
+    """Degradation severity bands and the retraining triggers."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -161,7 +161,7 @@ def _actual(
 def generate(
     profile: Profile, rng: random.Random, id_prefix: str, drifted: Callable[[], bool]
 ) -> Iterator[Generated]:
-    """Endless predictions with their feedback; the same for the same `rng` seed and
+    """Endless predictions with their feedback; the same for the same seeded `rng` and
     the same answers of `drifted` (asked once per prediction)."""
     error_types, error_weights = list(ERROR_TYPES), list(ERROR_TYPES.values())
     for n in itertools.count():
@@ -291,7 +291,7 @@ def run(
                 f"model-health-exporter demo: no model versions under {models_dir}", file=sys.stderr
             )
             return exit_codes.USAGE
-        print(f"demo: seed {seed}; drift in {drift_after:g}s; Ctrl-C stops", flush=True)
+        print(f"demo: random seed {seed}; drift in {drift_after:g}s; Ctrl-C stops", flush=True)
         pending: list[tuple[float, int, BinaryIO, dict[str, Any]]] = []  # feedback, by due time
         interval = 1 / (rate * len(targets))
         next_at, announced = start, False

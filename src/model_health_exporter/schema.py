@@ -87,7 +87,7 @@ class DatasetStats(BaseModel):
 
 
 class ModelMetrics(BaseModel):
-    """metrics.json: seed 000's schema plus optional evaluation metrics. Unknown keys are kept."""
+    """metrics.json: training facts, dataset stats and evaluation metrics. Unknown keys kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -142,7 +142,7 @@ class ExpectedDataset(BaseModel):
 
 
 class BaselineFile(BaseModel):
-    """baseline_metrics.json in seed 000's documented format, or the seed's simpler
+    """baseline_metrics.json in its documented format, or the simpler
     `{"accuracy": 0.92, "precision": 0.89, ..., "samples": 1500}` extract, whose values
     become targets."""
 
@@ -165,7 +165,7 @@ class BaselineFile(BaseModel):
             if canonical_metric_name(key) is not None:
                 thresholds.setdefault(key, {"target": data.pop(key)})
             elif key == "samples":
-                data.pop(key)  # the seed's extract records it; it is informational only
+                data.pop(key)  # the simple extract records it; it is informational only
         if thresholds:
             data["quality_thresholds"] = thresholds
         return data

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from model_health_exporter.baselines import (
-    SEED_EXPECTED,
-    SEED_LEVELS,
+    DEFAULT_EXPECTED,
+    DEFAULT_LEVELS,
     BaselineOverrides,
     merge_baseline,
 )
@@ -26,8 +26,8 @@ def test_defaults_are_the_seed_table() -> None:
     assert (b.levels["f1_score"].warning, b.levels["f1_score"].critical) == (0.83, 0.77)
     assert b.expected.min_samples == 1000
     assert b.expected.max_missing_rate == 0.10
-    assert b.levels == SEED_LEVELS
-    assert b.expected == SEED_EXPECTED
+    assert b.levels == DEFAULT_LEVELS
+    assert b.expected == DEFAULT_EXPECTED
 
 
 def test_layers_merge_field_by_field_most_specific_last() -> None:
