@@ -9,6 +9,7 @@ import argparse
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -432,3 +433,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(rest)
     except KeyboardInterrupt:
         return exit_codes.INTERRUPTED
+    except Exception:  # noqa: BLE001 - any crash: its traceback, and not a "problem found" 1
+        traceback.print_exc()
+        return exit_codes.RUNTIME

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from model_health_exporter import cli as cli_module
 from model_health_exporter import exit_codes
 from model_health_exporter.cli import main
 
@@ -134,3 +135,16 @@ def test_suggestions_for_subcommand_flags_and_commands(capsys: pytest.CaptureFix
     assert capsys.readouterr().err.splitlines()[1:] == [
         "Run 'model-health-exporter --help' for the flags."
     ]
+
+
+def test_a_crash_is_a_runtime_failure_not_a_finding(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CI must tell "the gate found a problem" (1) from "the tool broke" (3).
+    def crash(argv: object) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(cli_module, "_check", crash)
+    assert main(["check", "--baseline", "a", "--candidate", "b"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: disk on fire" in err
