@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +26,9 @@ from model_health_exporter.schema import (
     BASELINE_FILE,
     METRICS_FILE,
     InvalidFileError,
+    Levels,
     ModelMetrics,
+    level_order_problem,
     parse_baseline,
     parse_metrics,
 )
@@ -208,6 +210,26 @@ def _read_metrics(path: Path) -> ModelMetrics:
         raise ConfigError([f"{path}: {exc.reason}: {exc.message}"]) from None
 
 
+def _gate_levels(thresholds: Path | None) -> Mapping[str, Levels]:
+    """The built-in levels, overlaid with those of a baseline file; raises ConfigError."""
+    layers = []
+    if thresholds is not None:
+        try:
+            baseline = parse_baseline(read_capped(thresholds, _MAX_INPUT_BYTES))
+        except InvalidFileError as exc:
+            raise ConfigError([f"{thresholds}: {exc.reason}: {exc.message}"]) from None
+        layers.append(BaselineOverrides.from_file(baseline))
+    levels = merge_baseline(*layers).levels
+    # Each file is ordered in itself; a file that sets only some levels can still end up
+    # on the wrong side of a built-in default it keeps.
+    mixed = [p for name, lv in levels.items() if (p := level_order_problem(name, lv))]
+    if mixed:
+        raise ConfigError(
+            [f"{thresholds} with the built-in defaults: {p}; set all levels" for p in mixed]
+        )
+    return levels
+
+
 def _check(argv: Sequence[str]) -> int:
     parser = Parser(
         prog="model-health-exporter check",
@@ -244,21 +266,12 @@ def _check(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     try:
         baseline, candidate = _read_metrics(args.baseline), _read_metrics(args.candidate)
-        layers = []
-        if args.thresholds is not None:
-            try:
-                layers.append(
-                    BaselineOverrides.from_file(
-                        parse_baseline(read_capped(args.thresholds, _MAX_INPUT_BYTES))
-                    )
-                )
-            except InvalidFileError as exc:
-                raise ConfigError([f"{args.thresholds}: {exc.reason}: {exc.message}"]) from None
+        levels = _gate_levels(args.thresholds)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"model-health-exporter check: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    findings = compare(baseline, candidate, merge_baseline(*layers).levels)
+    findings = compare(baseline, candidate, levels)
     passed = gate_passes(findings, args.fail_on)
     if args.format == "json":
         print(

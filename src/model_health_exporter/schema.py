@@ -178,14 +178,16 @@ class BaselineFile(BaseModel):
             name = canonical_metric_name(key)
             if name is None:
                 raise ValueError(f"unknown metric {key!r}")
-            _check_level_order(name, levels)
+            if problem := level_order_problem(name, levels):
+                raise PydanticCustomError("threshold_order", problem)
             out[name] = levels
         return out
 
 
-def _check_level_order(name: str, levels: Levels) -> None:
-    """Warning must lie between target and critical: a warning level on the wrong side of
-    critical would never fire before critical does (or would fire on a healthy model)."""
+def level_order_problem(name: str, levels: Levels) -> str | None:
+    """Why the levels of quality metric `name` are in the wrong order, or None. Warning
+    must lie between target and critical: a warning on the wrong side of critical would
+    never fire before critical does (or would fire on a healthy model)."""
     higher_is_better = BY_NAME[name].higher_is_better
     present = [
         (label, value)
@@ -198,17 +200,16 @@ def _check_level_order(name: str, levels: Levels) -> None:
     ]
     for (better, better_value), (worse, worse_value) in itertools.pairwise(present):
         if higher_is_better and better_value < worse_value:
-            raise PydanticCustomError(
-                "threshold_order",
+            return (
                 f"{name}: {better} {better_value:g} is below {worse} {worse_value:g}; higher "
-                f"{name} is better, so target >= warning >= critical",
+                f"{name} is better, so target >= warning >= critical"
             )
         if not higher_is_better and better_value > worse_value:
-            raise PydanticCustomError(
-                "threshold_order",
+            return (
                 f"{name}: {better} {better_value:g} is above {worse} {worse_value:g}; lower "
-                f"{name} is better (an error metric), so target <= warning <= critical",
+                f"{name} is better (an error metric), so target <= warning <= critical"
             )
+    return None
 
 
 def _reject_constant(name: str) -> float:

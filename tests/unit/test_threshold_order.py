@@ -69,6 +69,24 @@ def test_check_refuses_inverted_thresholds(
     assert "accuracy: warning 0.7 is below critical 0.9" in capsys.readouterr().out
 
 
+def test_check_refuses_levels_inverted_against_a_kept_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only a warning level: the built-in critical (0.80 for accuracy) stays, above it.
+    metrics = tmp_path / "metrics.json"
+    good = {"accuracy": 0.95, "precision_weighted": 0.9, "recall_weighted": 0.9, "f1_weighted": 0.9}
+    metrics.write_text(json.dumps(good))
+    thresholds = tmp_path / "baseline_metrics.json"
+    thresholds.write_bytes(baseline(accuracy={"warning": 0.75}))
+    argv = ["check", "--baseline", str(metrics), "--candidate", str(metrics)]
+    assert main([*argv, "--thresholds", str(thresholds)]) == 2
+    err = capsys.readouterr().err
+    assert f"{thresholds} with the built-in defaults: accuracy: warning 0.75 is below" in err
+    assert "critical 0.8" in err
+    thresholds.write_bytes(baseline(accuracy={"warning": 0.75, "critical": 0.7}))
+    assert main([*argv, "--thresholds", str(thresholds)]) == 0
+
+
 def test_config_baselines_are_checked_too(tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_text(
