@@ -341,6 +341,11 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _excerpt(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _format_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
@@ -348,6 +353,8 @@ def _format_errors(exc: ValidationError) -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
+        elif err["type"] != "value_error" and isinstance(err.get("input"), str | int | float):
+            msg += f" (got {_excerpt(err['input'])})"  # our own value errors quote it already
         problems.append(f"{key}: {msg}")
     return problems
 

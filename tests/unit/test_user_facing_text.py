@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from model_health_exporter.config import ConfigError, load_settings
 from tests.support import RunningDaemon
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,3 +126,19 @@ def test_the_readme_watch_command_shows_only_samples() -> None:
     ]
     shown = [line for line in exposition if pattern.search(line)]
     assert shown == exposition[2:]
+
+
+def test_config_errors_name_the_value_given_once(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "baselines:\n  defaults:\n    quality_thresholds:\n      accuracy: {warning: high}\n"
+    )
+    overrides = {"models": {"layout": "round"}, "logs": {"low_confidence_threshold": "often"}}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides, config)
+    assert sorted(caught.value.problems) == [
+        "baselines.defaults.quality_thresholds.accuracy.warning: expected a number, got str 'high'",
+        "logs.low_confidence_threshold: Input should be a valid number, unable to parse string "
+        "as a number (got 'often')",
+        "models.layout: Input should be 'auto', 'flat' or 'nested' (got 'round')",
+    ]
