@@ -52,6 +52,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="model-health-exporter",
         commands=_COMMANDS,
+        # the flag list below says it all; 38 lines of [--flag VALUE] above it would not
+        usage="%(prog)s [run] --models.dir DIR [--config.file PATH] [flags]\n"
+        "       %(prog)s {validate,check,reference,demo} --help",
         description="Prometheus exporter for ML model health. Settings come from flags, "
         f"then {ENV_PREFIX}* environment variables (e.g. {ENV_PREFIX}WEB__LISTEN_ADDRESS), "
         "then the YAML file of --config.file.",
@@ -87,7 +90,8 @@ def _run_parser() -> argparse.ArgumentParser:
             group.add_argument(
                 f"--{flag}",
                 dest=f"{section}.{name}",
-                metavar=name.upper(),
+                # a repeatable flag takes one item: --models.dir DIR, not DIRS
+                metavar=flag.rpartition(".")[2].upper() if repeat else name.upper(),
                 action="append" if repeat else "store",
                 help=help_text,
             )

@@ -142,3 +142,17 @@ def test_config_errors_name_the_value_given_once(tmp_path: Path) -> None:
         "as a number (got 'often')",
         "models.layout: Input should be 'auto', 'flat' or 'nested' (got 'round')",
     ]
+
+
+def test_help_starts_with_a_short_usage() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "model_health_exporter", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    usage = result.stdout.split("\n\n")[0].splitlines()
+    assert len(usage) <= 3, usage  # argparse's own listed every flag: 38 lines
+    assert "--models.dir DIR" in usage[0]
+    assert "--models.dir DIR " in result.stdout and "--logs.path PATH " in result.stdout
