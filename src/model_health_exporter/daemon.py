@@ -261,7 +261,8 @@ class Daemon:
                 log.error("cannot start", problem=str(exc))
                 for stoppable in (watcher, worker, server):
                     stoppable.stop()
-                return exit_codes.RUNTIME
+                # a person must move the checkpoint away; a restart would fail the same way
+                return exit_codes.USAGE
             running = _Running(server, watcher, worker, ingest)
             snap = self.registry.snapshot
             log.info(

@@ -9,10 +9,10 @@ PROBLEM_FOUND: Final = 1
 """The command did its job and found a problem: an invalid file (`validate`), a breached
 threshold (`check`)."""
 USAGE: Final = 2
-"""Bad flags, configuration or input files. Running again will not help (the systemd unit
-does not restart on it)."""
+"""Bad flags, configuration or input files (an unusable checkpoint too). Running again
+will not help, so the systemd unit does not restart on it."""
 RUNTIME: Final = 3
-"""The environment stopped the work: the listen port is in use, the state directory or an
-output file cannot be used. May succeed later."""
+"""The environment stopped the work: the listen port is in use, an output file cannot be
+written, an unexpected error. May succeed later."""
 INTERRUPTED: Final = 130
 """Ctrl-C, as shells report SIGINT."""
