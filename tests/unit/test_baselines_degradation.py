@@ -47,7 +47,7 @@ def test_layers_merge_field_by_field_most_specific_last() -> None:
 @pytest.mark.parametrize(
     ("value", "baseline", "higher_is_better", "expected"),
     [
-        (0.78, 0.92, True, (0.92 - 0.78) / 0.92),  # seed 000: accuracy v2 vs v1
+        (0.78, 0.92, True, (0.92 - 0.78) / 0.92),  # documented example: accuracy v2 vs v1
         (0.95, 0.92, True, -(0.95 - 0.92) / 0.92),  # better is negative
         (0.3, 0.2, False, 0.5),  # log loss up 50% is 50% worse
         (0.1, 0.2, False, -0.5),

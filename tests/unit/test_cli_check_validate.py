@@ -1,4 +1,4 @@
-"""`check` against the seed's own expected outputs, and `validate`."""
+"""`check` against the documented expected outputs, and `validate`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ BASELINE = {
     "recall_weighted": 0.91,
     "f1_weighted": 0.90,
 }
-# seed 000, "Expected Output (degraded model)"
+# the documented "Expected Output (degraded model)"
 DEGRADED = {
     "accuracy": 0.86,
     "precision_weighted": 0.81,
