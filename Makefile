@@ -7,11 +7,14 @@ LISTEN ?= 127.0.0.1:9188
 
 .PHONY: run test lint bench system-deps clean
 
+# pip's own lines (Collecting ..., Installing ...) show the first install progressing.
 $(VENV)/.installed: pyproject.toml
+	@echo "==> Creating the virtualenv $(VENV) and installing model-health-exporter with its test dependencies (about a minute on the first run; skipped later until pyproject.toml changes)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --progress-bar off -e '.[test]'
 	touch $@
+	@echo "==> Installed into $(VENV)"
 
 # The daemon and the demo writer (synthetic predictions and feedback, drift after 3 minutes)
 # on a fresh copy of the example models in .demo/, so the git tree stays clean.
@@ -24,14 +27,17 @@ run: $(VENV)/.installed
 		--web.listen-address $(LISTEN)
 
 system-deps:
+	@echo "==> Checking the Debian packages the tests run against"
 	scripts/install-system-deps.sh
 
 lint: $(VENV)/.installed
+	@echo "==> Lint: ruff and mypy"
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed system-deps lint
+	@echo "==> Tests: unit, integration and end-to-end with real Prometheus and Alertmanager (a few minutes)"
 	$(VENV)/bin/pytest
 
 bench: $(VENV)/.installed

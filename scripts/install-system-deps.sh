@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the end-to-end tests run against (real Prometheus,
-# promtool, Alertmanager, amtool) when they are missing. Never starts a service.
+# Installs the Debian packages the tests run against when they are missing: real
+# Prometheus, promtool, Alertmanager, amtool (end-to-end tests), docker-compose (the
+# compose stack's `docker-compose config`) and systemd-analyze (the unit's checks).
+# Never starts a service, and leaves the machine's service policy as it found it.
+#
+# POLICY_RC_D (default /usr/sbin/policy-rc.d) exists so that a test can run the
+# policy handling against a scratch file; nothing else should set it.
 set -euo pipefail
+
+policy_rc_d=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
@@ -9,7 +16,12 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
   || missing+=(prometheus-alertmanager)
-[ ${#missing[@]} -eq 0 ] && exit 0
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "System packages for the tests: all present (prometheus, prometheus-alertmanager, docker-compose, systemd)"
+  exit 0
+fi
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,14 +29,29 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "Install them as root:  sudo apt-get install --no-install-recommends $packages" >&2
   exit 1
 fi
+
 # Debian's postinst would start the services on 0.0.0.0; a policy-rc.d returning 101
-# forbids that (this is what it is for). Only added if the image has none.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
+# forbids that (this is what it is for). Only for this install: one we create is removed
+# when the script exits, however it exits, so services installed later still start. One
+# that was there before (e.g. a Docker image's) is left alone.
+created_policy=""
+remove_created_policy() {
+  if [ -n "$created_policy" ]; then
+    rm -f "$policy_rc_d"
+  fi
+}
+trap remove_created_policy EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [ ! -e "$policy_rc_d" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy_rc_d"
+  chmod +x "$policy_rc_d"
+  created_policy=1
 fi
-echo "Installing $packages ..."
+
+echo "Installing the Debian packages the tests need: $packages (apt-get update, then install) ..."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $packages >/dev/null
+echo "Installed: $packages"

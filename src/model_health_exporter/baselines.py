@@ -1,4 +1,4 @@
-"""Per-model quality thresholds and expected-dataset limits, merged from the seed's
+"""Per-model quality thresholds and expected-dataset limits, merged from the built-in
 defaults, the configuration and a model's baseline_metrics.json. Pure."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Final, TypeVar
 
 from model_health_exporter.schema import BaselineFile, ExpectedDataset, Levels
 
-# Seed 000, "Quality Thresholds" and "Document Quality Baselines".
-SEED_LEVELS: Final[Mapping[str, Levels]] = MappingProxyType(
+# The documented quality thresholds: warning and critical a few points below target.
+DEFAULT_LEVELS: Final[Mapping[str, Levels]] = MappingProxyType(
     {
         "accuracy": Levels(target=0.92, warning=0.85, critical=0.80),
         "precision_weighted": Levels(target=0.89, warning=0.82, critical=0.75),
@@ -21,7 +21,9 @@ SEED_LEVELS: Final[Mapping[str, Levels]] = MappingProxyType(
 )
 _L = TypeVar("_L", Levels, ExpectedDataset)
 
-SEED_EXPECTED: Final = ExpectedDataset(min_samples=1000, min_unique_items=50, max_missing_rate=0.10)
+DEFAULT_EXPECTED: Final = ExpectedDataset(
+    min_samples=1000, min_unique_items=50, max_missing_rate=0.10
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,8 @@ def _overlay(base: _L, top: _L) -> _L:
 def merge_baseline(*layers: BaselineOverrides) -> Baseline:
     """Merge layers from least to most specific, field by field: a layer that sets only
     `target` for accuracy keeps the warning and critical levels from below it."""
-    levels: dict[str, Levels] = dict(SEED_LEVELS)
-    expected = SEED_EXPECTED
+    levels: dict[str, Levels] = dict(DEFAULT_LEVELS)
+    expected = DEFAULT_EXPECTED
     for layer in layers:
         for name, lv in layer.levels.items():
             levels[name] = _overlay(levels.get(name, Levels()), lv)

@@ -9,14 +9,16 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel
 
-from model_health_exporter import __version__
+from model_health_exporter import __version__, exit_codes
 from model_health_exporter.baselines import BaselineOverrides, merge_baseline
+from model_health_exporter.cli_parser import Parser
 from model_health_exporter.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from model_health_exporter.fsutil import read_capped
 from model_health_exporter.quality_gate import compare, gate_passes
@@ -24,14 +26,17 @@ from model_health_exporter.schema import (
     BASELINE_FILE,
     METRICS_FILE,
     InvalidFileError,
+    Levels,
     ModelMetrics,
+    level_order_problem,
     parse_baseline,
     parse_metrics,
 )
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
+EXIT_OK: Final = exit_codes.OK
+EXIT_FAILED: Final = exit_codes.PROBLEM_FOUND
+EXIT_USAGE: Final = exit_codes.USAGE
+EXIT_RUNTIME: Final = exit_codes.RUNTIME
 _COMMANDS: Final = ("run", "validate", "check", "reference", "demo")
 _SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log")
 # repeatable flags name one item each
@@ -44,8 +49,12 @@ def _flag(section: str, field: str) -> str:
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="model-health-exporter",
+        commands=_COMMANDS,
+        # the flag list below says it all; 38 lines of [--flag VALUE] above it would not
+        usage="%(prog)s [run] --models.dir DIR [--config.file PATH] [flags]\n"
+        "       %(prog)s {validate,check,reference,demo} --help",
         description="Prometheus exporter for ML model health. Settings come from flags, "
         f"then {ENV_PREFIX}* environment variables (e.g. {ENV_PREFIX}WEB__LISTEN_ADDRESS), "
         "then the YAML file of --config.file.",
@@ -53,7 +62,9 @@ def _run_parser() -> argparse.ArgumentParser:
         "and baseline files; 'model-health-exporter check --baseline A --candidate B' is a "
         "CI quality gate; 'model-health-exporter reference build DATA -o FILE' builds a drift "
         "reference profile; 'model-health-exporter demo --models.dir DIR' writes synthetic "
-        "prediction logs to watch. Each has its own --help.",
+        "prediction logs to watch. Each has its own --help. Exit status: 0 ok, 1 a problem "
+        "found (validate, check), 2 bad flags, configuration or input, 3 a runtime failure "
+        "such as the listen port in use.",
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -79,7 +90,8 @@ def _run_parser() -> argparse.ArgumentParser:
             group.add_argument(
                 f"--{flag}",
                 dest=f"{section}.{name}",
-                metavar=name.upper(),
+                # a repeatable flag takes one item: --models.dir DIR, not DIRS
+                metavar=flag.rpartition(".")[2].upper() if repeat else name.upper(),
                 action="append" if repeat else "store",
                 help=help_text,
             )
@@ -156,23 +168,24 @@ def _files_to_validate(path: Path) -> list[Path]:
 
 
 def _validate(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="model-health-exporter validate",
         description="Check metrics.json and baseline_metrics.json files (a directory is "
-        "searched recursively). Prints one line per problem; exit 1 if any, else 0.",
+        "searched recursively). Prints one line per problem; exit 1 if a file is invalid, "
+        "2 if a path does not exist or holds no such file, else 0.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     args = parser.parse_args(argv)
-    problems, checked = 0, 0
+    problems, checked, missing = 0, 0, 0
     for root in args.paths:
         if not root.exists():
             print(f"{root}: does not exist")
-            problems += 1
+            missing += 1
             continue
         files = _files_to_validate(root)
         if not files:
             print(f"{root}: no {METRICS_FILE} or {BASELINE_FILE} found")
-            problems += 1
+            missing += 1
         for path in files:
             checked += 1
             parse = parse_baseline if path.name == BASELINE_FILE else parse_metrics
@@ -181,6 +194,8 @@ def _validate(argv: Sequence[str]) -> int:
             except InvalidFileError as exc:
                 print(f"{path}: {exc.reason}: {exc.message}")
                 problems += 1
+    if missing:
+        return EXIT_USAGE
     if problems:
         return EXIT_FAILED
     print(f"{checked} file(s) valid")
@@ -199,11 +214,32 @@ def _read_metrics(path: Path) -> ModelMetrics:
         raise ConfigError([f"{path}: {exc.reason}: {exc.message}"]) from None
 
 
+def _gate_levels(thresholds: Path | None) -> Mapping[str, Levels]:
+    """The built-in levels, overlaid with those of a baseline file; raises ConfigError."""
+    layers = []
+    if thresholds is not None:
+        try:
+            baseline = parse_baseline(read_capped(thresholds, _MAX_INPUT_BYTES))
+        except InvalidFileError as exc:
+            raise ConfigError([f"{thresholds}: {exc.reason}: {exc.message}"]) from None
+        layers.append(BaselineOverrides.from_file(baseline))
+    levels = merge_baseline(*layers).levels
+    # Each file is ordered in itself; a file that sets only some levels can still end up
+    # on the wrong side of a built-in default it keeps.
+    mixed = [p for name, lv in levels.items() if (p := level_order_problem(name, lv))]
+    if mixed:
+        raise ConfigError(
+            [f"{thresholds} with the built-in defaults: {p}; set all levels" for p in mixed]
+        )
+    return levels
+
+
 def _check(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="model-health-exporter check",
         description="Quality gate: compare a candidate's metrics.json with a baseline's "
-        "against warning/critical thresholds (seed defaults, or --thresholds). "
+        "against warning/critical thresholds (the built-in defaults, e.g. accuracy warning "
+        "0.85 and critical 0.80, or those of --thresholds). "
         "Exit 0 pass, 1 threshold breached, 2 usage or input error.",
     )
     parser.add_argument(
@@ -224,25 +260,22 @@ def _check(argv: Sequence[str]) -> int:
         default="warning",
         help="Lowest severity that fails the gate (default: warning).",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line per metric and a PASS/FAIL line; json: the same as one object "
+        "(default: text).",
+    )
     args = parser.parse_args(argv)
     try:
         baseline, candidate = _read_metrics(args.baseline), _read_metrics(args.candidate)
-        layers = []
-        if args.thresholds is not None:
-            try:
-                layers.append(
-                    BaselineOverrides.from_file(
-                        parse_baseline(read_capped(args.thresholds, _MAX_INPUT_BYTES))
-                    )
-                )
-            except InvalidFileError as exc:
-                raise ConfigError([f"{args.thresholds}: {exc.reason}: {exc.message}"]) from None
+        levels = _gate_levels(args.thresholds)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"model-health-exporter check: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    findings = compare(baseline, candidate, merge_baseline(*layers).levels)
+    findings = compare(baseline, candidate, levels)
     passed = gate_passes(findings, args.fail_on)
     if args.format == "json":
         print(
@@ -283,7 +316,7 @@ def _check(argv: Sequence[str]) -> int:
 def _demo(argv: Sequence[str]) -> int:
     from model_health_exporter import demo  # noqa: PLC0415 - only this command needs it
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="model-health-exporter demo",
         description="Append synthetic predictions and, a few seconds later, feedback to "
         "<version>/predictions/demo.jsonl and <version>/feedback/demo.jsonl of the active "
@@ -307,7 +340,9 @@ def _demo(argv: Sequence[str]) -> int:
         metavar="SECONDS",
         help="Inject drift after this many seconds (default: 180).",
     )
-    parser.add_argument("--seed", type=int, help="Random seed, for a reproducible stream.")
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="Random seed, for a reproducible stream."
+    )
     parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="Stop after this many seconds."
     )
@@ -332,16 +367,20 @@ def _reference(argv: Sequence[str]) -> int:
     from model_health_exporter.sources import reference as source  # noqa: PLC0415
     from model_health_exporter.stats.reference import build_reference  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(
-        prog="model-health-exporter reference build",
+    parser = Parser(
+        prog="model-health-exporter reference",
+        usage="%(prog)s build DATA -o OUTPUT [options]",
         description="Build a compact reference profile (bins from quantiles, top categories, "
         "calibration) from a training sample, for drift and label-free estimation. Put the "
         f"output next to metrics.json as {source.PROFILE_FILE}.",
     )
-    parser.add_argument("action", choices=["build"])
+    parser.add_argument(
+        "action", choices=["build"], metavar="build", help="The action (the only one)."
+    )
     parser.add_argument(
         "data",
         type=Path,
+        metavar="DATA",
         help="reference.jsonl (prediction-log records, 'actual' holding the label) or a CSV "
         "file with one column per feature (and optional prediction, confidence, actual).",
     )
@@ -380,7 +419,11 @@ def _reference(argv: Sequence[str]) -> int:
         max_features=args.max_features,
         max_classes=args.max_classes,
     )
-    atomic_write_bytes(args.output, json.dumps(profile.to_dict(), indent=1).encode() + b"\n")
+    try:
+        atomic_write_bytes(args.output, json.dumps(profile.to_dict(), indent=1).encode() + b"\n")
+    except OSError as exc:
+        print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     calibrated = profile.calibrator is not None and profile.calibrator.calibrated
     print(
         f"{args.output}: {profile.n} rows, {len(profile.features)} features"
@@ -406,4 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reference(rest)
         return _run(rest)
     except KeyboardInterrupt:
-        return 130
+        return exit_codes.INTERRUPTED
+    except Exception:  # noqa: BLE001 - any crash: its traceback, and not a "problem found" 1
+        traceback.print_exc()
+        return exit_codes.RUNTIME

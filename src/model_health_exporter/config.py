@@ -174,7 +174,7 @@ class LogsSettings(BaseModel):
         86400.0, gt=0, description="Seconds a prediction waits for feedback before expiring."
     )
     low_confidence_threshold: float = Field(
-        0.75, gt=0, lt=1, description="Confidence below this counts as low (seed 003)."
+        0.75, gt=0, lt=1, description="Confidence below this counts as low (uncertain)."
     )
     latency_buckets: Annotated[list[float], NoDecode, BeforeValidator(_split_numbers)] = Field(
         default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS),
@@ -243,7 +243,7 @@ class DriftSettings(BaseModel):
 
 
 class HealthSettings(BaseModel):
-    """Degradation bands and the retraining triggers of seeds 001 and 002."""
+    """Degradation severity bands and the retraining triggers."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -341,6 +341,11 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _excerpt(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _format_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
@@ -348,6 +353,8 @@ def _format_errors(exc: ValidationError) -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
+        elif err["type"] != "value_error" and isinstance(err.get("input"), str | int | float):
+            msg += f" (got {_excerpt(err['input'])})"  # our own value errors quote it already
         problems.append(f"{key}: {msg}")
     return problems
 

@@ -21,7 +21,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from model_health_exporter import __version__, systemd
+from model_health_exporter import __version__, exit_codes, systemd
 from model_health_exporter.baselines import BaselineOverrides
 from model_health_exporter.config import ConfigError, Settings
 from model_health_exporter.exposition.collector import (
@@ -239,7 +239,7 @@ class Daemon:
             server = self._make_server(settings)
         except OSError as exc:
             log.error("cannot listen", address=settings.web.listen_address, error=exc.strerror)
-            return 1
+            return exit_codes.RUNTIME
         # Blocked before any thread starts, so every thread inherits the mask.
         previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
@@ -261,7 +261,8 @@ class Daemon:
                 log.error("cannot start", problem=str(exc))
                 for stoppable in (watcher, worker, server):
                     stoppable.stop()
-                return 1
+                # a person must move the checkpoint away; a restart would fail the same way
+                return exit_codes.USAGE
             running = _Running(server, watcher, worker, ingest)
             snap = self.registry.snapshot
             log.info(
@@ -274,7 +275,7 @@ class Daemon:
             self._serve(running)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-        return 0
+        return exit_codes.OK
 
     def _serve(self, running: _Running) -> None:
         period = systemd.watchdog_period()

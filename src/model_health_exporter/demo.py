@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO, Final
 
+from model_health_exporter import exit_codes
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.registry import ModelRegistry, RegistryConfig, RootConfig
 
@@ -160,7 +161,7 @@ def _actual(
 def generate(
     profile: Profile, rng: random.Random, id_prefix: str, drifted: Callable[[], bool]
 ) -> Iterator[Generated]:
-    """Endless predictions with their feedback; the same for the same `rng` seed and
+    """Endless predictions with their feedback; the same for the same seeded `rng` and
     the same answers of `drifted` (asked once per prediction)."""
     error_types, error_weights = list(ERROR_TYPES), list(ERROR_TYPES.values())
     for n in itertools.count():
@@ -289,8 +290,8 @@ def run(
             print(
                 f"model-health-exporter demo: no model versions under {models_dir}", file=sys.stderr
             )
-            return 2
-        print(f"demo: seed {seed}; drift in {drift_after:g}s; Ctrl-C stops", flush=True)
+            return exit_codes.USAGE
+        print(f"demo: random seed {seed}; drift in {drift_after:g}s; Ctrl-C stops", flush=True)
         pending: list[tuple[float, int, BinaryIO, dict[str, Any]]] = []  # feedback, by due time
         interval = 1 / (rate * len(targets))
         next_at, announced = start, False
@@ -319,4 +320,4 @@ def run(
             predictions += 1
             next_at = max(next_at + interval, now - _MAX_LAG)  # no long burst after a stall
     print(f"demo: stopped; wrote {predictions} predictions and {feedbacks} feedback", flush=True)
-    return 0
+    return exit_codes.OK

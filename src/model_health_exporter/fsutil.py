@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from model_health_exporter.schema import InvalidFileError
@@ -13,10 +13,15 @@ from model_health_exporter.schema import InvalidFileError
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old or the new content, never a mix:
-    a temporary file in the same directory, fsync, rename, then fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    a temporary file in the same directory, fsync, rename, then fsync the directory.
+
+    The file gets the mode of the file it replaces, else 0666 less the umask, as any
+    other new file would: the exporter's service user must be able to read it."""
+    fd, tmp = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -30,6 +35,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _create_temp_beside(path: Path) -> tuple[int, Path]:
+    # Not tempfile.mkstemp: it forces mode 0600 whatever the umask. O_EXCL with 0666
+    # lets the kernel apply the umask, and a random name keeps concurrent writers apart.
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        return fd, tmp
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
 
 
 def read_capped(path: Path, max_bytes: int) -> bytes:

@@ -1,9 +1,10 @@
 """Structured logging: JSON lines on stdout when it is not a terminal (or when asked),
-coloured key=value lines on a terminal."""
+key=value lines otherwise, coloured only on a terminal (and without NO_COLOR set)."""
 
 from __future__ import annotations
 
 import logging as stdlib_logging
+import os
 import sys
 from typing import Literal
 
@@ -21,9 +22,14 @@ def configure_logging(
     level: Literal["debug", "info", "warning", "error"] = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
 ) -> None:
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    terminal = sys.stdout.isatty()
+    use_json = fmt == "json" or (fmt == "auto" and not terminal)
+    # Escape codes in a file or a journal are noise: colour only what a person watches.
+    colors = terminal and not os.environ.get("NO_COLOR")
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=colors)
     )
     structlog.configure(
         processors=[

@@ -1,5 +1,5 @@
-"""Compare a candidate model's metrics with a baseline's against thresholds: the
-seed's `compare_models`, as a CI quality gate. Pure."""
+"""Compare a candidate model's metrics with a baseline's against thresholds, as a
+CI quality gate. Pure."""
 
 from __future__ import annotations
 

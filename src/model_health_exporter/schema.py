@@ -4,6 +4,7 @@ baseline_metrics.json. Pure: bytes in, a validated model or a `InvalidFileError`
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
@@ -17,8 +18,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from model_health_exporter.quality_metrics import QUALITY_METRICS, canonical_metric_name
+from model_health_exporter.quality_metrics import BY_NAME, QUALITY_METRICS, canonical_metric_name
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -85,7 +87,7 @@ class DatasetStats(BaseModel):
 
 
 class ModelMetrics(BaseModel):
-    """metrics.json: seed 000's schema plus optional evaluation metrics. Unknown keys are kept."""
+    """metrics.json: training facts, dataset stats and evaluation metrics. Unknown keys kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -140,7 +142,7 @@ class ExpectedDataset(BaseModel):
 
 
 class BaselineFile(BaseModel):
-    """baseline_metrics.json in seed 000's documented format, or the seed's simpler
+    """baseline_metrics.json in its documented format, or the simpler
     `{"accuracy": 0.92, "precision": 0.89, ..., "samples": 1500}` extract, whose values
     become targets."""
 
@@ -163,7 +165,7 @@ class BaselineFile(BaseModel):
             if canonical_metric_name(key) is not None:
                 thresholds.setdefault(key, {"target": data.pop(key)})
             elif key == "samples":
-                data.pop(key)  # the seed's extract records it; it is informational only
+                data.pop(key)  # the simple extract records it; it is informational only
         if thresholds:
             data["quality_thresholds"] = thresholds
         return data
@@ -176,8 +178,38 @@ class BaselineFile(BaseModel):
             name = canonical_metric_name(key)
             if name is None:
                 raise ValueError(f"unknown metric {key!r}")
+            if problem := level_order_problem(name, levels):
+                raise PydanticCustomError("threshold_order", problem)
             out[name] = levels
         return out
+
+
+def level_order_problem(name: str, levels: Levels) -> str | None:
+    """Why the levels of quality metric `name` are in the wrong order, or None. Warning
+    must lie between target and critical: a warning on the wrong side of critical would
+    never fire before critical does (or would fire on a healthy model)."""
+    higher_is_better = BY_NAME[name].higher_is_better
+    present = [
+        (label, value)
+        for label, value in (
+            ("target", levels.target),
+            ("warning", levels.warning),
+            ("critical", levels.critical),
+        )
+        if value is not None
+    ]
+    for (better, better_value), (worse, worse_value) in itertools.pairwise(present):
+        if higher_is_better and better_value < worse_value:
+            return (
+                f"{name}: {better} {better_value:g} is below {worse} {worse_value:g}; higher "
+                f"{name} is better, so target >= warning >= critical"
+            )
+        if not higher_is_better and better_value > worse_value:
+            return (
+                f"{name}: {better} {better_value:g} is above {worse} {worse_value:g}; lower "
+                f"{name} is better (an error metric), so target <= warning <= critical"
+            )
+    return None
 
 
 def _reject_constant(name: str) -> float:
@@ -204,8 +236,17 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
 
 
 _VALUE_ERROR_TYPES: Final = frozenset(
-    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+        "threshold_order",
+    }
 )
+# Errors whose message already quotes the offending value.
+_SELF_DESCRIBING: Final = frozenset({"value_error", "threshold_order"})
 
 
 def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
@@ -214,7 +255,10 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     parts = []
     for err in errors:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] not in _SELF_DESCRIBING:
+            msg += f" (got {err.get('input')!r})"
+        parts.append(f"{where}: {msg}")
     only_values = all(err["type"] in _VALUE_ERROR_TYPES for err in errors)
     return ("invalid_value" if only_values else "invalid_type"), "; ".join(parts)
 

@@ -233,7 +233,7 @@ def test_config_error_exits_2_with_every_problem(tmp_path: Path) -> None:
         assert key in result.stderr
 
 
-def test_port_in_use_exits_1_with_a_clear_error(tmp_path: Path) -> None:
+def test_port_in_use_exits_3_with_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -243,7 +243,7 @@ def test_port_in_use_exits_1_with_a_clear_error(tmp_path: Path) -> None:
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.format=json",
         )
-    assert result.returncode == 1
+    assert result.returncode == 3  # a runtime failure, not a configuration error
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["event"] == "cannot listen" and "in use" in record["error"]
 

@@ -50,13 +50,13 @@ QUALITY_FIELDS = {
 }
 
 # The user's quality baseline: what a model without its own baseline file is held to.
-SEED_LEVELS = {
+DEFAULT_LEVELS = {
     "accuracy": (0.92, 0.85, 0.80),
     "precision_weighted": (0.89, 0.82, 0.75),
     "recall_weighted": (0.91, 0.84, 0.78),
     "f1_score": (0.90, 0.83, 0.77),
 }
-SEED_EXPECTED = {
+DEFAULT_EXPECTED = {
     "training_samples": 1000,
     "dataset_unique_items": 50,
     "dataset_missing_ratio": 0.10,
@@ -477,8 +477,8 @@ def test_thresholds_and_baseline_from_routings_baseline_file(samples: Samples) -
             assert "version" not in dict(labels)
 
 
-def test_models_without_a_baseline_file_get_the_seed_defaults(samples: Samples) -> None:
-    for metric, (target, warning, critical) in SEED_LEVELS.items():
+def test_models_without_a_baseline_file_get_the_built_in_defaults(samples: Samples) -> None:
+    for metric, (target, warning, critical) in DEFAULT_LEVELS.items():
         labels = {"model": "fraud", "metric": metric}
         assert sample(samples, f"{NS}_model_baseline", **labels) == target
         assert sample(samples, f"{NS}_model_quality_threshold", severity="warning", **labels) == (
@@ -487,7 +487,7 @@ def test_models_without_a_baseline_file_get_the_seed_defaults(samples: Samples) 
         assert sample(samples, f"{NS}_model_quality_threshold", severity="critical", **labels) == (
             critical
         )
-    for metric, value in SEED_EXPECTED.items():
+    for metric, value in DEFAULT_EXPECTED.items():
         assert (
             sample(
                 samples,

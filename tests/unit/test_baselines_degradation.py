@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from model_health_exporter.baselines import (
-    SEED_EXPECTED,
-    SEED_LEVELS,
+    DEFAULT_EXPECTED,
+    DEFAULT_LEVELS,
     BaselineOverrides,
     merge_baseline,
 )
@@ -26,8 +26,8 @@ def test_defaults_are_the_seed_table() -> None:
     assert (b.levels["f1_score"].warning, b.levels["f1_score"].critical) == (0.83, 0.77)
     assert b.expected.min_samples == 1000
     assert b.expected.max_missing_rate == 0.10
-    assert b.levels == SEED_LEVELS
-    assert b.expected == SEED_EXPECTED
+    assert b.levels == DEFAULT_LEVELS
+    assert b.expected == DEFAULT_EXPECTED
 
 
 def test_layers_merge_field_by_field_most_specific_last() -> None:
@@ -47,7 +47,7 @@ def test_layers_merge_field_by_field_most_specific_last() -> None:
 @pytest.mark.parametrize(
     ("value", "baseline", "higher_is_better", "expected"),
     [
-        (0.78, 0.92, True, (0.92 - 0.78) / 0.92),  # seed 000: accuracy v2 vs v1
+        (0.78, 0.92, True, (0.92 - 0.78) / 0.92),  # documented example: accuracy v2 vs v1
         (0.95, 0.92, True, -(0.95 - 0.92) / 0.92),  # better is negative
         (0.3, 0.2, False, 0.5),  # log loss up 50% is 50% worse
         (0.1, 0.2, False, -0.5),

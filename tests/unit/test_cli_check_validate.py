@@ -1,4 +1,4 @@
-"""`check` against the seed's own expected outputs, and `validate`."""
+"""`check` against the documented expected outputs, and `validate`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ BASELINE = {
     "recall_weighted": 0.91,
     "f1_weighted": 0.90,
 }
-# seed 000, "Expected Output (degraded model)"
+# the documented "Expected Output (degraded model)"
 DEGRADED = {
     "accuracy": 0.86,
     "precision_weighted": 0.81,
@@ -134,7 +134,7 @@ def test_validate_reports_each_problem_once_per_line(
     (tmp_path / "m/v2").mkdir()
     (tmp_path / "m/v2/metrics.json").write_text('{"accuracy": 1.7}')
     (tmp_path / "m/baseline_metrics.json").write_text('{"quality_thresholds": {"nope": {}}}')
-    assert main(["validate", str(tmp_path), str(tmp_path / "absent")]) == 1
+    assert main(["validate", str(tmp_path), str(tmp_path / "absent")]) == 2  # a missing path
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3
     assert any("m/v2/metrics.json: invalid_value: accuracy" in line for line in lines)

@@ -4,6 +4,7 @@ then promtool and amtool check the files at their in-container paths."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -74,6 +75,39 @@ def _tool(name: str, package: str) -> str:
     if tool is None:
         pytest.fail(f"{name} not found on PATH: install the Debian package {package!r}")
     return tool
+
+
+def test_docker_compose_v1_accepts_the_file() -> None:
+    """Debian 12's docker-compose (1.29) validates and resolves the file as users run it
+    (Compose v2, `docker compose`, accepts all that v1 does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "MODELS_DIR"))}
+    result = subprocess.run(
+        [_tool("docker-compose", "docker-compose"), "config"],
+        cwd=COMPOSE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["services"].keys() == compose()["services"].keys()
+    for name, svc in resolved["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("/"):
+                assert Path(source).exists(), f"{name}: {volume} resolves to a missing path"
+
+
+def test_the_project_name_works_for_both_compose_versions() -> None:
+    assert "name" not in compose(), "docker-compose 1.29 rejects a top-level name:"
+    dotenv = dict(
+        line.split("=", 1)
+        for line in (COMPOSE_DIR / ".env").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert dotenv["COMPOSE_PROJECT_NAME"] == "model-health"
 
 
 def test_the_whole_stack_is_there() -> None:

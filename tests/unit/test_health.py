@@ -17,7 +17,7 @@ from model_health_exporter.stats.degradation import (
 )
 from model_health_exporter.stats.health import (
     CHECKS,
-    SEED_WEIGHTS,
+    DEFAULT_WEIGHTS,
     RetrainTriggers,
     age_in_days,
     data_drift_score,
@@ -40,8 +40,8 @@ from model_health_exporter.stats.trend import slope_per_day
 
 
 def test_seed_weights_sum_to_one_and_cover_every_check() -> None:
-    assert set(SEED_WEIGHTS) == set(CHECKS)
-    assert math.fsum(SEED_WEIGHTS.values()) == pytest.approx(1.0)
+    assert set(DEFAULT_WEIGHTS) == set(CHECKS)
+    assert math.fsum(DEFAULT_WEIGHTS.values()) == pytest.approx(1.0)
 
 
 def test_health_score_all_checks_hand_computed() -> None:
@@ -57,7 +57,7 @@ def test_health_score_all_checks_hand_computed() -> None:
     # .30*80 + .25*60 + .20*100 + .10*70 + .10*50 + .05*90 = 24 + 15 + 20 + 7 + 5 + 4.5
     assert result.score == pytest.approx(75.5)
     assert result.level == "good"
-    assert dict(result.weights_used) == pytest.approx(dict(SEED_WEIGHTS))
+    assert dict(result.weights_used) == pytest.approx(dict(DEFAULT_WEIGHTS))
 
 
 def test_health_score_renormalises_over_checks_with_data() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from model_health_exporter.schema import InvalidFileError, parse_baseline, parse_metrics
 
-SEED_EXAMPLE = {  # seed 000, "metrics.json Schema / Example"
+DOCUMENTED_EXAMPLE = {  # the documented metrics.json example
     "generated_at": "2025-10-09T12:00:00+00:00",
     "model_version": "production-v2",
     "training_samples": 1500,
@@ -34,7 +34,7 @@ def parse(obj: object) -> object:
 
 
 def test_seed_example_parses_with_every_field() -> None:
-    m = parse_metrics(json.dumps(SEED_EXAMPLE).encode())
+    m = parse_metrics(json.dumps(DOCUMENTED_EXAMPLE).encode())
     assert m.generated_at == datetime(2025, 10, 9, 12, tzinfo=UTC)
     assert m.training_samples == 1500
     assert m.dataset_stats is not None

@@ -525,7 +525,7 @@ def health_families(namespace: str, views: Iterable[HealthView]) -> Iterator[Met
     ns = namespace
     score = GaugeMetricFamily(
         f"{ns}_model_health_score",
-        "Weighted health score 0-100 of the checks with data (seed weights, renormalised).",
+        "Weighted health score 0-100 of the checks with data (weights renormalised over them).",
         labels=_VERSION,
     )
     check = GaugeMetricFamily(

@@ -30,7 +30,7 @@ DEFAULT_LATENCY_BUCKETS: Final = (
     5.0,
     10.0,
 )
-# 0.75 is seed 003's low-confidence threshold.
+# 0.75 is the default low-confidence threshold.
 DEFAULT_CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0)
 OTHER_ERROR: Final = "other"
 

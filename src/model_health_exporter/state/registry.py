@@ -97,7 +97,7 @@ class ModelView:
     baseline: Baseline
     baseline_problem: str | None
     # quality metric -> least-squares slope per day across the valid versions'
-    # generated_at (seeds 000 and 004); only metrics with two or more points
+    # generated_at; only metrics with two or more points
     trends: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 

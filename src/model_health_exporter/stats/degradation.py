@@ -1,4 +1,4 @@
-"""Degradation of a quality metric against its baseline (seed 002's severity bands)."""
+"""Degradation of a quality metric against its baseline, and its severity band."""
 
 from __future__ import annotations
 

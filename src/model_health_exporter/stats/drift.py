@@ -52,7 +52,7 @@ DEFAULT_THRESHOLDS: Final[Mapping[DriftMethod, float]] = {
     "psi": PSI_DRIFT,  # the statistics flag when >= threshold
     "js": 0.1,
     "wasserstein": 0.1,
-    "kl": 0.3,  # seeds/001: KL > 0.3 is significant drift
+    "kl": 0.3,  # KL > 0.3 is significant drift
 }
 """Per-method default thresholds; `drift_flags(threshold=None)` picks the method's."""
 
@@ -110,7 +110,7 @@ def psi(ref: npt.ArrayLike, cur: npt.ArrayLike, eps: float = DEFAULT_EPS) -> flo
 def kl_divergence(ref: npt.ArrayLike, cur: npt.ArrayLike, eps: float = DEFAULT_EPS) -> float | None:
     """KL(current || reference) = Σ C'_i ln(C'_i / R'_i) in nats, over smoothed proportions.
 
-    The seeds' KL(P || Q) = Σ P log(P / Q) with P = the current window and Q = the reference:
+    That is KL(P || Q) = Σ P log(P / Q) with P = the current window and Q = the reference:
     how surprising the live data is under the reference. PSI = KL(C || R) + KL(R || C)."""
     pair = _pair(ref, cur)
     if pair is None:

@@ -1,15 +1,15 @@
 """Model health: per-check scores 0-100, the weighted health score and level, and the
-retraining recommendation (weights, levels and triggers from seeds/001).
+retraining recommendation (default weights, levels and triggers).
 
 Every check score is a piecewise-linear, monotone function of its inputs, bounded to
 [0, 100], and None when its inputs are None (no data yet). The anchor points follow one rule
 so that the scores read the same way across checks and line up with the health levels:
 
 - 100: nothing wrong (no degradation, no drift, latency at or below the reference, ...);
-- 70 (the good/fair edge): the check's *alert* threshold from the seeds. Seed 001 calls a
-  medium alert "investigation recommended", exactly its description of the fair level;
-- 50 (the fair/poor edge): the check's *high* threshold (seed 001: a high alert is
-  "immediate attention required", its description of the poor level);
+- 70 (the good/fair edge): the check's *alert* threshold. A medium alert means
+  "investigation recommended", exactly as the fair level does;
+- 50 (the fair/poor edge): the check's *high* threshold (a high alert means
+  "immediate attention required", as the poor level does);
 - 25 and 0 at two further doublings of the high threshold; 0 beyond.
 
 Pure functions: no I/O, nothing about Prometheus.
@@ -36,7 +36,7 @@ CHECKS: Final = (
     "data_quality",
 )
 
-SEED_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
+DEFAULT_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
     {
         "performance": 0.30,
         "data_drift": 0.25,
@@ -52,18 +52,18 @@ HEALTH_LEVELS: Final = ("excellent", "good", "fair", "poor")
 DEFAULT_PSI_ALERT: Final = 0.2
 """PSI at which a distribution counts as drifted (DESIGN: 0.1 warning, 0.2 drift)."""
 DEFAULT_DRIFT_ALPHA: Final = 0.05
-"""Significance level of the drift tests (seed 001: KS p-value < 0.05 is prediction drift)."""
+"""Significance level of the drift tests (a KS p-value < 0.05 is prediction drift)."""
 SIGNIFICANT_WITHOUT_MAGNITUDE: Final = 60.0
 """Prediction-drift score when a test is significant but no PSI says how large the change is:
-the middle of the fair band (seed 001: drift detected is a medium alert)."""
+the middle of the fair band (drift detected is a medium alert)."""
 DEFAULT_LATENCY_SPIKE: Final = 2.0
-"""Window mean / reference mean latency that is a spike (seed 001: 2x)."""
+"""Window mean / reference mean latency that is a spike (2x)."""
 DEFAULT_ERROR_RATE_ALERT: Final = 0.05
-"""Seed 001: error rate > 5% alerts."""
+"""An error rate above 5% alerts."""
 DEFAULT_ERROR_RATE_HIGH: Final = 0.10
-"""Seed 001: error rate > 10% is a high alert and a retraining trigger."""
+"""An error rate above 10% is a high alert and a retraining trigger."""
 DEFAULT_QUALITY_ALERT: Final = 0.10
-"""Seed 000: max_missing_rate 0.10 (> 10% missing is a warning)."""
+"""The default max_missing_rate 0.10 (more than 10% missing is a warning)."""
 
 _ANCHOR_SCORES: Final = (100.0, 70.0, 50.0, 25.0, 0.0)
 
@@ -119,7 +119,7 @@ def performance_score(
     """Score of the relative performance drop against the baseline target, `drop_ratio` =
     `degradation_ratio(value, target, higher_is_better)` (0.1 = 10% worse, <= 0 = no drop).
 
-    Anchors on seed 002's severity bands: 100 at no drop, 70 at `bands.low` (5%: seed 001's
+    Anchors on the degradation severity bands: 100 at no drop, 70 at `bands.low` (5%: the
     alert, medium severity starts), 50 at `bands.medium` (10%: high starts), 25 at
     `bands.high` (20%: critical starts), 0 at 2 x `bands.high` (40%) and beyond.
     """
@@ -183,7 +183,7 @@ def latency_score(
     spike_ratio: float = DEFAULT_LATENCY_SPIKE,
 ) -> float | None:
     """Score of r = window mean latency / reference mean latency, on a log scale with base
-    `spike_ratio` s: 100 at r <= 1, 70 at r = s (2x, seed 001's spike alert), 50 at s² (4x),
+    `spike_ratio` s: 100 at r <= 1, 70 at r = s (2x, the spike alert), 50 at s² (4x),
     25 at s³ (8x), 0 at >= s⁴ (16x). None when either mean is None or the reference is 0."""
     if window_mean is None or reference_mean is None:
         return None
@@ -226,7 +226,7 @@ def data_quality_score(
 ) -> float | None:
     """Score of the worst data-quality ratio x = max of the given ratios (each the worst
     feature's: max over features of its missing / out-of-reference-range / unseen-category
-    ratio, and the invalid-record ratio): 100 at 0, 70 at `alert` (10%, seed 000's max
+    ratio, and the invalid-record ratio): 100 at 0, 70 at `alert` (10%, the default max
     missing rate), 50 at 20%, 25 at 40%, 0 at >= 80%. None when all are None."""
     given = [
         _check_ratio(v, name)
@@ -258,7 +258,7 @@ class HealthScore(NamedTuple):
 
 
 def health_level(score: float) -> str:
-    """excellent >= 90, good >= 70, fair >= 50, poor < 50 (seed 001)."""
+    """excellent >= 90, good >= 70, fair >= 50, poor < 50."""
     if not math.isfinite(score):
         raise ValueError(f"score must be finite, got {score!r}")
     if score >= 90:
@@ -271,7 +271,7 @@ def health_level(score: float) -> str:
 
 
 def health_score(
-    check_scores: Mapping[str, float | None], weights: Mapping[str, float] = SEED_WEIGHTS
+    check_scores: Mapping[str, float | None], weights: Mapping[str, float] = DEFAULT_WEIGHTS
 ) -> HealthScore:
     """Weighted health score: sum_c w_c s_c / sum_c w_c over the checks c whose score s_c is
     not None (missing keys count as None). The effective weights w_c / sum w_c are reported
@@ -311,7 +311,7 @@ SECONDS_PER_DAY: Final = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class RetrainTriggers:
-    """Seed 001's retraining triggers. A threshold of None (or drift=False) disables its
+    """The retraining triggers. A threshold of None (or drift=False) disables its
     trigger; min_new_data_points = 0 disables the new-data requirement."""
 
     performance_drop: float | None = 0.05
@@ -321,7 +321,7 @@ class RetrainTriggers:
     max_age_days: float | None = 30
     """Days since the version was trained (generated_at)."""
     min_new_data_points: int = 1000
-    """New data a retraining needs (seed: 'sufficient new data')."""
+    """New data a retraining needs ('sufficient new data')."""
     error_rate: float | None = 0.10
     """Share of failed predictions (10%)."""
 

@@ -836,7 +836,7 @@ def _prediction_drift(
             "confidence_drift_p_value": conf_result.p_value,
         }
         if isinstance(predicted, CategoricalProfile) and counts.confidence_n:
-            # For a classifier the mean shift is that of its confidence (seed 001).
+            # For a classifier the mean shift is that of its confidence.
             out["prediction_mean_shift"] = counts.confidence_sum / counts.confidence_n - conf.mean
     return out
 

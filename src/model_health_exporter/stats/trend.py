@@ -1,4 +1,4 @@
-"""Trend of a quality metric across model versions (seeds/000, seeds/004)."""
+"""Trend of a quality metric across model versions (by generated_at)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def slope_per_day(
 
     (scipy.stats.linregress's slope, times centred first so epoch-sized times lose no
     precision). None with fewer than `min_points` points or fewer than 2 distinct times
-    (seed 004 suggests min_points = 10 for a reliable trend).
+    (min_points = 10 gives a reliable trend).
     """
     t = np.asarray(times_seconds, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
