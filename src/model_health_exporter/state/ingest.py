@@ -120,7 +120,9 @@ def _window_json(window: LiveWindow) -> bytes:
     return _json(data)[:-1] + b',"pending":' + msgspec.json.encode(pending) + b"}"
 
 
-def _check_format(data: dict[str, object]) -> None:
+def _check_format(data: object) -> None:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
 
@@ -202,7 +204,15 @@ class IngestWorker:
             for key, window in data["windows"].items():
                 model, version = key.split("/", 1)
                 self._load_window((model, version), window)
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,  # a list where an object belongs, e.g. "positions": []
+            RecursionError,  # nested far too deep to be ours
+        ) as exc:
             # Starting over would count every line again; refuse to guess.
             raise RuntimeError(
                 f"checkpoint {path} is unreadable ({exc}); move it away to start counting anew"
