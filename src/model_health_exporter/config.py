@@ -113,6 +113,11 @@ class ModelsSettings(BaseModel):
     max_columns: int = Field(
         100, gt=0, description="At most this many missing-rate columns per version."
     )
+    follow_external_symlinks: bool = Field(
+        False,
+        description="Read files and folders that symlinks lead to outside the models "
+        "directories (by default they are skipped and counted as outside_root).",
+    )
 
     @field_validator("dirs")
     @classmethod

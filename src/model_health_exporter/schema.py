@@ -28,12 +28,30 @@ BASELINE_FILE: Final = "baseline_metrics.json"
 # Reasons are label values of routing_ml_exporter_errors_total: keep the set small and fixed.
 FILE_ERROR_REASONS: Final = (
     "unreadable",
+    "permission_denied",
+    "outside_root",
     "too_large",
+    "too_deep",
     "not_utf8",
     "invalid_json",
     "invalid_type",
     "invalid_value",
 )
+
+
+# Containers nested deeper than this are rejected (reason too_deep): metrics.json and
+# baseline files need 3 levels, and unknown fields are kept and served back as JSON, so a
+# value nested hundreds deep would break every later /api/v1/models answer.
+MAX_JSON_DEPTH: Final = 64
+# A value that failed validation is quoted in messages (logs, the API, the landing page)
+# at most this long, escaped: a file may hold what its reader must not see in full.
+MAX_EXCERPT_CHARS: Final = 40
+
+
+def excerpt(value: object, limit: int = MAX_EXCERPT_CHARS) -> str:
+    """`repr(value)`, cut to at most `limit` characters ("..." marks the cut)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class InvalidFileError(Exception):
@@ -51,7 +69,7 @@ def _reject_bool_and_str(value: Any) -> Any:
     # not something to coerce silently.
     if isinstance(value, bool | str):
         # pydantic turns ValueError (not TypeError) into a validation error
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")  # noqa: TRY004
+        raise ValueError(f"expected a number, got {type(value).__name__} {excerpt(value)}")  # noqa: TRY004
     return value
 
 
@@ -175,7 +193,7 @@ class BaselineFile(BaseModel):
         for key, levels in value.items():
             name = canonical_metric_name(key)
             if name is None:
-                raise ValueError(f"unknown metric {key!r}")
+                raise ValueError(f"unknown metric {excerpt(key)}")
             out[name] = levels
         return out
 
@@ -184,8 +202,23 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+def _deeper_than(obj: object, limit: int) -> bool:
+    """True if containers in `obj` nest more than `limit` levels (iterative: no recursion)."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = []
+    if isinstance(obj, dict | list):
+        stack.append((obj, 1))
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def decode_json_object(data: bytes) -> dict[str, Any]:
-    """Decode bytes as a UTF-8 JSON object, rejecting NaN and Infinity."""
+    """Decode bytes as a UTF-8 JSON object of at most MAX_JSON_DEPTH levels, rejecting
+    NaN and Infinity."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -198,6 +231,10 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
         ) from None
     except ValueError as exc:  # NaN / Infinity
         raise InvalidFileError("invalid_value", str(exc)) from None
+    except RecursionError:  # far deeper than the limit below; the parser gave up first
+        raise InvalidFileError("too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _deeper_than(obj, MAX_JSON_DEPTH):
+        raise InvalidFileError("too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(obj, dict):
         raise InvalidFileError("invalid_type", f"expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -213,8 +250,10 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False)
     parts = []
     for err in errors:
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        # keys come from the file too: long ones are cut like values
+        keys = (str(p) if len(str(p)) <= MAX_EXCERPT_CHARS else excerpt(p) for p in err["loc"])
+        where = ".".join(keys) or "(top level)"
+        parts.append(f"{where}: {err['msg']} (got {excerpt(err.get('input'))})")
     only_values = all(err["type"] in _VALUE_ERROR_TYPES for err in errors)
     return ("invalid_value" if only_values else "invalid_type"), "; ".join(parts)
 

@@ -10,6 +10,8 @@ so every line is counted once."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -59,6 +61,10 @@ LOG_DIRS: Final = ("predictions", "feedback")
 ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
+# The checkpoint cannot be saved: counted at every attempt, logged at most this often.
+STATE_SOURCE: Final = "state_dir"
+STATE_ERROR_REASONS: Final = ("permission_denied", "unwritable")
+_STATE_LOG_EVERY_SECONDS: Final = 300.0
 _TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
 
 VersionKey = tuple[str, str]  # (model, version)
@@ -70,9 +76,11 @@ DROP_LIMIT_FEATURES: Final = "max_features"
 
 
 def initial_error_keys() -> list[tuple[str, str]]:
-    return [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS] + [
-        (REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS
-    ]
+    return (
+        [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS]
+        + [(REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS]
+        + [(STATE_SOURCE, reason) for reason in STATE_ERROR_REASONS]
+    )
 
 
 # A reference file as last seen: path, modification time, size.
@@ -172,7 +180,12 @@ class IngestWorker:
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
         # Active versions and versions with logs; rebuilt with the tallies.
         self.health: Mapping[VersionKey, HealthView] = MappingProxyType({})
+        # False while the checkpoint cannot be written to the state dir (the daemon counts
+        # on, but a restart would count again what came after the last save).
+        self.state_writable = True
+        self._next_state_log = 0.0
         self._load_checkpoint()
+        self._probe_state_dir()
 
     # ---- checkpoint ---------------------------------------------------------------------
 
@@ -222,10 +235,39 @@ class IngestWorker:
             "checkpoint loaded", path=str(path), files=sum(map(len, self._saved_positions.values()))
         )
 
-    def save_checkpoint(self) -> None:
+    def _probe_state_dir(self) -> None:
+        """Find out at start, not at the first checkpoint, whether the state dir takes one."""
         path = self._checkpoint_path
         if path is None:
             return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            self._state_unwritable(path, exc)
+
+    def _state_unwritable(self, path: Path, exc: OSError) -> None:
+        reason = "permission_denied" if isinstance(exc, PermissionError) else "unwritable"
+        self._errors.inc((STATE_SOURCE, reason))
+        now = time.monotonic()
+        if self.state_writable or now >= self._next_state_log:
+            self._next_state_log = now + _STATE_LOG_EVERY_SECONDS
+            log.error(
+                "cannot save the checkpoint; counting goes on, but a restart would count "
+                "the logs since the last save again",
+                path=str(path),
+                reason=reason,
+                problem=exc.strerror or str(exc),
+            )
+        self.state_writable = False
+
+    def save_checkpoint(self) -> bool:
+        """Write the checkpoint; False (counted, logged) if the state dir refuses it."""
+        path = self._checkpoint_path
+        if path is None:
+            return True
         positions = dict(self._saved_positions)
         positions.update({key: tail.positions for key, tail in self._tails.items()})
         data = {
@@ -247,8 +289,16 @@ class IngestWorker:
         windows = b",".join(
             _json(f"{m}/{v}") + b":" + _window_json(w) for (m, v), w in self._windows.items()
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, _json(data)[:-1] + b',"windows":{' + windows + b"}}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, _json(data)[:-1] + b',"windows":{' + windows + b"}}")
+        except OSError as exc:
+            self._state_unwritable(path, exc)
+            return False
+        if not self.state_writable:
+            log.info("checkpoint saved again", path=str(path))
+            self.state_writable = True
+        return True
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -573,7 +623,12 @@ class IngestWorker:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
-        self.save_checkpoint()
+        if not self.save_checkpoint():
+            log.error(
+                "final checkpoint not saved: a restart counts again what was read since "
+                "the last save",
+                path=str(self._checkpoint_path),
+            )
 
     def _run(self) -> None:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
