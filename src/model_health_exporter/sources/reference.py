@@ -100,8 +100,11 @@ class ReferenceProfileFile:
 def find_reference(version_dir: Path) -> Path | None:
     for name in REFERENCE_FILES:
         path = version_dir / name
-        if path.is_file():
-            return path
+        try:
+            if path.is_file():
+                return path
+        except OSError:  # a version folder that cannot be searched: as if it had none
+            return None
     return None
 
 

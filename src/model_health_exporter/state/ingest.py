@@ -87,6 +87,15 @@ def initial_error_keys() -> list[tuple[str, str]]:
 _Stamp = tuple[str, int, int]
 
 
+def _is_dir(path: Path) -> bool:
+    """False also for a folder that cannot be searched (the registry counts that one):
+    one unreadable version must not stop the ingestion of all the others."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _stamp(path: Path) -> _Stamp | None:
     try:
         st = path.stat()
@@ -365,7 +374,7 @@ class IngestWorker:
         for view in self._snapshot().versions():
             for name in LOG_DIRS:
                 directory = view.directory / name
-                if directory.is_dir():
+                if _is_dir(directory):
                     wanted[f"{view.model}/{view.version}/{name}"] = (
                         (view.model, view.version),
                         directory,
