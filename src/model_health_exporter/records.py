@@ -19,6 +19,8 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
+from model_health_exporter.schema import excerpt
+
 # Label values of routing_ml_exporter_errors_total{source="prediction_log"}.
 LINE_ERROR_REASONS: Final = ("invalid_json", "invalid_record", "line_too_long", "unknown_model")
 
@@ -67,9 +69,9 @@ def _number(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(f"{key}: expected a number, got {value!r}")
+        raise _bad(f"{key}: expected a number, got {excerpt(value)}")
     if not low <= value <= high:  # also rejects NaN
-        raise _bad(f"{key}: {value!r} is outside [{low}, {high}]")
+        raise _bad(f"{key}: {excerpt(value)} is outside [{low}, {high}]")
     return float(value)
 
 
@@ -80,7 +82,7 @@ def _identifier(value: Any, key: str) -> str | None:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _bad(f"{key}: expected a string or integer, got {value!r}")
+    raise _bad(f"{key}: expected a string or integer, got {excerpt(value)}")
 
 
 def label_of(value: Any) -> str:
@@ -92,18 +94,18 @@ def label_of(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    raise _bad(f"class label: expected a string, integer or boolean, got {value!r}")
+    raise _bad(f"class label: expected a string, integer or boolean, got {excerpt(value)}")
 
 
 def _probabilities(value: Any) -> dict[str, float] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not value:
-        raise _bad(f"probabilities: expected a non-empty object, got {value!r}")
+        raise _bad(f"probabilities: expected a non-empty object, got {excerpt(value)}")
     out = {}
     for label, p in value.items():
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-            raise _bad(f"probabilities.{label}: expected a number in [0, 1], got {p!r}")
+            raise _bad(f"probabilities.{label}: expected a number in [0, 1], got {excerpt(p)}")
         out[label] = float(p)
     return out
 
@@ -112,10 +114,10 @@ def parse_features(value: Any) -> dict[str, str | int | float | None] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _bad(f"features: expected an object, got {value!r}")
+        raise _bad(f"features: expected an object, got {excerpt(value)}")
     for name, v in value.items():
         if v is not None and not isinstance(v, str | int | float):  # bool is an int
-            raise _bad(f"features.{name}: expected a number, string or null, got {v!r}")
+            raise _bad(f"features.{name}: expected a number, string or null, got {excerpt(v)}")
     return value
 
 
@@ -123,7 +125,7 @@ def prediction_from_dict(record: dict[str, Any]) -> Prediction:
     """A prediction from a decoded record; raises InvalidRecordError."""
     error = record.get("error")
     if error is not None and not isinstance(error, str):
-        raise _bad(f"error: expected null or a string, got {error!r}")
+        raise _bad(f"error: expected null or a string, got {excerpt(error)}")
     latency = _number(record, "latency_seconds")
     if latency is None and (ms := _number(record, "latency_ms")) is not None:
         latency = ms / 1000.0
@@ -139,13 +141,13 @@ def prediction_from_dict(record: dict[str, Any]) -> Prediction:
         label = label_of(raw)
         if probabilities is not None:
             if label not in probabilities:
-                raise _bad(f"probabilities: no entry for the predicted class {label!r}")
+                raise _bad(f"probabilities: no entry for the predicted class {excerpt(label)}")
             confidence = probabilities[label] if confidence is None else confidence
     elif isinstance(raw, bool):
         label = label_of(raw)
     else:
         if not math.isfinite(raw):
-            raise _bad(f"prediction: {raw!r} is not a finite number")
+            raise _bad(f"prediction: {excerpt(raw)} is not a finite number")
         value = float(raw)
     return Prediction(
         id=_identifier(record.get("id"), "id"),
@@ -167,9 +169,9 @@ def _feedback(record: dict[str, Any]) -> Feedback:
         raise _bad("id: feedback needs the id of its prediction")
     actual = record["actual"]
     if isinstance(actual, float) and not math.isfinite(actual):
-        raise _bad(f"actual: {actual!r} is not a finite number")
+        raise _bad(f"actual: {excerpt(actual)} is not a finite number")
     if not isinstance(actual, str | int | float):  # bool is an int
-        raise _bad(f"actual: expected a class label or a number, got {actual!r}")
+        raise _bad(f"actual: expected a class label or a number, got {excerpt(actual)}")
     return Feedback(
         identifier,
         actual,

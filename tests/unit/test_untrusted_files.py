@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from model_health_exporter.exposition.collector import model_families
 from model_health_exporter.exposition.pages import landing_page, models_json
 from model_health_exporter.exposition.render import CachedExposition
+from model_health_exporter.records import InvalidRecordError, parse_line
 from model_health_exporter.schema import (
     MAX_EXCERPT_CHARS,
     MAX_JSON_DEPTH,
@@ -309,3 +310,20 @@ def test_bad_values_are_quoted_short_and_escaped(tmp_path: Path) -> None:
     for entry in logs:
         text = json.dumps(entry)
         assert "x" * MAX_EXCERPT_CHARS not in text, entry
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"id": 1, "prediction": "a", "confidence": "secret-" * 100},
+        {"id": 1, "prediction": {"secret": "x" * 500}},
+        {"id": 1, "actual": ["secret-" * 100]},
+    ],
+)
+def test_bad_prediction_log_values_are_quoted_short(line: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRecordError) as caught:
+        parse_line(json.dumps(line).encode())
+    message = str(caught.value)
+    assert "secret-secret-secret-secret-secret-secret" not in message
+    assert "x" * MAX_EXCERPT_CHARS not in message
+    assert len(message) < 120

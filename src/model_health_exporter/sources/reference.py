@@ -20,6 +20,7 @@ from model_health_exporter.records import (
     parse_features,
     prediction_from_dict,
 )
+from model_health_exporter.schema import excerpt
 
 PROFILE_FILE: Final = "reference_profile.json"
 JSONL_FILE: Final = "reference.jsonl"
@@ -204,7 +205,8 @@ def _read_csv(path: Path, data: bytes, max_rows: int) -> ReferenceRows:
         cells = {k: _csv_value(v) for k, v in row.items() if v is not None}
         confidence = cells.get("confidence")
         if confidence is not None and not (isinstance(confidence, float) and 0 <= confidence <= 1):
-            rows._skip(f"line {reader.line_num}", f"confidence: {confidence!r} is not in [0, 1]")
+            bad = excerpt(confidence)
+            rows._skip(f"line {reader.line_num}", f"confidence: {bad} is not in [0, 1]")
             continue
         predicted = cells.get("prediction")
         # As in the logs: a number is a regression output unless a confidence is given.

@@ -31,6 +31,7 @@ from model_health_exporter.records import (
     Prediction,
     parse_lines,
 )
+from model_health_exporter.schema import excerpt
 from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
 from model_health_exporter.sources.reference import (
     ERROR_REASONS as REFERENCE_ERROR_REASONS,
@@ -446,7 +447,7 @@ class IngestWorker:
                     chunk,
                     number,
                     "unknown_model",
-                    f"no model version {record.model!r}/{record.version!r} is known",
+                    f"no model version {excerpt(record.model)}/{excerpt(record.version)} is known",
                 )
                 continue
             routed.setdefault(key, []).append(record)
