@@ -339,6 +339,8 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"--config.file {path}: invalid YAML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"--config.file {path}: invalid YAML: nested too deeply"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

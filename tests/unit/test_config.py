@@ -193,3 +193,11 @@ def test_follow_external_symlinks_three_ways(
     ).models.follow_external_symlinks
     monkeypatch.setenv("MHE_MODELS__FOLLOW_EXTERNAL_SYMLINKS", "true")
     assert load_settings().models.follow_external_symlinks is True
+
+
+def test_yaml_nested_100000_deep_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("models: " + "[" * 100_000)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, config)
+    assert caught.value.problems == [f"--config.file {config}: invalid YAML: nested too deeply"]
