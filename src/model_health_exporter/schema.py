@@ -5,6 +5,7 @@ baseline_metrics.json. Pure: bytes in, a validated model or a `InvalidFileError`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
 
@@ -83,7 +84,9 @@ def _integral(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(_reject_bool_and_str), Field(allow_inf_nan=False)]
 Ratio = Annotated[Number, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[Number, Field(ge=0.0)]
-Count = Annotated[int, BeforeValidator(_integral), Field(ge=0, strict=True)]
+# Counts beyond 2**53 are not exact as the float of a sample value, and far beyond
+# any dataset; a 400-digit integer would not convert at all.
+Count = Annotated[int, BeforeValidator(_integral), Field(ge=0, le=2**53, strict=True)]
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -202,18 +205,35 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
-def _deeper_than(obj: object, limit: int) -> bool:
-    """True if containers in `obj` nest more than `limit` levels (iterative: no recursion)."""
+def _has_lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_tree(obj: object, limit: int) -> None:
+    """Reject containers nested more than `limit` levels, and strings holding a lone
+    surrogate (JSON may escape one, "\\udcff": not text, and no label or page can carry
+    it). Iterative: a deep tree must not recurse."""
     stack: list[tuple[dict[str, Any] | list[Any], int]] = []
     if isinstance(obj, dict | list):
         stack.append((obj, 1))
     while stack:
         value, depth = stack.pop()
         if depth > limit:
-            return True
-        children = value.values() if isinstance(value, dict) else value
+            raise InvalidFileError("too_deep", f"nested deeper than {limit} levels")
+        children: Iterable[Any] = value.values() if isinstance(value, dict) else value
+        keys: Iterable[Any] = value if isinstance(value, dict) else ()
+        strings = [s for s in (*keys, *children) if isinstance(s, str) and _has_lone_surrogate(s)]
+        if strings:
+            raise InvalidFileError(
+                "not_utf8", f"a string escapes a lone surrogate: {excerpt(strings[0])}"
+            )
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
 
 
 def decode_json_object(data: bytes) -> dict[str, Any]:
@@ -233,8 +253,7 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
         raise InvalidFileError("invalid_value", str(exc)) from None
     except RecursionError:  # far deeper than the limit below; the parser gave up first
         raise InvalidFileError("too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    if _deeper_than(obj, MAX_JSON_DEPTH):
-        raise InvalidFileError("too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels")
+    _check_tree(obj, MAX_JSON_DEPTH)
     if not isinstance(obj, dict):
         raise InvalidFileError("invalid_type", f"expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -327,3 +327,32 @@ def test_bad_prediction_log_values_are_quoted_short(line: dict[str, Any]) -> Non
     assert "secret-secret-secret-secret-secret-secret" not in message
     assert "x" * MAX_EXCERPT_CHARS not in message
     assert len(message) < 120
+
+
+def test_counts_too_large_for_a_float_are_invalid_values(tmp_path: Path) -> None:
+    huge = int("1" + "0" * 400)  # valid JSON; as a sample value it overflowed every scrape
+    write_json(tmp_path / "m/v1/metrics.json", good_metrics(training_samples=huge))
+    write_json(tmp_path / "m/v2/metrics.json", good_metrics())
+    h = Harness(tmp_path)
+    assert h.version("m", "v1").valid is False
+    assert h.error("metrics_file", "invalid_value") == 1
+    render_everything(h.snapshot)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        r'{"accuracy": 0.9, "model_version": "v\udcff"}',
+        r'{"accuracy": 0.9, "dataset_stats": {"missing_rates": {"c\udcff": 0.1}}}',
+        r'{"accuracy": 0.9, "extra": ["\ud800"]}',
+    ],
+)
+def test_strings_escaping_a_lone_surrogate_are_not_text(tmp_path: Path, content: str) -> None:
+    # valid JSON, but no label, page or UTF-8 body can carry it: every scrape failed
+    (tmp_path / "m/v1").mkdir(parents=True)
+    (tmp_path / "m/v1/metrics.json").write_text(content)
+    write_json(tmp_path / "m/v2/metrics.json", good_metrics())
+    h = Harness(tmp_path)
+    assert h.version("m", "v1").valid is False
+    assert h.error("metrics_file", "not_utf8") == 1
+    render_everything(h.snapshot)
