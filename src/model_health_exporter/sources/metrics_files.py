@@ -75,6 +75,12 @@ class Containment:
         real = os.path.realpath(path)
         return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self._roots)
 
+    def allows_child(self, path: Path) -> bool:
+        """`allows` for an entry of a folder already allowed: only a symlink can lead
+        out, so the others cost one lstat instead of one per path component."""
+        # os.path.islink: False, not PermissionError, in a folder that cannot be searched
+        return self.follow_external or not os.path.islink(path) or self.allows(path)  # noqa: PTH114
+
 
 @dataclass(frozen=True, slots=True)
 class FileSignature:
@@ -183,7 +189,7 @@ def read_active_marker(
     read only if `containment` allows it."""
     active_file = model_path / ACTIVE_FILE
     if active_file.is_file():
-        if containment is not None and not containment.allows(active_file):
+        if containment is not None and not containment.allows_child(active_file):
             return ActiveMarker(
                 None, ACTIVE_FILE, "resolves outside the models directories", "outside_root"
             )
@@ -213,7 +219,7 @@ def list_model(model: ModelDir, containment: Containment | None = None) -> Model
     outside = tuple(
         d
         for d in candidates
-        if containment is not None and d not in not_utf8 and not containment.allows(d)
+        if containment is not None and d not in not_utf8 and not containment.allows_child(d)
     )
     skipped = {*not_utf8, *outside}
     baseline = model.path / BASELINE_FILE

@@ -282,7 +282,7 @@ class ModelRegistry:
             self._errors.inc(("models_dir", "unreadable"))
         present = set()
         for model in found:
-            if layout == "nested" and not self._containment.allows(model.path):
+            if layout == "nested" and not self._containment.allows_child(model.path):
                 self._skip(model.path, "outside_root", f"leads outside the roots; {_FOLLOW_HINT}")
                 continue
             if model.name in self._records and self._records[model.name].root_index != index:
@@ -313,7 +313,7 @@ class ModelRegistry:
         if existing is not None and existing.root_index != key.root_index:
             self._report_duplicate(existing.model)
             return
-        if layout == "nested" and not self._containment.allows(key.model_path):
+        if layout == "nested" and not self._containment.allows_child(key.model_path):
             self._skip(key.model_path, "outside_root", f"leads outside the roots; {_FOLLOW_HINT}")
             return
         self._refresh_model(key.root_index, ModelDir(name, key.model_path, layout))
