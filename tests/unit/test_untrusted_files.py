@@ -29,7 +29,10 @@ from model_health_exporter.schema import (
 )
 from model_health_exporter.sources import metrics_files
 from model_health_exporter.state.counters import LabelledCounter
+from model_health_exporter.state.ingest import IngestConfig, IngestWorker
+from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
 from model_health_exporter.state.registry import (
+    DROP_LIMITS,
     ModelRegistry,
     RegistryConfig,
     RootConfig,
@@ -356,3 +359,27 @@ def test_strings_escaping_a_lone_surrogate_are_not_text(tmp_path: Path, content:
     assert h.version("m", "v1").valid is False
     assert h.error("metrics_file", "not_utf8") == 1
     render_everything(h.snapshot)
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_reference_file_symlinked_out_of_the_root(tmp_path: Path, follow: bool) -> None:
+    # its feature names would become label values, its rows the drift baseline
+    private = tmp_path / "private" / "reference.jsonl"
+    private.parent.mkdir()
+    rows = (json.dumps({"prediction": "a", "features": {"salary": i}}) for i in range(50))
+    private.write_text("".join(row + "\n" for row in rows))
+    root = tmp_path / "models"
+    write_json(root / "m/v1/metrics.json", good_metrics())
+    (root / "m/v1/reference.jsonl").symlink_to(private)
+    errors = LabelledCounter(initial_error_keys() + ingest_error_keys())
+    registry = ModelRegistry(
+        RegistryConfig(roots=(RootConfig(root),), follow_external_symlinks=follow),
+        errors,
+        LabelledCounter((limit,) for limit in DROP_LIMITS),
+    )
+    registry.full_scan()
+    worker = IngestWorker(IngestConfig(state_dir=None), lambda: registry.snapshot, errors)
+    with capture_logs() as logs:
+        worker.poll_once()
+    assert errors.values()[("reference", "outside_root")] == (0 if follow else 1)
+    assert [e["event"] == "reference loaded" for e in logs] == [follow]

@@ -61,19 +61,24 @@ def printable_path(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+@dataclass(frozen=True, slots=True)
 class Containment:
     """Which paths may be read: those resolving inside the configured roots, or any
     path when following symlinks out of them is allowed."""
 
-    def __init__(self, roots: Sequence[Path], follow_external: bool = False) -> None:
-        self._roots = tuple(os.path.realpath(r) for r in roots)
-        self.follow_external = follow_external
+    real_roots: tuple[str, ...]
+    follow_external: bool = False
+
+    @classmethod
+    def of(cls, roots: Sequence[Path], follow_external: bool = False) -> Containment:
+        return cls(tuple(os.path.realpath(r) for r in roots), follow_external)
 
     def allows(self, path: Path) -> bool:
         if self.follow_external:
             return True
         real = os.path.realpath(path)
-        return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self._roots)
+        roots = self.real_roots
+        return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
     def allows_child(self, path: Path) -> bool:
         """`allows` for an entry of a folder already allowed: only a symlink can lead

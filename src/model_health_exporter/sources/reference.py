@@ -31,7 +31,13 @@ REFERENCE_FILES: Final = (PROFILE_FILE, JSONL_FILE, CSV_FILE)
 CSV_RESERVED: Final = frozenset(
     {"id", "prediction", "actual", "confidence", "latency_ms", "latency_seconds", "timestamp"}
 )
-ERROR_REASONS: Final = ("unreadable", "invalid_row", "invalid_profile", "too_large")
+ERROR_REASONS: Final = (
+    "unreadable",
+    "invalid_row",
+    "invalid_profile",
+    "too_large",
+    "outside_root",
+)
 
 Source = Literal["profile", "jsonl", "csv"]
 FeatureValue = str | int | float | None

@@ -508,7 +508,15 @@ class IngestWorker:
             self._dropped.inc((DROP_LIMIT_FEATURES,), reference.dropped_features)
 
     def _load_reference(self, model: str, path: Path) -> ModelReference | None:
+        containment = self._snapshot().containment
         try:
+            if containment is not None and not containment.allows(path):
+                raise ReferenceError(  # noqa: TRY301 - counted and logged like the others
+                    path,
+                    "outside_root",
+                    "a symlink leading outside the models directories "
+                    "(--models.follow-external-symlinks=true allows it)",
+                )
             reference = self._read_reference(path)
         except ReferenceError as exc:
             self._errors.inc((REFERENCE_SOURCE, exc.reason))

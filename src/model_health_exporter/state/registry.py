@@ -62,7 +62,7 @@ DROP_LIMITS: Final = ("max_models", "max_columns")
 
 
 def _containment(config: RegistryConfig) -> Containment:
-    return Containment([r.path for r in config.roots], config.follow_external_symlinks)
+    return Containment.of([r.path for r in config.roots], config.follow_external_symlinks)
 
 
 def initial_error_keys() -> list[tuple[str, str]]:
@@ -141,6 +141,8 @@ class Snapshot:
     models: Mapping[str, ModelView]
     ready: bool
     last_scan: float | None
+    # What files next to metrics.json (references, logs) may be read: None, anything.
+    containment: Containment | None = None
 
     def versions(self) -> Iterable[VersionView]:
         for model in self.models.values():
@@ -594,4 +596,6 @@ class ModelRegistry:
 
     def _publish(self) -> None:
         models = MappingProxyType(dict(sorted(self._views.items())))
-        self.snapshot = Snapshot(models, ready=self._ready, last_scan=self._last_scan)
+        self.snapshot = Snapshot(
+            models, ready=self._ready, last_scan=self._last_scan, containment=self._containment
+        )
