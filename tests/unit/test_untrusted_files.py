@@ -139,6 +139,12 @@ def test_folders_named_in_bytes_that_are_not_utf8_are_skipped_and_counted_once(
     skipped = sorted(e["path"] for e in logs if e.get("reason") == "not_utf8")
     assert skipped == [str(tmp_path / "bad\\xffname"), str(tmp_path / "m/bad\\xffname")]
     render_everything(h.snapshot)
+    (tmp_path / "m" / BAD_NAME / "metrics.json").unlink()
+    (tmp_path / "m" / BAD_NAME).rmdir()
+    h.registry.full_scan()
+    write_json(tmp_path / "m" / BAD_NAME / "metrics.json", good_metrics())
+    h.registry.full_scan()
+    assert h.error("models_dir", "not_utf8") == 3  # gone, then back: counted again
 
 
 # ---- folders that cannot be listed ------------------------------------------------------

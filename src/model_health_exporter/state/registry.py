@@ -4,6 +4,7 @@ readers (the collector, the HTTP API) use without locks."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -237,6 +238,8 @@ class ModelRegistry:
         """Rediscover every root and re-check every model (the periodic resync)."""
         for index in range(len(self._config.roots)):
             self._scan_root(index, refresh_existing=True)
+        # A skipped folder that is gone is counted again if it comes back.
+        self._skipped = {path for path in self._skipped if os.path.lexists(path)}
         self._ready = True
         self._last_scan = time.time()
         self._publish()
