@@ -86,13 +86,21 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
 class RunningDaemon:
     """`python -m model_health_exporter run ...` on a free loopback port."""
 
-    def __init__(self, workdir: Path, args: Sequence[str], env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ):
+        """`wrapper` runs before the interpreter, e.g. setpriv to drop privileges."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"daemon-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "model_health_exporter",

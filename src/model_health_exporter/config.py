@@ -113,6 +113,11 @@ class ModelsSettings(BaseModel):
     max_columns: int = Field(
         100, gt=0, description="At most this many missing-rate columns per version."
     )
+    follow_external_symlinks: bool = Field(
+        False,
+        description="Read files and folders that symlinks lead to outside the models "
+        "directories (by default they are skipped and counted as outside_root).",
+    )
 
     @field_validator("dirs")
     @classmethod
@@ -334,6 +339,8 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"--config.file {path}: invalid YAML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"--config.file {path}: invalid YAML: nested too deeply"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

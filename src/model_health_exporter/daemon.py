@@ -67,6 +67,7 @@ def registry_config(settings: Settings) -> RegistryConfig:
         max_file_bytes=models.max_file_bytes,
         max_models=models.max_models,
         max_columns=models.max_columns,
+        follow_external_symlinks=models.follow_external_symlinks,
         baseline_defaults=BaselineOverrides.from_file(settings.baselines.defaults),
         baseline_models={
             name: BaselineOverrides.from_file(b) for name, b in settings.baselines.models.items()
@@ -150,6 +151,7 @@ class Daemon:
             errors=LabelledCounter(initial_error_keys() + ingest_error_keys()),
             dropped=LabelledCounter((limit,) for limit in (*DROP_LIMITS, DROP_LIMIT_FEATURES)),
             config_reload_timestamp=time.time(),
+            state_writable=lambda: self._ingest is None or self._ingest.state_writable,
         )
         self.registry = ModelRegistry(
             registry_config(settings), self.status.errors, self.status.dropped

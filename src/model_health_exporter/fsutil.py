@@ -57,6 +57,8 @@ def read_capped(path: Path, max_bytes: int) -> bytes:
     named metrics.json must not hang the scan."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except PermissionError as exc:
+        raise InvalidFileError("permission_denied", exc.strerror or str(exc)) from None
     except OSError as exc:
         raise InvalidFileError("unreadable", exc.strerror or str(exc)) from None
     try:

@@ -19,6 +19,8 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
+from model_health_exporter.schema import excerpt
+
 # Label values of routing_ml_exporter_errors_total{source="prediction_log"}.
 LINE_ERROR_REASONS: Final = (
     "invalid_json",
@@ -78,7 +80,8 @@ def _bad(message: str) -> InvalidRecordError:
 
 def _too_big(key: str, value: float) -> InvalidRecordError:
     return InvalidRecordError(
-        "invalid_number", f"{key}: {value!r} is beyond +-{MAX_ABS_NUMBER:g}, not a usable number"
+        "invalid_number",
+        f"{key}: {excerpt(value)} is beyond +-{MAX_ABS_NUMBER:g}, not a usable number",
     )
 
 
@@ -89,11 +92,13 @@ def _latency(record: dict[str, Any]) -> float | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidRecordError("invalid_latency", f"{key}: expected a number, got {value!r}")
+            raise InvalidRecordError(
+                "invalid_latency", f"{key}: expected a number, got {excerpt(value)}"
+            )
         if not 0.0 <= value <= MAX_LATENCY_SECONDS * scale:  # also rejects NaN
             raise InvalidRecordError(
                 "invalid_latency",
-                f"{key}: {value!r} is outside [0, {MAX_LATENCY_SECONDS * scale:g}] (one day)",
+                f"{key}: {excerpt(value)} is outside [0, {MAX_LATENCY_SECONDS * scale:g}], one day",
             )
         return value / scale
     return None
@@ -106,9 +111,9 @@ def _number(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(f"{key}: expected a number, got {value!r}")
+        raise _bad(f"{key}: expected a number, got {excerpt(value)}")
     if not low <= value <= high:  # also rejects NaN
-        raise _bad(f"{key}: {value!r} is outside [{low}, {high}]")
+        raise _bad(f"{key}: {excerpt(value)} is outside [{low}, {high}]")
     return float(value)
 
 
@@ -119,7 +124,7 @@ def _identifier(value: Any, key: str) -> str | None:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _bad(f"{key}: expected a string or integer, got {value!r}")
+    raise _bad(f"{key}: expected a string or integer, got {excerpt(value)}")
 
 
 def label_of(value: Any) -> str:
@@ -131,18 +136,18 @@ def label_of(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    raise _bad(f"class label: expected a string, integer or boolean, got {value!r}")
+    raise _bad(f"class label: expected a string, integer or boolean, got {excerpt(value)}")
 
 
 def _probabilities(value: Any) -> dict[str, float] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not value:
-        raise _bad(f"probabilities: expected a non-empty object, got {value!r}")
+        raise _bad(f"probabilities: expected a non-empty object, got {excerpt(value)}")
     out = {}
     for label, p in value.items():
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-            raise _bad(f"probabilities.{label}: expected a number in [0, 1], got {p!r}")
+            raise _bad(f"probabilities.{label}: expected a number in [0, 1], got {excerpt(p)}")
         out[label] = float(p)
     return out
 
@@ -151,10 +156,10 @@ def parse_features(value: Any) -> dict[str, str | int | float | None] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _bad(f"features: expected an object, got {value!r}")
+        raise _bad(f"features: expected an object, got {excerpt(value)}")
     for name, v in value.items():
         if v is not None and not isinstance(v, str | int | float):  # bool is an int
-            raise _bad(f"features.{name}: expected a number, string or null, got {v!r}")
+            raise _bad(f"features.{name}: expected a number, string or null, got {excerpt(v)}")
         if isinstance(v, int | float) and not -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER:
             raise _too_big(f"features.{name}", v)
     return value
@@ -164,7 +169,7 @@ def prediction_from_dict(record: dict[str, Any]) -> Prediction:
     """A prediction from a decoded record; raises InvalidRecordError."""
     error = record.get("error")
     if error is not None and not isinstance(error, str):
-        raise _bad(f"error: expected null or a string, got {error!r}")
+        raise _bad(f"error: expected null or a string, got {excerpt(error)}")
     latency = _latency(record)
     probabilities = _probabilities(record.get("probabilities"))
     confidence = _number(record, "confidence", 0.0, 1.0)
@@ -178,13 +183,13 @@ def prediction_from_dict(record: dict[str, Any]) -> Prediction:
         label = label_of(raw)
         if probabilities is not None:
             if label not in probabilities:
-                raise _bad(f"probabilities: no entry for the predicted class {label!r}")
+                raise _bad(f"probabilities: no entry for the predicted class {excerpt(label)}")
             confidence = probabilities[label] if confidence is None else confidence
     elif isinstance(raw, bool):
         label = label_of(raw)
     else:
         if not math.isfinite(raw):
-            raise _bad(f"prediction: {raw!r} is not a finite number")
+            raise _bad(f"prediction: {excerpt(raw)} is not a finite number")
         if not -MAX_ABS_NUMBER <= raw <= MAX_ABS_NUMBER:
             raise _too_big("prediction", raw)
         value = float(raw)
@@ -208,9 +213,9 @@ def _feedback(record: dict[str, Any]) -> Feedback:
         raise _bad("id: feedback needs the id of its prediction")
     actual = record["actual"]
     if isinstance(actual, float) and not math.isfinite(actual):
-        raise _bad(f"actual: {actual!r} is not a finite number")
+        raise _bad(f"actual: {excerpt(actual)} is not a finite number")
     if not isinstance(actual, str | int | float):  # bool is an int
-        raise _bad(f"actual: expected a class label or a number, got {actual!r}")
+        raise _bad(f"actual: expected a class label or a number, got {excerpt(actual)}")
     if isinstance(actual, int | float) and not -MAX_ABS_NUMBER <= actual <= MAX_ABS_NUMBER:
         raise _too_big("actual", actual)
     return Feedback(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
 
@@ -30,12 +31,30 @@ BASELINE_FILE: Final = "baseline_metrics.json"
 # Reasons are label values of routing_ml_exporter_errors_total: keep the set small and fixed.
 FILE_ERROR_REASONS: Final = (
     "unreadable",
+    "permission_denied",
+    "outside_root",
     "too_large",
+    "too_deep",
     "not_utf8",
     "invalid_json",
     "invalid_type",
     "invalid_value",
 )
+
+
+# Containers nested deeper than this are rejected (reason too_deep): metrics.json and
+# baseline files need 3 levels, and unknown fields are kept and served back as JSON, so a
+# value nested hundreds deep would break every later /api/v1/models answer.
+MAX_JSON_DEPTH: Final = 64
+# A value that failed validation is quoted in messages (logs, the API, the landing page)
+# at most this long, escaped: a file may hold what its reader must not see in full.
+MAX_EXCERPT_CHARS: Final = 40
+
+
+def excerpt(value: object, limit: int = MAX_EXCERPT_CHARS) -> str:
+    """`repr(value)`, cut to at most `limit` characters ("..." marks the cut)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class InvalidFileError(Exception):
@@ -53,7 +72,7 @@ def _reject_bool_and_str(value: Any) -> Any:
     # not something to coerce silently.
     if isinstance(value, bool | str):
         # pydantic turns ValueError (not TypeError) into a validation error
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")  # noqa: TRY004
+        raise ValueError(f"expected a number, got {type(value).__name__} {excerpt(value)}")  # noqa: TRY004
     return value
 
 
@@ -67,7 +86,9 @@ def _integral(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(_reject_bool_and_str), Field(allow_inf_nan=False)]
 Ratio = Annotated[Number, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[Number, Field(ge=0.0)]
-Count = Annotated[int, BeforeValidator(_integral), Field(ge=0, strict=True)]
+# Counts beyond 2**53 are not exact as the float of a sample value, and far beyond
+# any dataset; a 400-digit integer would not convert at all.
+Count = Annotated[int, BeforeValidator(_integral), Field(ge=0, le=2**53, strict=True)]
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -177,7 +198,7 @@ class BaselineFile(BaseModel):
         for key, levels in value.items():
             name = canonical_metric_name(key)
             if name is None:
-                raise ValueError(f"unknown metric {key!r}")
+                raise ValueError(f"unknown metric {excerpt(key)}")
             if problem := level_order_problem(name, levels):
                 raise PydanticCustomError("threshold_order", problem)
             out[name] = levels
@@ -216,8 +237,40 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+def _has_lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_tree(obj: object, limit: int) -> None:
+    """Reject containers nested more than `limit` levels, and strings holding a lone
+    surrogate (JSON may escape one, "\\udcff": not text, and no label or page can carry
+    it). Iterative: a deep tree must not recurse."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = []
+    if isinstance(obj, dict | list):
+        stack.append((obj, 1))
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            raise InvalidFileError("too_deep", f"nested deeper than {limit} levels")
+        children: Iterable[Any] = value.values() if isinstance(value, dict) else value
+        keys: Iterable[Any] = value if isinstance(value, dict) else ()
+        strings = [s for s in (*keys, *children) if isinstance(s, str) and _has_lone_surrogate(s)]
+        if strings:
+            raise InvalidFileError(
+                "not_utf8", f"a string escapes a lone surrogate: {excerpt(strings[0])}"
+            )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
 def decode_json_object(data: bytes) -> dict[str, Any]:
-    """Decode bytes as a UTF-8 JSON object, rejecting NaN and Infinity."""
+    """Decode bytes as a UTF-8 JSON object of at most MAX_JSON_DEPTH levels, rejecting
+    NaN and Infinity."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -230,6 +283,9 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
         ) from None
     except ValueError as exc:  # NaN / Infinity
         raise InvalidFileError("invalid_value", str(exc)) from None
+    except RecursionError:  # far deeper than the limit below; the parser gave up first
+        raise InvalidFileError("too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    _check_tree(obj, MAX_JSON_DEPTH)
     if not isinstance(obj, dict):
         raise InvalidFileError("invalid_type", f"expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -254,10 +310,12 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     errors = exc.errors(include_url=False)
     parts = []
     for err in errors:
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        # keys come from the file too: long ones are cut like values
+        keys = (str(p) if len(str(p)) <= MAX_EXCERPT_CHARS else excerpt(p) for p in err["loc"])
+        where = ".".join(keys) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] not in _SELF_DESCRIBING:
-            msg += f" (got {err.get('input')!r})"
+            msg += f" (got {excerpt(err.get('input'))})"
         parts.append(f"{where}: {msg}")
     only_values = all(err["type"] in _VALUE_ERROR_TYPES for err in errors)
     return ("invalid_value" if only_values else "invalid_type"), "; ".join(parts)

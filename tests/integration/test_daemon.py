@@ -135,9 +135,8 @@ def test_unreadable_permissions(tmp_path: Path, start_daemon: Start) -> None:
 
             text = wait_until(lambda: "metrics_file_valid{" in (b := body()) and b, 20, "metrics")
             assert 'routing_ml_model_metrics_file_valid{model="m",version="v1"} 0.0' in text
-            assert (
-                'routing_ml_exporter_errors_total{reason="unreadable",source="metrics_file"} 1.0'
-            ) in text
+            denied = '{reason="permission_denied",source="metrics_file"} 1.0'
+            assert f"routing_ml_exporter_errors_total{denied}" in text
         finally:
             proc.terminate()
             proc.wait(10)

@@ -267,16 +267,30 @@ def test_series_go_with_the_version(tmp_path: Path, start_daemon: Start) -> None
     d.wait_value("routing_ml_predictions_total", None, **V)
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{truncated",
+        b"[]",
+        b'{"format": 1, "positions": [], "tallies": {}, "windows": {}}',
+        b'{"format": 1, "positions": {}, "tallies": [], "windows": {}}',
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    ],
+    ids=["truncated", "array", "positions-array", "tallies-array", "nested-100000"],
+)
 def test_unusable_checkpoint_stops_start_with_a_clear_error(
-    tmp_path: Path, start_daemon: Start
+    tmp_path: Path, start_daemon: Start, content: bytes
 ) -> None:
     root = version_dir(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    (state / "checkpoint.json").write_text("{truncated")
+    checkpoint = state / "checkpoint.json"
+    checkpoint.write_bytes(content)
     d = start_daemon(f"--models.dir={root}", f"--state.dir={state}", ready=False)
     assert d.proc.wait(20) == 2  # a person must act; systemd does not restart on 2
-    assert any("checkpoint" in r.get("problem", "") for r in d.log_records())
+    problems = [r["problem"] for r in d.log_records() if "problem" in r]
+    assert any(str(checkpoint) in p and "move it away" in p for p in problems), d.log()
+    assert "Traceback" not in d.log()
 
 
 def test_live_accuracy_survives_kill_9(tmp_path: Path, start_daemon: Start) -> None:

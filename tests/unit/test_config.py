@@ -177,3 +177,27 @@ def test_drift_and_health_settings_from_flags_and_errors_named(tmp_path: Path) -
     assert len(err.value.problems) == 4, text
     for key in ("drift.method", "drift.bins", "health.severity_bands", "health.retrain_error_rate"):
         assert key in text
+
+
+def test_follow_external_symlinks_three_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().models.follow_external_symlinks is False
+    config = tmp_path / "c.yml"
+    config.write_text("models: {follow_external_symlinks: true}\n")
+    assert load_settings(None, config).models.follow_external_symlinks is True
+    args = _run_parser().parse_args(["--models.follow-external-symlinks=true"])
+    assert vars(args) == {"models.follow_external_symlinks": "true"}
+    assert load_settings(
+        {"models": {"follow_external_symlinks": "true"}}
+    ).models.follow_external_symlinks
+    monkeypatch.setenv("MHE_MODELS__FOLLOW_EXTERNAL_SYMLINKS", "true")
+    assert load_settings().models.follow_external_symlinks is True
+
+
+def test_yaml_nested_100000_deep_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("models: " + "[" * 100_000)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, config)
+    assert caught.value.problems == [f"--config.file {config}: invalid YAML: nested too deeply"]

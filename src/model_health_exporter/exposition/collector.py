@@ -243,6 +243,8 @@ class ExporterStatus:
     dropped: LabelledCounter
     config_reload_ok: bool = True
     config_reload_timestamp: float = 0.0
+    # Whether the checkpoint could be saved to the state dir (True without one).
+    state_writable: Callable[[], bool] = lambda: True
 
 
 class ExporterCollector(Collector):
@@ -306,6 +308,11 @@ class ExporterCollector(Collector):
             f"{ns}_exporter_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully, Unix time.",
             value=status.config_reload_timestamp,
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_exporter_state_writable",
+            "0 while the checkpoint cannot be saved to the state directory, else 1.",
+            value=1.0 if status.state_writable() else 0.0,
         )
 
 

@@ -20,6 +20,7 @@ from model_health_exporter.records import (
     parse_features,
     prediction_from_dict,
 )
+from model_health_exporter.schema import excerpt
 
 PROFILE_FILE: Final = "reference_profile.json"
 JSONL_FILE: Final = "reference.jsonl"
@@ -30,7 +31,13 @@ REFERENCE_FILES: Final = (PROFILE_FILE, JSONL_FILE, CSV_FILE)
 CSV_RESERVED: Final = frozenset(
     {"id", "prediction", "actual", "confidence", "latency_ms", "latency_seconds", "timestamp"}
 )
-ERROR_REASONS: Final = ("unreadable", "invalid_row", "invalid_profile", "too_large")
+ERROR_REASONS: Final = (
+    "unreadable",
+    "invalid_row",
+    "invalid_profile",
+    "too_large",
+    "outside_root",
+)
 
 Source = Literal["profile", "jsonl", "csv"]
 FeatureValue = str | int | float | None
@@ -100,8 +107,11 @@ class ReferenceProfileFile:
 def find_reference(version_dir: Path) -> Path | None:
     for name in REFERENCE_FILES:
         path = version_dir / name
-        if path.is_file():
-            return path
+        try:
+            if path.is_file():
+                return path
+        except OSError:  # a version folder that cannot be searched: as if it had none
+            return None
     return None
 
 
@@ -201,7 +211,8 @@ def _read_csv(path: Path, data: bytes, max_rows: int) -> ReferenceRows:
         cells = {k: _csv_value(v) for k, v in row.items() if v is not None}
         confidence = cells.get("confidence")
         if confidence is not None and not (isinstance(confidence, float) and 0 <= confidence <= 1):
-            rows._skip(f"line {reader.line_num}", f"confidence: {confidence!r} is not in [0, 1]")
+            bad = excerpt(confidence)
+            rows._skip(f"line {reader.line_num}", f"confidence: {bad} is not in [0, 1]")
             continue
         predicted = cells.get("prediction")
         # As in the logs: a number is a regression output unless a confidence is given.

@@ -10,6 +10,8 @@ so every line is counted once."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +31,7 @@ from model_health_exporter.records import (
     Prediction,
     parse_lines,
 )
+from model_health_exporter.schema import excerpt
 from model_health_exporter.sources.prediction_logs import (
     FORGET_AFTER_SECONDS,
     Chunk,
@@ -64,6 +67,10 @@ LOG_DIRS: Final = ("predictions", "feedback")
 ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
+# The checkpoint cannot be saved: counted at every attempt, logged at most this often.
+STATE_SOURCE: Final = "state_dir"
+STATE_ERROR_REASONS: Final = ("permission_denied", "unwritable")
+_STATE_LOG_EVERY_SECONDS: Final = 300.0
 _TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
 
 VersionKey = tuple[str, str]  # (model, version)
@@ -75,13 +82,24 @@ DROP_LIMIT_FEATURES: Final = "max_features"
 
 
 def initial_error_keys() -> list[tuple[str, str]]:
-    return [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS] + [
-        (REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS
-    ]
+    return (
+        [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS]
+        + [(REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS]
+        + [(STATE_SOURCE, reason) for reason in STATE_ERROR_REASONS]
+    )
 
 
 # A reference file as last seen: path, modification time, size.
 _Stamp = tuple[str, int, int]
+
+
+def _is_dir(path: Path) -> bool:
+    """False also for a folder that cannot be searched (the registry counts that one):
+    one unreadable version must not stop the ingestion of all the others."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _stamp(path: Path) -> _Stamp | None:
@@ -140,7 +158,9 @@ def _position_json(p: Position) -> list[object]:
     return [p.offset, p.line, p.finished, p.check]
 
 
-def _check_format(data: dict[str, object]) -> None:
+def _check_format(data: object) -> None:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
 
@@ -191,7 +211,12 @@ class IngestWorker:
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
         # Active versions and versions with logs; rebuilt with the tallies.
         self.health: Mapping[VersionKey, HealthView] = MappingProxyType({})
+        # False while the checkpoint cannot be written to the state dir (the daemon counts
+        # on, but a restart would count again what came after the last save).
+        self.state_writable = True
+        self._next_state_log = 0.0
         self._load_checkpoint()
+        self._probe_state_dir()
 
     # ---- checkpoint ---------------------------------------------------------------------
 
@@ -220,7 +245,15 @@ class IngestWorker:
             for key, window in data["windows"].items():
                 model, version = key.split("/", 1)
                 self._load_window((model, version), window)
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,  # a list where an object belongs, e.g. "positions": []
+            RecursionError,  # nested far too deep to be ours
+        ) as exc:
             # Starting over would count every line again; refuse to guess.
             raise RuntimeError(
                 f"checkpoint {path} is unreadable ({exc}); move it away to start counting anew"
@@ -230,10 +263,39 @@ class IngestWorker:
             "checkpoint loaded", path=str(path), files=sum(map(len, self._saved_positions.values()))
         )
 
-    def save_checkpoint(self) -> None:
+    def _probe_state_dir(self) -> None:
+        """Find out at start, not at the first checkpoint, whether the state dir takes one."""
         path = self._checkpoint_path
         if path is None:
             return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            self._state_unwritable(path, exc)
+
+    def _state_unwritable(self, path: Path, exc: OSError) -> None:
+        reason = "permission_denied" if isinstance(exc, PermissionError) else "unwritable"
+        self._errors.inc((STATE_SOURCE, reason))
+        now = time.monotonic()
+        if self.state_writable or now >= self._next_state_log:
+            self._next_state_log = now + _STATE_LOG_EVERY_SECONDS
+            log.error(
+                "cannot save the checkpoint; counting goes on, but a restart would count "
+                "the logs since the last save again",
+                path=str(path),
+                reason=reason,
+                problem=exc.strerror or str(exc),
+            )
+        self.state_writable = False
+
+    def save_checkpoint(self) -> bool:
+        """Write the checkpoint; False (counted, logged) if the state dir refuses it."""
+        path = self._checkpoint_path
+        if path is None:
+            return True
         positions = dict(self._saved_positions)
         positions.update({key: tail.positions for key, tail in self._tails.items()})
         data = {
@@ -255,8 +317,16 @@ class IngestWorker:
         windows = b",".join(
             _json(f"{m}/{v}") + b":" + _window_json(w) for (m, v), w in self._windows.items()
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, _json(data)[:-1] + b',"windows":{' + windows + b"}}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, _json(data)[:-1] + b',"windows":{' + windows + b"}}")
+        except OSError as exc:
+            self._state_unwritable(path, exc)
+            return False
+        if not self.state_writable:
+            log.info("checkpoint saved again", path=str(path))
+            self.state_writable = True
+        return True
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -323,7 +393,7 @@ class IngestWorker:
         for view in self._snapshot().versions():
             for name in LOG_DIRS:
                 directory = view.directory / name
-                if directory.is_dir():
+                if _is_dir(directory):
                     wanted[f"{view.model}/{view.version}/{name}"] = (
                         (view.model, view.version),
                         directory,
@@ -398,7 +468,7 @@ class IngestWorker:
                     chunk,
                     number,
                     "unknown_model",
-                    f"no model version {record.model!r}/{record.version!r} is known",
+                    f"no model version {excerpt(record.model)}/{excerpt(record.version)} is known",
                 )
                 continue
             routed.setdefault(key, []).append(record)
@@ -459,7 +529,15 @@ class IngestWorker:
             self._dropped.inc((DROP_LIMIT_FEATURES,), reference.dropped_features)
 
     def _load_reference(self, model: str, path: Path) -> ModelReference | None:
+        containment = self._snapshot().containment
         try:
+            if containment is not None and not containment.allows(path):
+                raise ReferenceError(  # noqa: TRY301 - counted and logged like the others
+                    path,
+                    "outside_root",
+                    "a symlink leading outside the models directories "
+                    "(--models.follow-external-symlinks=true allows it)",
+                )
             reference = self._read_reference(path)
         except ReferenceError as exc:
             self._errors.inc((REFERENCE_SOURCE, exc.reason))
@@ -584,7 +662,12 @@ class IngestWorker:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
-        self.save_checkpoint()
+        if not self.save_checkpoint():
+            log.error(
+                "final checkpoint not saved: a restart counts again what was read since "
+                "the last save",
+                path=str(self._checkpoint_path),
+            )
 
     def _run(self) -> None:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval

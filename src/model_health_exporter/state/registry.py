@@ -4,6 +4,7 @@ readers (the collector, the HTTP API) use without locks."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,10 +23,13 @@ from model_health_exporter.schema import (
     BaselineFile,
     InvalidFileError,
     ModelMetrics,
+    excerpt,
     parse_baseline,
     parse_metrics,
 )
 from model_health_exporter.sources.metrics_files import (
+    Containment,
+    DirectoryError,
     FileSignature,
     Layout,
     ModelDir,
@@ -33,7 +37,9 @@ from model_health_exporter.sources.metrics_files import (
     detect_layout,
     discover_models,
     file_signature,
+    is_utf8_name,
     list_model,
+    printable_path,
 )
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.stats.degradation import degradation_ratio
@@ -45,10 +51,19 @@ ERROR_SOURCES: Final = ("metrics_file", "baseline_file")
 OTHER_ERRORS: Final = (
     ("active_marker", "unknown_version"),
     ("active_marker", "unreadable"),
+    ("active_marker", "outside_root"),
     ("models_dir", "duplicate_model"),
     ("models_dir", "unreadable"),
+    ("models_dir", "permission_denied"),
+    ("models_dir", "not_utf8"),
+    ("models_dir", "outside_root"),
 )
+_FOLLOW_HINT: Final = "--models.follow-external-symlinks=true allows it"
 DROP_LIMITS: Final = ("max_models", "max_columns")
+
+
+def _containment(config: RegistryConfig) -> Containment:
+    return Containment.of([r.path for r in config.roots], config.follow_external_symlinks)
 
 
 def initial_error_keys() -> list[tuple[str, str]]:
@@ -70,6 +85,8 @@ class RegistryConfig:
     max_columns: int = 100
     baseline_defaults: BaselineOverrides = field(default_factory=BaselineOverrides)
     baseline_models: Mapping[str, BaselineOverrides] = field(default_factory=dict)
+    # Read files and folders that symlinks lead to outside the roots.
+    follow_external_symlinks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +142,8 @@ class Snapshot:
     models: Mapping[str, ModelView]
     ready: bool
     last_scan: float | None
+    # What files next to metrics.json (references, logs) may be read: None, anything.
+    containment: Containment | None = None
 
     def versions(self) -> Iterable[VersionView]:
         for model in self.models.values():
@@ -153,6 +172,8 @@ class _ModelRecord:
     baseline: _LoadedFile[BaselineFile] = field(default_factory=_LoadedFile)
     marker_problem: str | None = None
     listing: ModelListing | None = None
+    # The model folder cannot be listed: its versions keep their last values, invalid.
+    dir_problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +208,11 @@ class ModelRegistry:
         self._views: dict[str, ModelView] = {}
         self._layouts: list[Layout | None] = [None] * len(config.roots)
         self._dropped_models: set[str] = set()
+        self._containment = _containment(config)
+        # Folders skipped (name not UTF-8, leading out of the roots) or unlistable, by
+        # path: each is counted and logged when it first appears or its problem changes.
+        self._skipped: set[Path] = set()
+        self._dir_problems: dict[Path, str] = {}
         self._ready = False
         self._last_scan: float | None = None
         self.snapshot: Snapshot = EMPTY_SNAPSHOT
@@ -202,6 +228,9 @@ class ModelRegistry:
         self._records.clear()
         self._views.clear()
         self._dropped_models.clear()
+        self._containment = _containment(config)
+        self._skipped.clear()
+        self._dir_problems.clear()
 
     # ---- scanning -------------------------------------------------------------------
 
@@ -209,6 +238,8 @@ class ModelRegistry:
         """Rediscover every root and re-check every model (the periodic resync)."""
         for index in range(len(self._config.roots)):
             self._scan_root(index, refresh_existing=True)
+        # A skipped folder that is gone is counted again if it comes back.
+        self._skipped = {path for path in self._skipped if os.path.lexists(path)}
         self._ready = True
         self._last_scan = time.time()
         self._publish()
@@ -243,13 +274,22 @@ class ModelRegistry:
 
     def _scan_root(self, index: int, refresh_existing: bool) -> None:
         root = self._config.roots[index]
-        layout: Layout | None = detect_layout(root.path) if root.layout == "auto" else root.layout
-        self._layouts[index] = layout
-        found = [] if layout is None else discover_models(root.path, layout, root.default_name)
+        try:
+            layout = detect_layout(root.path) if root.layout == "auto" else root.layout
+            self._layouts[index] = layout
+            found = [] if layout is None else discover_models(root.path, layout, root.default_name)
+        except DirectoryError as exc:
+            # Keep what this root held: a passing permission problem loses nothing.
+            self._directory_problem(exc)
+            return
+        self._directory_ok(root.path)
         if layout is not None and not root.path.is_dir():
             self._errors.inc(("models_dir", "unreadable"))
         present = set()
         for model in found:
+            if layout == "nested" and not self._containment.allows_child(model.path):
+                self._skip(model.path, "outside_root", f"leads outside the roots; {_FOLLOW_HINT}")
+                continue
             if model.name in self._records and self._records[model.name].root_index != index:
                 self._report_duplicate(model)
                 continue
@@ -278,6 +318,9 @@ class ModelRegistry:
         if existing is not None and existing.root_index != key.root_index:
             self._report_duplicate(existing.model)
             return
+        if layout == "nested" and not self._containment.allows_child(key.model_path):
+            self._skip(key.model_path, "outside_root", f"leads outside the roots; {_FOLLOW_HINT}")
+            return
         self._refresh_model(key.root_index, ModelDir(name, key.model_path, layout))
 
     def _report_duplicate(self, model: ModelDir) -> None:
@@ -290,11 +333,39 @@ class ModelRegistry:
                 path=str(model.path),
             )
 
+    def _skip(self, path: Path, reason: str, why: str) -> None:
+        """Count and log a folder that is left out, once while it stays."""
+        if path not in self._skipped:
+            self._skipped.add(path)
+            self._errors.inc(("models_dir", reason))
+            log.warning("folder skipped", path=printable_path(path), reason=reason, problem=why)
+
+    def _directory_problem(self, exc: DirectoryError) -> None:
+        """Count and log a folder that cannot be listed, once per change of its problem."""
+        problem = f"{exc.reason}: cannot list {printable_path(exc.path)}: {exc.message}"
+        if self._dir_problems.get(exc.path) != problem:
+            self._dir_problems[exc.path] = problem
+            self._errors.inc(("models_dir", exc.reason))
+            log.error(
+                "folder cannot be listed; keeping the last values",
+                path=printable_path(exc.path),
+                reason=exc.reason,
+                problem=exc.message,
+            )
+
+    def _directory_ok(self, path: Path) -> None:
+        if self._dir_problems.pop(path, None) is not None:
+            log.info("folder readable again", path=printable_path(path))
+
     def _forget(self, name: str) -> None:
         self._records.pop(name, None)
         self._views.pop(name, None)
 
     def _refresh_model(self, root_index: int, model: ModelDir) -> None:
+        if not is_utf8_name(model.name):
+            # Its name cannot be a label value; a version named so is skipped the same way.
+            self._skip(model.path, "not_utf8", "folder name is not UTF-8")
+            return
         record = self._records.get(model.name)
         if record is None:
             if len(self._records) >= self._config.max_models:
@@ -310,7 +381,9 @@ class ModelRegistry:
             record = _ModelRecord(model, root_index)
             self._records[model.name] = record
         record.model = model
-        listing = list_model(model)
+        listing = self._list(record)
+        if listing is None:
+            return
         changed = listing != record.listing
         record.listing = listing
         for version in [v for v in record.versions if v not in listing.versions]:
@@ -333,6 +406,39 @@ class ModelRegistry:
         if changed or model.name not in self._views:
             self._views[model.name] = self._build_view(record, listing)
 
+    def _list(self, record: _ModelRecord) -> ModelListing | None:
+        """The model's folder listing, or None (counted, logged, the view marked) if the
+        folder cannot be listed."""
+        model = record.model
+        try:
+            listing = list_model(model, self._containment)
+        except DirectoryError as exc:
+            self._directory_problem(exc)
+            problem = self._dir_problems[exc.path]
+            if record.dir_problem != problem or model.name not in self._views:
+                record.dir_problem = problem
+                if record.listing is None:  # never listed: a model without versions yet
+                    record.listing = ModelListing(model, {}, None, None)
+                self._views[model.name] = self._build_view(record, record.listing)
+            return None
+        if record.dir_problem is not None:
+            record.dir_problem = None
+            self._directory_ok(model.path)
+            record.listing = None  # rebuild the view: its versions are valid again
+        for path in listing.not_utf8:
+            self._skip(path, "not_utf8", "folder name is not UTF-8")
+        for path in listing.outside:
+            self._skip(path, "outside_root", f"leads outside the roots; {_FOLLOW_HINT}")
+        return listing
+
+    def _read(self, path: Path) -> bytes:
+        """A user file's bytes; raises InvalidFileError."""
+        if not self._containment.allows(path):
+            raise InvalidFileError(
+                "outside_root", f"a symlink leading outside the roots; {_FOLLOW_HINT}"
+            )
+        return read_capped(path, self._config.max_file_bytes)
+
     def _load(
         self,
         loaded: _LoadedFile[_T],
@@ -349,20 +455,20 @@ class ModelRegistry:
             return False  # still missing or dangling; already reported
         loaded.signature = signature
         try:
-            loaded.value = parse(read_capped(path, self._config.max_file_bytes))
+            loaded.value = parse(self._read(path))
         except InvalidFileError as exc:
             self._errors.inc((source, exc.reason))
             loaded.problem = f"{exc.reason}: {exc.message}"
             log.error(
                 "invalid file; keeping the last valid values",
-                path=str(path),
+                path=printable_path(path),
                 model=model,
                 reason=exc.reason,
                 problem=exc.message,
             )
             return True
         if loaded.problem is not None:
-            log.info("file valid again", path=str(path), model=model)
+            log.info("file valid again", path=printable_path(path), model=model)
         loaded.problem = None
         loaded.loaded_at = time.time()
         if isinstance(loaded.value, ModelMetrics):
@@ -393,10 +499,13 @@ class ModelRegistry:
             self._version_view(
                 model=name,
                 version=version,
-                directory=listing.versions[version].parent,
+                directory=listing.versions[version].parent
+                if version in listing.versions
+                else record.model.path / version,
                 loaded=loaded,
                 active=version == active,
                 baseline=baseline,
+                dir_problem=record.dir_problem,
             )
             for version, loaded in sorted(record.versions.items())
         )
@@ -420,12 +529,13 @@ class ModelRegistry:
         if marker is not None:
             if marker.problem is not None:
                 problem = f"{marker.source}: {marker.problem}"
-                reason = "unreadable"
+                reason = marker.reason
             elif marker.version in record.versions:
                 record.marker_problem = None
                 return marker.version, marker.source
             else:
-                problem = f"{marker.source} names version {marker.version!r}, which does not exist"
+                named = excerpt(marker.version)
+                problem = f"{marker.source} names version {named}, which does not exist"
                 reason = "unknown_version"
             if problem != record.marker_problem:
                 self._errors.inc(("active_marker", reason))
@@ -456,6 +566,7 @@ class ModelRegistry:
         loaded: _LoadedFile[ModelMetrics],
         active: bool,
         baseline: Baseline,
+        dir_problem: str | None = None,
     ) -> VersionView:
         metrics = loaded.value
         missing: dict[str, float] = {}
@@ -478,8 +589,8 @@ class ModelRegistry:
             version=version,
             directory=directory,
             metrics=metrics,
-            valid=loaded.problem is None and metrics is not None,
-            problem=loaded.problem,
+            valid=loaded.problem is None and dir_problem is None and metrics is not None,
+            problem=dir_problem or loaded.problem,
             loaded_at=loaded.loaded_at,
             active=active,
             missing_rates=MappingProxyType(missing),
@@ -488,4 +599,6 @@ class ModelRegistry:
 
     def _publish(self) -> None:
         models = MappingProxyType(dict(sorted(self._views.items())))
-        self.snapshot = Snapshot(models, ready=self._ready, last_scan=self._last_scan)
+        self.snapshot = Snapshot(
+            models, ready=self._ready, last_scan=self._last_scan, containment=self._containment
+        )

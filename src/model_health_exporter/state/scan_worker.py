@@ -53,8 +53,9 @@ class ScanWorker:
             try:
                 if not woken or time.monotonic() >= next_resync:
                     self._take_pending()
-                    self._registry.full_scan()
+                    # Set first: a scan that fails must not be retried at once, forever.
                     next_resync = time.monotonic() + self._resync_interval
+                    self._registry.full_scan()
                     continue
                 # Let the burst settle; stop() still interrupts the wait.
                 self._stopping.wait(self._debounce)
