@@ -29,6 +29,7 @@ from model_health_exporter.records import (
     Prediction,
     parse_lines,
 )
+from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
 from model_health_exporter.sources.reference import (
     ERROR_REASONS as REFERENCE_ERROR_REASONS,
@@ -104,6 +105,9 @@ class IngestConfig:
     # and the first poll that finds nothing new brings the summaries up to date.
     summary_interval: float = 1.0
     health: HealthConfig = field(default_factory=HealthConfig)
+    # Records in logs outside the version folders go to the shard of the model they name;
+    # lines naming none (unparseable ones too) are counted by shard 0.
+    shard: Shard = field(default_factory=Shard)
 
 
 def _json(value: object) -> bytes:
@@ -120,9 +124,15 @@ def _window_json(window: LiveWindow) -> bytes:
     return _json(data)[:-1] + b',"pending":' + msgspec.json.encode(pending) + b"}"
 
 
-def _check_format(data: dict[str, object]) -> None:
+def _check_format(data: dict[str, object], shard: Shard) -> None:
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
+    # Positions in shared logs are only right for the shard that read them.
+    saved = data.get("shard", str(Shard()))
+    if saved != str(shard):
+        raise ValueError(
+            f"it was written by shard {saved}, not {shard}: give each shard its own --state.dir"
+        )
 
 
 class IngestWorker:
@@ -185,7 +195,7 @@ class IngestWorker:
             return
         try:
             data = json.loads(path.read_bytes())
-            _check_format(data)
+            _check_format(data, self._config.shard)
             for key, positions in data["positions"].items():
                 self._saved_positions[key] = {
                     fp: Position(int(p[0]), int(p[1]), bool(p[2])) for fp, p in positions.items()
@@ -220,6 +230,7 @@ class IngestWorker:
         positions.update({key: tail.positions for key, tail in self._tails.items()})
         data = {
             "format": CHECKPOINT_FORMAT,
+            "shard": str(self._config.shard),
             "saved_at": time.time(),
             "positions": {
                 key: {fp: [p.offset, p.line, p.finished] for fp, p in fps.items()}
@@ -355,11 +366,14 @@ class IngestWorker:
         records, rejected = parse_lines(texts)
         # Bad lines in a version's own folder count against its data quality.
         window = self._window_for(target) if isinstance(target, tuple) else None
-        for number in chunk.too_long:
+        shard = self._config.shard
+        # A bad line of a shared log names no model: shard 0 counts it.
+        count_bad = window is not None or shard.index == 0
+        for number in chunk.too_long if count_bad else ():
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
             if window is not None:
                 window.observe_invalid(now)
-        for i, exc in rejected:
+        for i, exc in rejected if count_bad else ():
             self._line_error(chunk, numbers[i], exc.reason, exc.message)
             if window is not None:
                 window.observe_invalid(now)
@@ -371,6 +385,8 @@ class IngestWorker:
         record_numbers = [n for i, n in enumerate(numbers) if i not in skipped]
         routed: dict[VersionKey, list[Prediction | Feedback]] = {}
         for record, number in zip(records, record_numbers, strict=True):
+            if not (shard.owns(record.model) if record.model else shard.index == 0):
+                continue  # another shard's
             key = (record.model or "", record.version or "")
             if key not in target:
                 self._line_error(

@@ -25,6 +25,7 @@ from model_health_exporter.schema import (
     parse_baseline,
     parse_metrics,
 )
+from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.metrics_files import (
     FileSignature,
     Layout,
@@ -70,6 +71,7 @@ class RegistryConfig:
     max_columns: int = 100
     baseline_defaults: BaselineOverrides = field(default_factory=BaselineOverrides)
     baseline_models: Mapping[str, BaselineOverrides] = field(default_factory=dict)
+    shard: Shard = field(default_factory=Shard)  # models of other shards are not read at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +248,7 @@ class ModelRegistry:
         layout: Layout | None = detect_layout(root.path) if root.layout == "auto" else root.layout
         self._layouts[index] = layout
         found = [] if layout is None else discover_models(root.path, layout, root.default_name)
+        found = [model for model in found if self._config.shard.owns(model.name)]
         if layout is not None and not root.path.is_dir():
             self._errors.inc(("models_dir", "unreadable"))
         present = set()
@@ -269,6 +272,8 @@ class ModelRegistry:
         name = root.default_name or root.path.resolve().name
         if layout == "nested":
             name = key.model_path.name
+        if not self._config.shard.owns(name):
+            return
         if not key.model_path.is_dir():
             record = self._records.get(name)
             if record is not None and record.root_index == key.root_index:
