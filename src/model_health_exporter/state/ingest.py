@@ -106,7 +106,7 @@ class IngestConfig:
     summary_interval: float = 1.0
     health: HealthConfig = field(default_factory=HealthConfig)
     # Records in logs outside the version folders go to the shard of the model they name;
-    # lines naming none (unparseable ones too) are counted by shard 0.
+    # lines that name none, or are not a valid record, are counted by shard 0.
     shard: Shard = field(default_factory=Shard)
 
 
@@ -367,7 +367,7 @@ class IngestWorker:
         # Bad lines in a version's own folder count against its data quality.
         window = self._window_for(target) if isinstance(target, tuple) else None
         shard = self._config.shard
-        # A bad line of a shared log names no model: shard 0 counts it.
+        # A bad line of a shared log belongs to no model we can tell: shard 0 counts it.
         count_bad = window is not None or shard.index == 0
         for number in chunk.too_long if count_bad else ():
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
