@@ -224,6 +224,7 @@ class Daemon:
                 snapshot,
                 __version__,
                 lambda: Live(self._tallies(), self._health()),
+                shard=self.status.shard,
             ),
         )
 

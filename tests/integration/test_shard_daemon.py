@@ -1,8 +1,10 @@
-"""A shard instance as users run it: it exports its own models only, says which shard it
-is, keeps its shard across a reload, and refuses another shard's state directory."""
+"""A shard instance as users run it: it exports its own models only (metrics, landing
+page, API), says which shard it is, keeps its shard across a reload, and refuses another
+shard's state directory."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +53,11 @@ def test_another_shards_state_directory_is_refused(tmp_path: Path, start_daemon:
     root, state = models_dir(tmp_path), tmp_path / "state"
     first = start_daemon(f"--models.dir={root}", f"--state.dir={state}", "--models.shard=1/2")
     assert exported(first) == {"fraud"}
+    page = first.get("/")[1].decode()
+    assert "Shard 1 of 2" in page and "fraud" in page and "routing" not in page
+    api = json.loads(first.get("/api/v1/models")[1])
+    assert api["shard"] == {"index": 1, "count": 2}
+    assert [m["name"] for m in api["models"]] == ["fraud"]
     assert first.stop() == 0  # writes the checkpoint
     second = start_daemon(
         f"--models.dir={root}", f"--state.dir={state}", "--models.shard=0/2", ready=False
