@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -27,6 +35,7 @@ from pydantic_settings import (
 )
 
 from model_health_exporter.schema import BaselineFile
+from model_health_exporter.sharding import Shard
 from model_health_exporter.state.live import DEFAULT_CONFIDENCE_BUCKETS, DEFAULT_LATENCY_BUCKETS
 
 ENV_PREFIX = "MHE_"
@@ -73,6 +82,15 @@ def _split_paths(value: Any) -> Any:
     return value
 
 
+def _shard(value: Any) -> Shard:
+    # "1/4" from a flag, the environment or YAML.
+    if isinstance(value, Shard):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not i/n (shard index / shard count, e.g. 0/2)")  # noqa: TRY004 - pydantic reports ValueError
+    return Shard.parse(value)
+
+
 class WebSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,6 +135,11 @@ class ModelsSettings(BaseModel):
         False,
         description="Read files and folders that symlinks lead to outside the models "
         "directories (by default they are skipped and counted as outside_root).",
+    )
+    shard: Annotated[Shard, NoDecode, PlainValidator(_shard)] = Field(
+        default_factory=Shard,
+        description="i/n: export only the models whose name hashes to shard i of n, so n "
+        "instances (each with its own --state.dir) share the models (docs/scaling.md).",
     )
 
     @field_validator("dirs")

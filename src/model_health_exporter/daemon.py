@@ -35,6 +35,7 @@ from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
+from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import HealthConfig, HealthView
@@ -60,7 +61,9 @@ log = structlog.get_logger(__name__)
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def registry_config(settings: Settings) -> RegistryConfig:
+def registry_config(settings: Settings, shard: Shard | None = None) -> RegistryConfig:
+    """`shard`: the one the daemon started with (changes need a restart); default the
+    configured one."""
     models = settings.models
     return RegistryConfig(
         roots=tuple(RootConfig(d, models.layout, models.default_name) for d in models.dirs),
@@ -72,12 +75,14 @@ def registry_config(settings: Settings) -> RegistryConfig:
         baseline_models={
             name: BaselineOverrides.from_file(b) for name, b in settings.baselines.models.items()
         },
+        shard=models.shard if shard is None else shard,
     )
 
 
-def ingest_config(settings: Settings) -> IngestConfig:
+def ingest_config(settings: Settings, shard: Shard | None = None) -> IngestConfig:
     logs, health = settings.logs, settings.health
     return IngestConfig(
+        shard=settings.models.shard if shard is None else shard,
         state_dir=settings.state.dir,
         poll_interval=logs.poll_interval,
         checkpoint_interval=logs.checkpoint_interval,
@@ -152,6 +157,7 @@ class Daemon:
             dropped=LabelledCounter((limit,) for limit in (*DROP_LIMITS, DROP_LIMIT_FEATURES)),
             config_reload_timestamp=time.time(),
             state_writable=lambda: self._ingest is None or self._ingest.state_writable,
+            shard=settings.models.shard,
         )
         self.registry = ModelRegistry(
             registry_config(settings), self.status.errors, self.status.dropped
@@ -167,7 +173,7 @@ class Daemon:
     def _start_ingest(self, settings: Settings) -> IngestWorker:
         """Raises RuntimeError if the checkpoint cannot be used."""
         ingest = IngestWorker(
-            ingest_config(settings),
+            ingest_config(settings, self.status.shard),
             lambda: self.registry.snapshot,
             self.status.errors,
             self.status.dropped,
@@ -220,6 +226,7 @@ class Daemon:
                 snapshot,
                 __version__,
                 lambda: Live(self._tallies(), self._health()),
+                shard=self.status.shard,
             ),
         )
 
@@ -250,6 +257,7 @@ class Daemon:
                 "listening",
                 url=f"http://{settings.web.listen_address}/",
                 models_dirs=[str(d) for d in settings.models.dirs],
+                shard=str(settings.models.shard),
             )
             watcher, worker = self._start_watching(settings)
             if settings.state.dir is None:
@@ -335,12 +343,19 @@ class Daemon:
             running.server.stop()
             server.start()
         configure_logging(settings.log.level, settings.log.format)
-        if ingest_config(settings) != ingest_config(old):
+        shard = self.status.shard  # what the checkpoint and the other shards expect
+        if settings.models.shard != shard:
+            log.warning(
+                "models.shard takes effect at the next restart; still exporting shard",
+                shard=str(shard),
+                configured=str(settings.models.shard),
+            )
+        if ingest_config(settings, shard) != ingest_config(old, shard):
             # Swapping checkpoints under a running ingester could count lines twice.
             log.warning("changes to logs.* and state.dir take effect at the next restart")
         running.watcher.stop()
         running.worker.stop()
-        self.registry.configure(registry_config(settings))
+        self.registry.configure(registry_config(settings, shard))
         watcher, worker = self._start_watching(settings)
         self._settings = settings
         self.status.config_reload_ok = True

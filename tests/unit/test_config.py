@@ -13,6 +13,7 @@ from model_health_exporter.config import (
     load_settings,
     parse_listen_address,
 )
+from model_health_exporter.sharding import Shard
 
 
 @pytest.fixture(autouse=True)
@@ -201,3 +202,44 @@ def test_yaml_nested_100000_deep_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None, config)
     assert caught.value.problems == [f"--config.file {config}: invalid YAML: nested too deeply"]
+
+
+def test_shard_from_flag_environment_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().models.shard == Shard(0, 1)  # one instance owns every model
+    config = tmp_path / "c.yml"
+    config.write_text("models: {shard: 2/3}\n")
+    assert load_settings(config_file=config).models.shard == Shard(2, 3)
+    monkeypatch.setenv("MHE_MODELS__SHARD", "1/3")
+    assert load_settings(config_file=config).models.shard == Shard(1, 3)
+    assert load_settings({"models": {"shard": "0/3"}}, config).models.shard == Shard(0, 3)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2/2", "models.shard: 2/2: the shard index must be between 0 and 1"),
+        ("1/0", "models.shard: 1/0: the shard count must be between 1"),
+        ("1", "models.shard: '1' is not i/n"),
+        ("one/two", "models.shard: 'one/two' is not i/n"),
+        ("/2", "models.shard: '/2' is not i/n"),  # an unset index variable
+    ],
+)
+def test_bad_shard_is_named(value: str, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({"models": {"shard": value}})
+    (reported,) = err.value.problems
+    assert reported.startswith(problem)
+    assert main(["--models.dir", "/", f"--models.shard={value}"]) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_bad_shard_in_the_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("models: {shard: 3}\n")  # a number, not i/n
+    with pytest.raises(ConfigError) as err:
+        load_settings(config_file=config)
+    assert err.value.problems == [
+        "models.shard: 3 is not i/n (shard index / shard count, e.g. 0/2)"
+    ]

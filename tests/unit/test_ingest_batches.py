@@ -155,7 +155,15 @@ def test_checkpoint_written_piecewise_restores_everything(root: Path, tmp_path: 
         pass
     worker.save_checkpoint()
     saved = json.loads((state / "checkpoint.json").read_bytes())
-    assert set(saved) == {"format", "saved_at", "positions", "path_positions", "tallies", "windows"}
+    assert set(saved) == {
+        "format",
+        "shard",
+        "saved_at",
+        "positions",
+        "path_positions",
+        "tallies",
+        "windows",
+    }
     restored, _ = make_worker(root, state_dir=state)
     assert restored.poll_once() == 0  # every line was read before the checkpoint
     before, after = worker.tallies[KEY], restored.tallies[KEY]

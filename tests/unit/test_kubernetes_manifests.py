@@ -1,5 +1,7 @@
 """deploy/kubernetes: the manifests parse and fit together (labels, selectors, ports,
-volumes, flags), and the PrometheusRule is exactly what the rule files generate."""
+volumes, flags), and the PrometheusRule is exactly what the rule files generate.
+deploy/kubernetes-sharded: the StatefulSet with one pod per shard is the Deployment's pod
+plus the shard from the pod ordinal, behind a headless Service."""
 
 from __future__ import annotations
 
@@ -244,3 +246,112 @@ def test_kustomize_builds() -> None:
     names = {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
     assert names == {config_map["metadata"]["name"]}, "the hashed ConfigMap name is not used"
     assert pod["containers"][0]["image"].endswith(f":{VERSION}")
+
+
+# ---- the sharded variant: one StatefulSet pod per shard --------------------------------
+
+SHARDED = REPO / "deploy" / "kubernetes-sharded"
+
+
+@cache
+def statefulset() -> Doc:
+    doc: Doc = yaml.safe_load((SHARDED / "statefulset.yaml").read_text(encoding="utf-8"))
+    return doc
+
+
+def sharded_container() -> Doc:
+    (c,) = statefulset()["spec"]["template"]["spec"]["containers"]
+    return dict(c)
+
+
+def expand_pod_args(args: list[str], env: dict[str, str]) -> list[str]:
+    """Kubernetes' $(VAR) expansion of container args."""
+    return [re.sub(r"\$\((\w+)\)", lambda m: env[m[1]], arg) for arg in args]
+
+
+def test_statefulset_pod_is_the_deployments_but_for_the_shard() -> None:
+    """The pod spec is written twice (a Deployment cannot be a StatefulSet), so it is
+    compared here: sandbox, probes, ports, mounts and volumes are the Deployment's."""
+    pod, sharded_pod = (
+        one("Deployment")["spec"]["template"],
+        statefulset()["spec"]["template"],
+    )
+    assert sharded_pod["metadata"] == pod["metadata"]
+    differing = {"containers", "volumes"}
+    assert {k: v for k, v in sharded_pod["spec"].items() if k not in differing} == {
+        k: v for k, v in pod["spec"].items() if k not in differing
+    }
+    single, sharded = container(), sharded_container()
+    differing = {"args", "env", "resources"}
+    assert {k: v for k, v in sharded.items() if k not in differing} == {
+        k: v for k, v in single.items() if k not in differing
+    }
+    assert sharded["args"] == [*single["args"], "--models.shard=$(SHARD_INDEX)/$(SHARDS)"]
+    assert all(variable in sharded["env"] for variable in single["env"])
+    assert sharded["resources"]["limits"] == single["resources"]["limits"]
+    state = next(m["name"] for m in single["volumeMounts"] if m["mountPath"] == "/state")
+    assert sharded_pod["spec"]["volumes"] == [
+        v for v in pod["spec"]["volumes"] if v["name"] != state
+    ], "the state volume comes from volumeClaimTemplates"
+
+
+def test_statefulset_takes_the_shard_from_the_pod_ordinal(tmp_path: Path) -> None:
+    spec = statefulset()["spec"]
+    env = {e["name"]: e for e in sharded_container()["env"]}
+    assert env["SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    )
+    assert env["SHARDS"]["value"] == str(spec["replicas"]), "SHARDS must equal replicas"
+    (tmp_path / "models").mkdir()
+    values = {"SHARDS": env["SHARDS"]["value"]}
+    seen = set()
+    for ordinal in range(spec["replicas"]):
+        args = expand_pod_args(sharded_container()["args"], {**values, "SHARD_INDEX": str(ordinal)})
+        assert not {a.split("=", 1)[0] for a in args if a.startswith("--")} - cli_flags()
+        shard = args[-1].split("=", 1)[1]
+        settings = load_settings({"models": {"dirs": [str(tmp_path / "models")], "shard": shard}})
+        seen.add(settings.models.shard)
+    assert len(seen) == spec["replicas"], "two pods export the same shard"
+
+
+def test_statefulset_gives_each_shard_its_own_state_volume() -> None:
+    spec = statefulset()["spec"]
+    (template,) = spec["volumeClaimTemplates"]
+    mounts = {m["name"]: m for m in sharded_container()["volumeMounts"]}
+    state_dir = next(a for a in sharded_container()["args"] if a.startswith("--state.dir="))
+    assert mounts[template["metadata"]["name"]]["mountPath"] == state_dir.split("=", 1)[1]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_sharded_variant_builds_with_a_headless_service_scraping_every_pod() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(SHARDED)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    kinds = sorted(d["kind"] for d in built)
+    assert kinds == sorted(
+        ["ConfigMap", "Service", "StatefulSet", "ServiceMonitor", "PrometheusRule"]
+    ), "the Deployment and its shared state claim must be gone"
+    by_kind = {d["kind"]: d for d in built}
+    service, sts, monitor = by_kind["Service"], by_kind["StatefulSet"], by_kind["ServiceMonitor"]
+    assert service["spec"]["clusterIP"] == "None", "the governing Service must be headless"
+    assert sts["spec"]["serviceName"] == service["metadata"]["name"]
+    pod = sts["spec"]["template"]
+    assert is_subset(sts["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+    assert is_subset(service["spec"]["selector"], pod["metadata"]["labels"])
+    assert is_subset(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    names = {v["configMap"]["name"] for v in pod["spec"]["volumes"] if "configMap" in v}
+    assert names == {by_kind["ConfigMap"]["metadata"]["name"]}, "the hashed name is not used"
+    assert pod["spec"]["containers"][0]["image"] == f"model-health-exporter:{VERSION}"
+    for doc in built:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "model-health-exporter"

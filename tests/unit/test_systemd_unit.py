@@ -1,5 +1,7 @@
-"""The shipped systemd unit: systemd accepts it, its sandbox is strict, its command line
-and environment file are valid settings, and the exporter works inside its W^X sandbox."""
+"""The shipped systemd units, the single instance's and the template with one instance
+per shard: systemd accepts them, their sandbox is strict (and the same), their command
+lines and environment file are valid settings, and the exporter works inside their W^X
+sandbox."""
 
 from __future__ import annotations
 
@@ -21,11 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from model_health_exporter.config import ENV_PREFIX, load_settings
+from model_health_exporter.cli import main
+from model_health_exporter.config import ENV_PREFIX, load_settings, parse_listen_address
 from tests.support import cli_flags, free_port, good_metrics, wait_until, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "model-health-exporter.service"
+TEMPLATE = REPO / "systemd" / "model-health-exporter@.service"
+INSTANCE = "1"  # what the template's %i stands for here
+SHARDS = "2"  # SHARDS=, as the environment file would set it for the template
 ENV_FILE = REPO / "systemd" / "model-health-exporter.env"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("model-health-exporter")
 MAX_EXPOSURE = 2.0  # systemd-analyze security: "OK" is below 4.0; this unit scores ~1.2
@@ -55,19 +61,28 @@ def parse_unit(text: str) -> Unit:
     return sections
 
 
+def instantiate(text: str) -> str:
+    """The template as systemd reads it for instance INSTANCE (no-op for the plain unit)."""
+    return text.replace("%i", INSTANCE)
+
+
 @cache
-def unit() -> Unit:
-    return parse_unit(UNIT.read_text(encoding="utf-8"))
+def unit(path: Path = UNIT) -> Unit:
+    return parse_unit(instantiate(path.read_text(encoding="utf-8")))
 
 
-def service_values(key: str) -> list[str]:
-    return [v for k, v in unit()["Service"] if k == key]
+def service_values(key: str, path: Path = UNIT) -> list[str]:
+    return [v for k, v in unit(path)["Service"] if k == key]
 
 
-def service_value(key: str) -> str:
-    values = service_values(key)
+def service_value(key: str, path: Path = UNIT) -> str:
+    values = service_values(key, path)
     assert len(values) == 1, f"[Service] {key}= is set {len(values)} times: {values}"
     return values[0]
+
+
+# Every check of the sandbox runs on both units.
+both_units = pytest.mark.parametrize("shipped", [UNIT, TEMPLATE], ids=["unit", "template"])
 
 
 def parse_env_file(text: str, *, examples: bool = False) -> dict[str, str]:
@@ -85,14 +100,17 @@ def env_file(*, examples: bool = False) -> dict[str, str]:
     return parse_env_file(ENV_FILE.read_text(encoding="utf-8"), examples=examples)
 
 
-def unit_environment() -> dict[str, str]:
-    """Environment= defaults, then the EnvironmentFile, as systemd layers them."""
+def unit_environment(path: Path = UNIT) -> dict[str, str]:
+    """Environment= defaults, then the EnvironmentFile, as systemd layers them (for the
+    template, with the SHARDS the environment file's example sets)."""
     env: dict[str, str] = {}
-    for assignments in service_values("Environment"):
+    for assignments in service_values("Environment", path):
         for word in shlex.split(assignments):
             name, _, value = word.partition("=")
             env[name] = value
     env.update(env_file())
+    if path == TEMPLATE:
+        env["SHARDS"] = env_file(examples=True)["SHARDS"]
     return env
 
 
@@ -114,16 +132,71 @@ def flag_names(argv: list[str]) -> list[str]:
 # ---- the file itself ----------------------------------------------------------------
 
 
-def test_unit_is_notify_with_watchdog_and_reload() -> None:
-    assert service_value("Type") == "notify"
-    assert service_value("NotifyAccess") == "main"
-    assert int(service_value("WatchdogSec")) > 0
-    assert service_value("ExecReload") == "/bin/kill -HUP $MAINPID"
-    assert service_value("Restart") == "on-failure"
-    assert "2" in service_value("RestartPreventExitStatus").split()  # config error exit
+@both_units
+def test_unit_is_notify_with_watchdog_and_reload(shipped: Path) -> None:
+    assert service_value("Type", shipped) == "notify"
+    assert service_value("NotifyAccess", shipped) == "main"
+    assert int(service_value("WatchdogSec", shipped)) > 0
+    assert service_value("ExecReload", shipped) == "/bin/kill -HUP $MAINPID"
+    assert service_value("Restart", shipped) == "on-failure"
+    assert "2" in service_value("RestartPreventExitStatus", shipped).split()  # config error
+    assert "--state.dir=${STATE_DIRECTORY}" in shlex.split(service_value("ExecStart", shipped))
+    # the single instance's settings are every shard's
+    assert service_values("EnvironmentFile", shipped)[0] == "-/etc/default/model-health-exporter"
+
+
+def test_unit_state_directory() -> None:
     assert service_value("StateDirectory") == "model-health-exporter"
-    assert "--state.dir=${STATE_DIRECTORY}" in shlex.split(service_value("ExecStart"))
     assert service_value("EnvironmentFile") == "-/etc/default/model-health-exporter"
+
+
+def test_template_runs_one_shard_per_instance_with_its_own_state_and_port() -> None:
+    """%i is the shard index; SHARDS (the shared environment file) the count; each
+    instance its own state directory, address and optional environment file."""
+    env = {**unit_environment(TEMPLATE), "STATE_DIRECTORY": "/var/lib/x"}
+    argv = expand_exec(service_value("ExecStart", TEMPLATE), env)
+    assert f"--models.shard={INSTANCE}/{SHARDS}" in argv
+    assert service_value("StateDirectory", TEMPLATE) == f"model-health-exporter/shard-{INSTANCE}"
+    assert service_values("EnvironmentFile", TEMPLATE)[1:] == [
+        f"-/etc/default/model-health-exporter@{INSTANCE}"
+    ]
+    ports = set()
+    for index in range(10):
+        text = TEMPLATE.read_text(encoding="utf-8").replace("%i", str(index))
+        env = {
+            k: v
+            for line in parse_unit(text)["Service"]
+            if line[0] == "Environment"
+            for k, _, v in [w.partition("=") for w in shlex.split(line[1])]
+        }
+        ports.add(parse_listen_address(env["SHARD_LISTEN_ADDRESS"]))
+    assert len(ports) == 10, "two shards of ten listen on the same address"
+    assert ("127.0.0.1", 9188) not in ports, "the single instance's port"
+
+
+def test_template_without_shards_is_a_configuration_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A forgotten SHARDS= must stop the instance (exit 2, not restarted), naming it."""
+    env = {**unit_environment(TEMPLATE), "SHARDS": "", "STATE_DIRECTORY": "/nonexistent"}
+    argv = expand_exec(service_value("ExecStart", TEMPLATE), env)
+    assert main([*argv[1:], "--models.dir=/"]) == 2
+    assert "models.shard" in capsys.readouterr().err
+
+
+def test_template_shares_every_other_setting_with_the_unit() -> None:
+    """The sandbox is written twice (systemd has no include), so it is compared here:
+    the template differs only in what makes an instance a shard."""
+    per_shard = {"Description", "Documentation", "Environment", "EnvironmentFile", "ExecStart"}
+    per_shard |= {"StateDirectory", "User"}
+    for section in ("Unit", "Service", "Install"):
+        single = [kv for kv in unit(UNIT)[section] if kv[0] not in per_shard]
+        template = [kv for kv in unit(TEMPLATE)[section] if kv[0] not in per_shard]
+        assert template == single, section
+    environment = set(service_values("Environment", TEMPLATE))
+    assert set(service_values("Environment", UNIT)) - environment == {
+        "MHE_WEB__LISTEN_ADDRESS=127.0.0.1:9188"  # the template's comes from a flag
+    }
 
 
 @pytest.mark.parametrize(
@@ -152,26 +225,31 @@ def test_unit_is_notify_with_watchdog_and_reload() -> None:
         ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
     ],
 )
-def test_hardening(key: str, expected: str) -> None:
-    assert service_value(key) == expected
+@both_units
+def test_hardening(key: str, expected: str, shipped: Path) -> None:
+    assert service_value(key, shipped) == expected
 
 
-def test_syscall_filter_allows_only_system_service_calls() -> None:
-    assert service_values("SystemCallFilter")[0] == "@system-service"
-    assert all(v.startswith("~") for v in service_values("SystemCallFilter")[1:])
+@both_units
+def test_syscall_filter_allows_only_system_service_calls(shipped: Path) -> None:
+    assert service_values("SystemCallFilter", shipped)[0] == "@system-service"
+    assert all(v.startswith("~") for v in service_values("SystemCallFilter", shipped)[1:])
 
 
-def test_models_dir_is_read_only_and_matches_the_default() -> None:
-    read_only = {p.lstrip("-") for v in service_values("ReadOnlyPaths") for p in v.split()}
-    models = unit_environment()["MHE_MODELS__DIRS"].split(":")
+@both_units
+def test_models_dir_is_read_only_and_matches_the_default(shipped: Path) -> None:
+    paths = service_values("ReadOnlyPaths", shipped)
+    read_only = {p.lstrip("-") for v in paths for p in v.split()}
+    models = unit_environment(shipped)["MHE_MODELS__DIRS"].split(":")
     assert set(models) <= read_only, f"models dirs {models} not all in ReadOnlyPaths"
 
 
-def test_exec_start_flags_are_cli_options() -> None:
-    env = {**unit_environment(), "STATE_DIRECTORY": "/var/lib/model-health-exporter"}
+@both_units
+def test_exec_start_flags_are_cli_options(shipped: Path) -> None:
+    env = {**unit_environment(shipped), "STATE_DIRECTORY": "/var/lib/model-health-exporter"}
     examples = env_file(examples=True)
     for args in {env["ARGS"], examples["ARGS"]}:
-        argv = expand_exec(service_value("ExecStart"), {**env, "ARGS": args})
+        argv = expand_exec(service_value("ExecStart", shipped), {**env, "ARGS": args})
         assert Path(argv[0]).name == "model-health-exporter"
         unknown = set(flag_names(argv[1:])) - cli_flags()
         assert not unknown, f"ExecStart uses flags --help does not list: {sorted(unknown)}"
@@ -206,14 +284,16 @@ def test_environment_variables_are_valid_settings(
 # ---- systemd's own checks -----------------------------------------------------------
 
 
-def _unit_for_this_host(tmp_path: Path) -> Path:
-    """systemd-analyze checks that ExecStart's binary exists: point it at this venv's."""
+def _unit_for_this_host(tmp_path: Path, shipped: Path) -> Path:
+    """systemd-analyze checks that ExecStart's binary exists: point it at this venv's.
+    Returns the unit to check: for the template, its instance INSTANCE (systemd finds
+    the template beside it)."""
     if not CONSOLE_SCRIPT.exists():
         pytest.skip(f"{CONSOLE_SCRIPT} not installed")
-    installed = expand_exec(service_value("ExecStart"), {"STATE_DIRECTORY": "x"})[0]
-    copy = tmp_path / UNIT.name
-    copy.write_text(UNIT.read_text(encoding="utf-8").replace(installed, str(CONSOLE_SCRIPT)))
-    return copy
+    installed = shlex.split(service_value("ExecStart", shipped))[0]
+    copy = tmp_path / shipped.name
+    copy.write_text(shipped.read_text(encoding="utf-8").replace(installed, str(CONSOLE_SCRIPT)))
+    return copy.with_name(copy.name.replace("@.", f"@{INSTANCE}."))
 
 
 def _systemd_analyze() -> str:
@@ -223,8 +303,8 @@ def _systemd_analyze() -> str:
     return tool
 
 
-def _verify(tool: str, unit_file: Path) -> str:
-    """systemd-analyze verify's complaints about `unit_file` ("" when none)."""
+def _verify(tool: str, unit_file: Path, shipped: Path) -> str:
+    """systemd-analyze verify's complaints about `unit_file`, a copy of `shipped` ("" when none)."""
     result = subprocess.run(
         [tool, "verify", str(unit_file)],
         capture_output=True,
@@ -233,13 +313,14 @@ def _verify(tool: str, unit_file: Path) -> str:
         cwd=unit_file.parent,
     )
     output = result.stdout + result.stderr
-    return output if result.returncode != 0 or unit_file.name in output else ""
+    return output if result.returncode != 0 or shipped.name in output else ""
 
 
-def test_systemd_analyze_verify(tmp_path: Path) -> None:
+@both_units
+def test_systemd_analyze_verify(tmp_path: Path, shipped: Path) -> None:
     tool = _systemd_analyze()
-    copy = _unit_for_this_host(tmp_path)
-    assert _verify(tool, copy) == ""
+    copy = _unit_for_this_host(tmp_path, shipped)
+    assert _verify(tool, copy, shipped) == ""
 
 
 @pytest.mark.parametrize(
@@ -252,16 +333,17 @@ def test_systemd_analyze_verify_catches_a_broken_unit(
     """The check above is not vacuous: with the binary path substituted, what is left
     to complain about is the unit itself."""
     tool = _systemd_analyze()
-    copy = _unit_for_this_host(tmp_path)
+    copy = _unit_for_this_host(tmp_path, UNIT)
     text = copy.read_text(encoding="utf-8")
     assert f"\n{setting}\n" in text
     copy.write_text(text.replace(f"\n{setting}\n", f"\n{broken}\n"))
-    assert broken.split("=")[1] in _verify(tool, copy)
+    assert broken.split("=")[1] in _verify(tool, copy, UNIT)
 
 
-def test_systemd_analyze_security_exposure(tmp_path: Path) -> None:
+@both_units
+def test_systemd_analyze_security_exposure(tmp_path: Path, shipped: Path) -> None:
     tool = _systemd_analyze()
-    copy = _unit_for_this_host(tmp_path)
+    copy = _unit_for_this_host(tmp_path, shipped)
     result = subprocess.run(
         [tool, "security", "--offline=yes", "--no-pager", str(copy)],
         capture_output=True,
@@ -411,28 +493,33 @@ class Notifications:
         )
 
 
-def test_exporter_runs_as_the_unit_starts_it(tmp_path: Path) -> None:
+@both_units
+def test_exporter_runs_as_the_unit_starts_it(tmp_path: Path, shipped: Path) -> None:
     """ExecStart with the unit's environment and env file, NOTIFY_SOCKET and the
     unit's WatchdogSec, under W^X and no-new-privileges: ready, serving, reloads on
-    ExecReload's SIGHUP, stops cleanly on SIGTERM."""
+    ExecReload's SIGHUP, stops cleanly on SIGTERM. The template's instance exports its
+    shard of the models only."""
     if not CONSOLE_SCRIPT.exists():
         pytest.skip(f"{CONSOLE_SCRIPT} not installed")
     models, state = tmp_path / "models", tmp_path / "state"
-    write_json(models / "fraud" / "v1" / "metrics.json", good_metrics("v1"))
+    write_json(models / "fraud" / "v1" / "metrics.json", good_metrics("v1"))  # shard 1 of 2
+    write_json(models / "routing" / "v1" / "metrics.json", good_metrics("v1"))  # shard 0
     state.mkdir()
     config = tmp_path / "config.yml"
     config.write_text("baselines: {}\n")
     port = free_port()
     env = {
-        **unit_environment(),
+        **unit_environment(shipped),
         "MHE_MODELS__DIRS": str(models),
         "MHE_WEB__LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "ARGS": f"--config.file={config}",
         "STATE_DIRECTORY": str(state),
         "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
-        "WATCHDOG_USEC": str(int(service_value("WatchdogSec")) * 1_000_000),
+        "WATCHDOG_USEC": str(int(service_value("WatchdogSec", shipped)) * 1_000_000),
     }
-    argv = expand_exec(service_value("ExecStart"), env)
+    if shipped == TEMPLATE:
+        env["SHARD_LISTEN_ADDRESS"] = env.pop("MHE_WEB__LISTEN_ADDRESS")
+    argv = expand_exec(service_value("ExecStart", shipped), env)
     argv[0] = str(CONSOLE_SCRIPT)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     log_path = tmp_path / "daemon.log"
@@ -450,6 +537,11 @@ def test_exporter_runs_as_the_unit_starts_it(tmp_path: Path) -> None:
                 10,
                 "metrics of the example model",
             )
+            metrics = _get(port, "/metrics").decode()
+            assert 'model="fraud"' in metrics
+            assert ('model="routing"' in metrics) is (shipped == UNIT)
+            shard = (INSTANCE, SHARDS) if shipped == TEMPLATE else ("0", "1")
+            assert f'exporter_shard_info{{shard="{shard[0]}",shards="{shard[1]}"}} 1.0' in metrics
             proc.send_signal(signal.SIGHUP)  # what ExecReload sends
             notifications.wait_for(b"RELOADING=1")
             notifications.wait_for(b"READY=1")  # reloaded, config file and all

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from model_health_exporter.quality_metrics import QUALITY_METRICS
 from model_health_exporter.schema import ModelMetrics
+from model_health_exporter.sharding import Shard
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import LEVELS as HEALTH_LEVELS
 from model_health_exporter.state.health import RETRAIN_REASONS, HealthView
@@ -245,6 +246,7 @@ class ExporterStatus:
     config_reload_timestamp: float = 0.0
     # Whether the checkpoint could be saved to the state dir (True without one).
     state_writable: Callable[[], bool] = lambda: True
+    shard: Shard = field(default_factory=Shard)
 
 
 class ExporterCollector(Collector):
@@ -271,6 +273,14 @@ class ExporterCollector(Collector):
         )
         build.add_metric([self._version, platform.python_version()], 1.0)
         yield build
+        shard = GaugeMetricFamily(
+            f"{ns}_exporter_shard_info",
+            "The shard of the models this instance exports (shard of shards, by a hash of "
+            "the model name); always 1.",
+            labels=["shard", "shards"],
+        )
+        shard.add_metric([str(status.shard.index), str(status.shard.count)], 1.0)
+        yield shard
         errors = CounterMetricFamily(
             f"{ns}_exporter_errors",
             "Problems met reading inputs, by source and reason.",

@@ -11,6 +11,7 @@ from html import escape
 from types import MappingProxyType
 from typing import Any
 
+from model_health_exporter.sharding import Shard
 from model_health_exporter.state.health import HealthView
 from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import ModelView, Snapshot, VersionView
@@ -87,11 +88,12 @@ def _model_json(model: ModelView, live: Live) -> dict[str, Any]:
     }
 
 
-def models_json(snapshot: Snapshot, live: Live | None = None) -> bytes:
-    live = live or Live()
+def models_json(snapshot: Snapshot, live: Live | None = None, shard: Shard | None = None) -> bytes:
+    live, shard = live or Live(), shard or Shard()
     body = {
         "ready": snapshot.ready,
         "last_scan": snapshot.last_scan,
+        "shard": {"index": shard.index, "count": shard.count},
         "models": [_model_json(m, live) for m in snapshot.models.values()],
     }
     return json.dumps(body, indent=2).encode()
@@ -137,8 +139,17 @@ def _row(view: VersionView, live: Live) -> str:
     return f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def landing_page(snapshot: Snapshot, version: str, live: Live | None = None) -> bytes:
+def landing_page(
+    snapshot: Snapshot, version: str, live: Live | None = None, shard: Shard | None = None
+) -> bytes:
     live = live or Live()
+    sharded = (
+        f"<p>Shard {shard.index} of {shard.count} (numbered from 0): this instance exports "
+        "only the models whose name hashes to it; the other shards' instances export the "
+        "rest.</p>\n"
+        if shard is not None and shard.sharded
+        else ""
+    )
     rows = "\n".join(_row(v, live) for v in snapshot.versions())
     scanned = (
         datetime.fromtimestamp(snapshot.last_scan, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -161,7 +172,7 @@ tr.active {{ background: #eef7ee; }}
 <p>Version {escape(version)}. Last full scan: {scanned}.
 <a href="/metrics">Metrics</a> &middot; <a href="/api/v1/models">Models (JSON)</a>
 &middot; <a href="/healthz">Health</a> &middot; <a href="/readyz">Readiness</a></p>
-<p>Accuracy and F1 are the evaluation values of <code>metrics.json</code>; live accuracy
+{sharded}<p>Accuracy and F1 are the evaluation values of <code>metrics.json</code>; live accuracy
 comes from feedback, estimated accuracy from calibrated confidence (no labels), both over
 the live window; the drift share is the share of features drifted from the reference.</p>
 <table>

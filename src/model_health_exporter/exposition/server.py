@@ -18,6 +18,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from model_health_exporter.config import parse_listen_address
 from model_health_exporter.exposition.pages import Live, landing_page, models_json
 from model_health_exporter.exposition.render import CachedSection
+from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import Snapshot
 
 
@@ -51,6 +52,8 @@ def make_app(
     snapshot: Callable[[], Snapshot],
     version: str,
     live: Callable[[], Live] = Live,
+    *,
+    shard: Shard | None = None,
 ) -> WSGIApplication:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -74,7 +77,7 @@ def make_app(
             return respond(
                 "200 OK",
                 "text/html; charset=utf-8",
-                landing_page(snapshot(), version, live()),
+                landing_page(snapshot(), version, live(), shard),
             )
         if path == "/healthz":
             return respond("200 OK", "text/plain", b"ok\n")
@@ -83,7 +86,8 @@ def make_app(
                 return respond("200 OK", "text/plain", b"ready\n")
             return respond("503 Service Unavailable", "text/plain", b"initial scan running\n")
         if path == "/api/v1/models":
-            return respond("200 OK", "application/json", models_json(snapshot(), live()))
+            body = models_json(snapshot(), live(), shard)
+            return respond("200 OK", "application/json", body)
         return respond("404 Not Found", "text/plain", b"not found\n")
 
     return app

@@ -32,6 +32,7 @@ from model_health_exporter.records import (
     parse_lines,
 )
 from model_health_exporter.schema import excerpt
+from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.prediction_logs import (
     FORGET_AFTER_SECONDS,
     Chunk,
@@ -129,6 +130,9 @@ class IngestConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     # the read position of a log file gone this long is dropped
     forget_logs_after: float = FORGET_AFTER_SECONDS
+    # Records in logs outside the version folders go to the shard of the model they name;
+    # lines that name none, or are not a valid record, are counted by shard 0.
+    shard: Shard = field(default_factory=Shard)
 
 
 def _json(value: object) -> bytes:
@@ -158,11 +162,17 @@ def _position_json(p: Position) -> list[object]:
     return [p.offset, p.line, p.finished, p.check]
 
 
-def _check_format(data: object) -> None:
+def _check_format(data: object, shard: Shard) -> None:
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
+    # Positions in shared logs are only right for the shard that read them.
+    saved = data.get("shard", str(Shard()))
+    if saved != str(shard):
+        raise ValueError(
+            f"it was written by shard {saved}, not {shard}: give each shard its own --state.dir"
+        )
 
 
 class IngestWorker:
@@ -231,7 +241,7 @@ class IngestWorker:
             return
         try:
             data = json.loads(path.read_bytes())
-            _check_format(data)
+            _check_format(data, self._config.shard)
             for key, positions in data["positions"].items():
                 self._saved_positions[key] = {fp: _position(p) for fp, p in positions.items()}
             for key, tallies in data["tallies"].items():
@@ -300,6 +310,7 @@ class IngestWorker:
         positions.update({key: tail.positions for key, tail in self._tails.items()})
         data = {
             "format": CHECKPOINT_FORMAT,
+            "shard": str(self._config.shard),
             "saved_at": time.time(),
             "positions": {
                 key: {fp: _position_json(p) for fp, p in fps.items()}
@@ -446,11 +457,14 @@ class IngestWorker:
         records, rejected = parse_lines(texts)
         # Bad lines in a version's own folder count against its data quality.
         window = self._window_for(target) if isinstance(target, tuple) else None
-        for number in chunk.too_long:
+        shard = self._config.shard
+        # A bad line of a shared log belongs to no model we can tell: shard 0 counts it.
+        count_bad = window is not None or shard.index == 0
+        for number in chunk.too_long if count_bad else ():
             self._line_error(chunk, number, "line_too_long", "line over the length limit")
             if window is not None:
                 window.observe_invalid(now)
-        for i, exc in rejected:
+        for i, exc in rejected if count_bad else ():
             self._line_error(chunk, numbers[i], exc.reason, exc.message)
             if window is not None:
                 window.observe_invalid(now)
@@ -462,6 +476,8 @@ class IngestWorker:
         record_numbers = [n for i, n in enumerate(numbers) if i not in skipped]
         routed: dict[VersionKey, list[Prediction | Feedback]] = {}
         for record, number in zip(records, record_numbers, strict=True):
+            if not (shard.owns(record.model) if record.model else shard.index == 0):
+                continue  # another shard's
             key = (record.model or "", record.version or "")
             if key not in target:
                 self._line_error(

@@ -27,6 +27,7 @@ from model_health_exporter.schema import (
     parse_baseline,
     parse_metrics,
 )
+from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.metrics_files import (
     Containment,
     DirectoryError,
@@ -87,6 +88,7 @@ class RegistryConfig:
     baseline_models: Mapping[str, BaselineOverrides] = field(default_factory=dict)
     # Read files and folders that symlinks lead to outside the roots.
     follow_external_symlinks: bool = False
+    shard: Shard = field(default_factory=Shard)  # models of other shards are not read at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +280,7 @@ class ModelRegistry:
             layout = detect_layout(root.path) if root.layout == "auto" else root.layout
             self._layouts[index] = layout
             found = [] if layout is None else discover_models(root.path, layout, root.default_name)
+            found = [model for model in found if self._config.shard.owns(model.name)]
         except DirectoryError as exc:
             # Keep what this root held: a passing permission problem loses nothing.
             self._directory_problem(exc)
@@ -309,6 +312,8 @@ class ModelRegistry:
         name = root.default_name or root.path.resolve().name
         if layout == "nested":
             name = key.model_path.name
+        if not self._config.shard.owns(name):
+            return
         if not key.model_path.is_dir():
             record = self._records.get(name)
             if record is not None and record.root_index == key.root_index:
