@@ -2,9 +2,11 @@
 
 A window is a ring of time buckets; each bucket holds fixed-size aggregates only
 (`stats.performance`), so memory depends on classes x bins x buckets, never on the
-number of predictions. Per version and bucket, about
-8 * (K^2 + 2*K*B_auc + B_conf) bytes for classification (K = max classes + 1 for
-"other"), plus at most `max_pending` predictions awaiting their feedback.
+number of predictions. Per version and bucket, at most about
+8 * (K^2 + B_conf) + 24 * K_scored * C_auc bytes for classification (K = max classes + 1
+for "other", K_scored the classes given probabilities, C_auc the ROC AUC sketch's cells
+per class, `stats.auc_sketch`), plus at most `max_pending` predictions awaiting their
+feedback.
 
 Labelled samples are placed in the bucket of the moment their feedback is joined, so a
 window answers "how did the predictions labelled in the last hour do"."""
@@ -24,6 +26,7 @@ import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, label_of
 from model_health_exporter.stats import performance as perf
+from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
     DriftCounts,
     DriftReport,
@@ -42,7 +45,7 @@ class WindowConfig:
     bucket_seconds: float = 300.0
     buckets: int = 12
     max_classes: int = 10
-    auc_bins: int = 50
+    auc_cells: int = DEFAULT_MAX_CELLS  # ROC AUC sketch cells per class (stats.auc_sketch)
     confidence_bins: int = 100
     low_confidence_threshold: float = 0.75
     max_pending: int = 5000
@@ -116,10 +119,10 @@ class _Bucket:
         self.drift_rows = []
         return self.drift
 
-    def flush_labelled(self, n_classes: int, auc_bins: int) -> perf.ClassificationCounts | None:
+    def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
         if self.joined_actual:
             if self.labelled is None:
-                self.labelled = perf.ClassificationCounts.empty(n_classes, auc_bins)
+                self.labelled = perf.ClassificationCounts.empty(n_classes, sketch_cells=auc_cells)
             proba = np.array(self.joined_proba, dtype=np.float64).reshape(-1, n_classes)
             # Several classes summed into "other" may pass 1; a NaN row stays NaN.
             np.minimum(proba, 1.0, out=proba)
@@ -406,14 +409,14 @@ class LiveWindow:
             bucket.joined_predicted += predicted_classes
             bucket.joined_proba += probas
             if len(bucket.joined_actual) >= _FLUSH_AT:
-                bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+                bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         if pairs:
             bucket.joined_values += pairs
             if len(bucket.joined_values) >= 2 * _FLUSH_AT:
                 bucket.flush_regression()
 
     def _flush_labelled(self, bucket: _Bucket) -> perf.ClassificationCounts | None:
-        return bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+        return bucket.flush_labelled(self._n_classes, self._config.auc_cells)
 
     # ---- summary ------------------------------------------------------------------------
 
@@ -437,7 +440,7 @@ class LiveWindow:
 
     def _flushed(self, bucket: _Bucket) -> _Bucket:
         bucket.flush()
-        bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+        bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         bucket.flush_regression()
         bucket.flush_drift(self.reference)
         return bucket
@@ -490,6 +493,7 @@ class LiveWindow:
                 "recall_macro": macro and macro.recall,
                 "f1_macro": macro and macro.f1,
                 "auc_roc": perf.roc_auc(labelled, "macro"),
+                "auc_roc_error_bound": perf.roc_auc_error_bound(labelled, "macro"),
                 "log_loss": perf.log_loss(labelled),
             }
         if regression is not None and regression.n >= minimum:
@@ -556,7 +560,12 @@ class LiveWindow:
                 _Bucket(
                     int(b["index"]),
                     perf.ConfidenceHistogram.from_dict(b["confidence"]),
-                    None if labelled is None else perf.ClassificationCounts.from_dict(labelled),
+                    None
+                    if labelled is None
+                    # a checkpoint from before the ROC AUC sketch holds equal-width bins
+                    else perf.ClassificationCounts.from_dict(labelled).with_sketch(
+                        self._config.auc_cells
+                    ),
                     None if regression is None else perf.RegressionSums.from_dict(regression),
                     int(b["predictions"]),
                     int(errors),

@@ -262,6 +262,34 @@ are pooled (`chi2_p_value`). Below about 5 the chi-square distribution overstate
 large statistic is, and sparse windows were flagged as drifted far more often than alpha."""
 
 
+def ks_error_bound(ref: npt.ArrayLike, cur: npt.ArrayLike) -> float | None:
+    """How far the two-sample KS statistic of the raw values can exceed the binned one,
+    from the counts alone: raw >= binned always, and raw <= binned + this.
+
+    Inside bin i, with R_i, C_i its masses and g_(i-1), g_i the CDF gaps F_R - F_C at its
+    edges, F_R - F_C <= min(g_(i-1) + R_i, g_i + C_i) (F_R cannot rise more than R_i, nor F_C
+    fall below its left value) and F_C - F_R <= min(C_i - g_(i-1), R_i - g_i). The largest
+    of these over the bins, less the binned D, is the bound: at most the largest bin mass,
+    0 when no bin holds mass on both sides with a gap that could grow inside it."""
+    pair = _pair(ref, cur)
+    if pair is None:
+        return None
+    r, c = pair[0] / pair[0].sum(), pair[1] / pair[1].sum()
+    right = np.cumsum(r) - np.cumsum(c)
+    return float(_ks_error_bounds(r[None], c[None], right[None])[0])
+
+
+def _ks_error_bounds(r: FloatArray, c: FloatArray, right: FloatArray) -> FloatArray:
+    """`ks_error_bound` per row of proportions r, c and CDF gaps at the right edges."""
+    left = np.concatenate([np.zeros((right.shape[0], 1)), right[:, :-1]], axis=1)
+    up = np.minimum(left + r, right + c)
+    down = np.minimum(c - left, r - right)
+    binned = np.abs(right).max(axis=1)
+    upper = np.minimum(np.maximum(np.maximum(up, down).max(axis=1), binned), 1.0)
+    out: FloatArray = np.maximum(upper - np.minimum(binned, 1.0), 0.0)
+    return out
+
+
 def chi2_p_value(ref: npt.ArrayLike, cur: npt.ArrayLike) -> float | None:
     """Pearson chi-square test of homogeneity on the 2 x bins table [ref; cur], with sparse
     columns pooled so that every expected count is at least CHI2_MIN_EXPECTED.
@@ -369,7 +397,9 @@ def wasserstein_from_counts(
 class NumericDrift:
     """All drift statistics of a numeric feature's window (None when undefined).
 
-    `p_value` is the binned KS test's; `n_current` the window's non-missing values."""
+    `p_value` is the binned KS test's; `n_current` the window's non-missing values;
+    `ks_error_bound` bounds how far the raw samples' KS statistic can lie above
+    `ks_statistic` (`ks_error_bound`)."""
 
     n_current: int
     psi: float | None
@@ -378,6 +408,7 @@ class NumericDrift:
     ks_statistic: float | None
     p_value: float | None
     wasserstein: float | None
+    ks_error_bound: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +425,10 @@ class CategoricalDrift:
 
     @property
     def ks_statistic(self) -> None:
+        return None
+
+    @property
+    def ks_error_bound(self) -> None:
         return None
 
     @property
@@ -425,6 +460,7 @@ def numeric_drift(
         ks_statistic=None if ks is None else ks[0],
         p_value=None if ks is None else ks[1],
         wasserstein=wasserstein_from_counts(profile, cur, current_min, current_max),
+        ks_error_bound=ks_error_bound(profile.counts, cur),
     )
 
 
@@ -595,19 +631,22 @@ def numeric_drift_many(
     if not profiles:
         return []
     rows = _rows(profiles, counts)
-    psi_rows, kl_rows, js_rows, _ = _divergences(rows, eps)
+    psi_rows, kl_rows, js_rows, proportions = _divergences(rows, eps)
     # as `ks_from_counts`; on padded cells the cumulative sums repeat the row's last value
     cdf = np.cumsum(rows.counts, axis=2) / rows.safe_totals[:, :, None]
     cdf_gaps = cdf[0] - cdf[1]
     statistic = np.minimum(np.abs(cdf_gaps).max(axis=1), 1.0)
+    bound_rows = _ks_error_bounds(proportions[0], proportions[1], cdf_gaps)
     n, m = rows.totals
     effective_n = np.maximum(1.0, np.round(n * m / (n + rows.safe_totals[1])))
     p_rows = ks_p_value(statistic, effective_n)
     w_rows = _wasserstein_rows(profiles, rows, cdf_gaps, current_min, current_max)
-    columns = (psi_rows, kl_rows, js_rows, statistic, p_rows, w_rows)
+    columns = (psi_rows, kl_rows, js_rows, statistic, p_rows, w_rows, bound_rows)
     return [
-        None if m == 0 else NumericDrift(int(m), psi_, kl, js, d, p, None if math.isnan(w) else w)
-        for m, psi_, kl, js, d, p, w in zip(
+        None
+        if m == 0
+        else NumericDrift(int(m), psi_, kl, js, d, p, None if math.isnan(w) else w, bound)
+        for m, psi_, kl, js, d, p, w, bound in zip(
             rows.m.tolist(), *(column.tolist() for column in columns), strict=True
         )
     ]

@@ -694,6 +694,7 @@ def _report(
             "js_distance": result.js_distance,
             "kl_divergence": result.kl_divergence,
             "ks_statistic": result.ks_statistic,
+            "ks_statistic_error_bound": result.ks_error_bound,
             "drift_p_value": result.p_value,
             "wasserstein": result.wasserstein,
         }
