@@ -482,6 +482,7 @@ class LiveWindow:
             metrics |= report.metrics
             features = report.features
         if labelled is not None and labelled.n_samples >= minimum:
+            auc = perf.roc_auc_with_bound(labelled, "macro")
             weighted = perf.precision_recall_f1(labelled, "weighted")
             macro = perf.precision_recall_f1(labelled, "macro")
             metrics |= {
@@ -492,8 +493,8 @@ class LiveWindow:
                 "precision_macro": macro and macro.precision,
                 "recall_macro": macro and macro.recall,
                 "f1_macro": macro and macro.f1,
-                "auc_roc": perf.roc_auc(labelled, "macro"),
-                "auc_roc_error_bound": perf.roc_auc_error_bound(labelled, "macro"),
+                "auc_roc": auc and auc[0],
+                "auc_roc_error_bound": auc and auc[1],
                 "log_loss": perf.log_loss(labelled),
             }
         if regression is not None and regression.n >= minimum:

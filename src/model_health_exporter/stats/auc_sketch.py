@@ -113,41 +113,46 @@ class AucSketch:
         return self
 
     def copy(self) -> AucSketch:
-        return AucSketch(
-            self.n_classes,
-            self.max_cells,
-            level=self.level,
-            codes=self.codes.copy(),
-            pos=self.pos.copy(),
-            neg=self.neg.copy(),
-        )
+        out = AucSketch.__new__(AucSketch)  # valid already: no checks on the hot path
+        out.n_classes, out.max_cells, out.level = self.n_classes, self.max_cells, self.level
+        out.codes, out.pos, out.neg = self.codes.copy(), self.pos.copy(), self.neg.copy()
+        return out
 
     def _absorb(self, codes: IntArray, pos: npt.ArrayLike, neg: npt.ArrayLike) -> None:
         all_codes = np.concatenate([self.codes, codes])
-        unique, where = np.unique(all_codes, return_inverse=True)
-        size = unique.size
-        self.pos = np.bincount(
-            where, weights=np.concatenate([self.pos, np.asarray(pos)]), minlength=size
-        ).astype(np.int64)
-        self.neg = np.bincount(
-            where, weights=np.concatenate([self.neg, np.asarray(neg)]), minlength=size
-        ).astype(np.int64)
-        self.codes = unique
+        # both parts are often sorted already: a stable sort finds the runs and merges them
+        order = np.argsort(all_codes, kind="stable")
+        self._set_grouped(
+            all_codes[order],
+            np.concatenate([self.pos, np.asarray(pos, dtype=np.int64)])[order],
+            np.concatenate([self.neg, np.asarray(neg, dtype=np.int64)])[order],
+        )
         while self.level > 0 and self._most_cells() > self.max_cells:
             self._coarsen(self.level - 1)
 
+    def _set_grouped(self, codes: IntArray, pos: IntArray, neg: IntArray) -> None:
+        """Take sorted `codes` (repeats allowed) with their counts, summing repeats."""
+        if not codes.size:
+            self.codes, self.pos, self.neg = codes, pos, neg
+            return
+        first = np.empty(codes.size, dtype=np.bool_)
+        first[0] = True
+        np.not_equal(codes[1:], codes[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        self.codes = codes[starts]
+        self.pos = np.add.reduceat(pos, starts)
+        self.neg = np.add.reduceat(neg, starts)
+
     def _most_cells(self) -> int:
-        if not self.codes.size:
-            return 0
+        if self.codes.size <= self.max_cells:  # no class can hold more than all cells
+            return int(self.codes.size)
         return int(np.bincount(self.codes >> _CLASS_SHIFT).max())
 
     def _coarsen(self, level: int) -> None:
+        # coarser keys keep the order: the codes stay sorted, equal ones now adjacent
         codes = _coarser(self.codes, self.level - level)
         self.level = level
-        unique, where = np.unique(codes, return_inverse=True)
-        self.pos = np.bincount(where, weights=self.pos, minlength=unique.size).astype(np.int64)
-        self.neg = np.bincount(where, weights=self.neg, minlength=unique.size).astype(np.int64)
-        self.codes = unique
+        self._set_grouped(codes, self.pos, self.neg)
 
     def per_class(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(AUC, error bound, positive count) per class; NaN where undefined."""
@@ -157,19 +162,16 @@ class AucSketch:
         neg = self.neg.astype(np.float64)
         n_pos: FloatArray = np.bincount(classes, weights=pos, minlength=k).astype(np.float64)
         n_neg: FloatArray = np.bincount(classes, weights=neg, minlength=k).astype(np.float64)
-        # negatives in lower cells of the same class: a running sum restarted per class
-        running = np.cumsum(neg) - neg
-        starts = np.searchsorted(classes, np.arange(k))
-        before = np.concatenate([[0.0], np.cumsum(neg)])[starts]
-        below = running - before[classes]
-        wins = np.bincount(classes, weights=pos * below, minlength=k)
-        ties = np.bincount(classes, weights=pos * neg, minlength=k)
+        # negatives in lower cells of the same class, plus half those in the cell: the
+        # running sum over all cells (in class order) less the classes before
+        half_ties = 0.5 * neg
+        below = np.cumsum(neg) - half_ties - (np.cumsum(n_neg) - n_neg)[classes]
+        score = np.bincount(classes, weights=pos * below, minlength=k)  # wins + ties / 2
+        ties_half = np.bincount(classes, weights=pos * half_ties, minlength=k)
         pairs = n_pos * n_neg
-        ok = pairs > 0
-        auc: FloatArray = np.full(k, np.nan)
-        bound: FloatArray = np.full(k, np.nan)
-        auc[ok] = (wins[ok] + 0.5 * ties[ok]) / pairs[ok]
-        bound[ok] = 0.5 * ties[ok] / pairs[ok]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc: FloatArray = np.where(pairs > 0, score / pairs, np.nan)
+            bound: FloatArray = np.where(pairs > 0, ties_half / pairs, np.nan)
         return auc, bound, n_pos
 
     def to_dict(self) -> dict[str, Any]:

@@ -411,10 +411,26 @@ def _auc_per_class(counts: ClassificationCounts) -> tuple[FloatArray, FloatArray
     return auc, bound, n_pos
 
 
-def _auc_average(counts: ClassificationCounts, average: Average, which: int) -> float | None:
+def roc_auc_with_bound(
+    counts: ClassificationCounts, average: Average = "macro"
+) -> tuple[float, float] | None:
+    """(`roc_auc`, `roc_auc_error_bound`) computed together; None where they are."""
+    per_class = _auc_per_class(counts)
+    auc = _auc_average(counts, average, 0, per_class)
+    bound = _auc_average(counts, average, 1, per_class)
+    return None if auc is None or bound is None else (auc, bound)
+
+
+def _auc_average(
+    counts: ClassificationCounts,
+    average: Average,
+    which: int,
+    per_class: tuple[FloatArray, FloatArray, FloatArray] | None = None,
+) -> float | None:
     if average not in ("weighted", "macro"):
         raise ValueError(f"average must be 'weighted' or 'macro', got {average!r}")
-    per_class = _auc_per_class(counts)
+    if per_class is None:
+        per_class = _auc_per_class(counts)
     values, n_pos = per_class[which], per_class[2]
     if counts.n_classes == 2:
         return None if math.isnan(values[1]) else float(values[1])
@@ -426,7 +442,8 @@ def _auc_average(counts: ClassificationCounts, average: Average, which: int) -> 
 
 
 def roc_auc(counts: ClassificationCounts, average: Average = "macro") -> float | None:
-    """ROC AUC from the binned scores, as scikit-learn's `roc_auc_score` (multi-class:
+    """ROC AUC from the binned scores (or, with a `sketch`, its cells: `stats.auc_sketch`,
+    what live windows use), as scikit-learn's `roc_auc_score` (multi-class:
     `multi_class="ovr"`).
 
     Per class k, Mann-Whitney over (positive, negative) pairs of the class-k probability:
