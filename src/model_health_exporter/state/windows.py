@@ -463,6 +463,26 @@ class LiveWindow:
                 metrics["reference_latency_mean_seconds"] = reference.latency_mean
         return metrics
 
+    def _live_auc(self, labelled: perf.ClassificationCounts) -> tuple[float, float] | None:
+        """ROC AUC and bound of the window's labelled counts, reused while neither the
+        closed buckets nor the newest bucket's labelled samples changed: adding up the
+        sketches costs more than the rest of the live metrics. The key holds the samples
+        of `labelled` too, so counts over fewer buckets holding other samples miss it (and
+        fewer buckets with the same samples have the same AUC)."""
+        closed, newest = self._closed, self._buckets[-1] if self._buckets else None
+        part = None if newest is None else newest.labelled
+        key = (
+            -1 if newest is None else newest.index,
+            0 if part is None else part.n_samples,
+            labelled.n_samples,
+        )
+        if closed is not None and closed.auc_cache is not None and closed.auc_cache[0] == key:
+            return closed.auc_cache[1]
+        result = perf.roc_auc_with_bound(labelled, "macro")
+        if closed is not None:
+            closed.auc_cache = (key, result)
+        return result
+
     def _summary(
         self, totals: _Totals, metrics: dict[str, float | None], report: DriftReport | None
     ) -> WindowSummary:
@@ -482,7 +502,7 @@ class LiveWindow:
             metrics |= report.metrics
             features = report.features
         if labelled is not None and labelled.n_samples >= minimum:
-            auc = perf.roc_auc_with_bound(labelled, "macro")
+            auc = self._live_auc(labelled)
             weighted = perf.precision_recall_f1(labelled, "weighted")
             macro = perf.precision_recall_f1(labelled, "macro")
             metrics |= {
@@ -623,6 +643,10 @@ class _Totals:
     invalid_records: int = 0
     latency_sum: float = 0.0
     latency_n: int = 0
+    # on the merge of the closed buckets: the live ROC AUC and its bound, and the newest
+    # bucket's index and labelled samples and the window's it was computed with
+    # (`LiveWindow._live_auc`)
+    auc_cache: tuple[tuple[int, int, int], tuple[float, float] | None] | None = None
 
     def add(self, part: _Bucket | _Totals) -> None:
         self.confidence = _plus(self.confidence, part.confidence)

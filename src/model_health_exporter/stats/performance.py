@@ -5,7 +5,8 @@ not grow with the number of predictions. Buckets of the same shape are merged by
 (`merge`, `+=`), and the merged window is what the metric functions read. Every function
 returns None, never NaN, when its metric is undefined for the data seen.
 
-- `ClassificationCounts`: confusion matrix, per-class score histograms (ROC AUC), log-loss sum.
+- `ClassificationCounts`: confusion matrix, per-class score histograms or an `AucSketch` (ROC AUC),
+  log-loss sum.
 - `RegressionSums`: error sums (MAE, MSE, RMSE, R², MAPE, SMAPE).
 - `ConfidenceHistogram`: the model's confidence (mean, std, median, low-confidence ratio).
 
@@ -137,6 +138,8 @@ class ClassificationCounts:
     """
 
     __slots__ = (
+        "_pending",
+        "_sketch",
         "confusion",
         "log_loss_count",
         "log_loss_sum",
@@ -144,7 +147,6 @@ class ClassificationCounts:
         "n_classes",
         "neg",
         "pos",
-        "sketch",
     )
 
     def __init__(
@@ -171,7 +173,19 @@ class ClassificationCounts:
         self.log_loss_count: int = log_loss_count
         if sketch is not None and sketch.n_classes != k:
             raise ValueError(f"the AUC sketch holds {sketch.n_classes} classes, not {k}")
-        self.sketch: AucSketch | None = sketch
+        self._sketch: AucSketch | None = sketch
+        # Sketches merged in but not yet added up: a window merges its buckets on every
+        # refresh, and most refreshes reuse the AUC they computed before (LiveWindow).
+        self._pending: list[AucSketch] = []
+
+    @property
+    def sketch(self) -> AucSketch | None:
+        """The ROC AUC sketch, if these counts keep one instead of equal-width bins."""
+        if self._pending and self._sketch is not None:
+            for other in self._pending:
+                self._sketch.merge(other)
+            self._pending.clear()
+        return self._sketch
 
     @classmethod
     def empty(
@@ -277,10 +291,10 @@ class ClassificationCounts:
         )
 
     def _check_compatible(self, other: ClassificationCounts) -> None:
-        if (self.n_classes, self.n_bins, self.sketch is None) != (
+        if (self.n_classes, self.n_bins, self._sketch is None) != (
             other.n_classes,
             other.n_bins,
-            other.sketch is None,
+            other._sketch is None,
         ):
             raise ValueError(
                 f"cannot merge counts of shape (K={other.n_classes}, B={other.n_bins}) "
@@ -295,8 +309,8 @@ class ClassificationCounts:
         self.neg += other.neg
         self.log_loss_sum += other.log_loss_sum
         self.log_loss_count += other.log_loss_count
-        if self.sketch is not None and other.sketch is not None:
-            self.sketch.merge(other.sketch)
+        if self._sketch is not None and other.sketch is not None:
+            self._pending.append(other.sketch.copy())  # added up when first read
         return self
 
     def __iadd__(self, other: ClassificationCounts) -> Self:
