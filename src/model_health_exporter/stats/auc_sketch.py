@@ -18,7 +18,7 @@ Pure numpy: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Self
 
 import numpy as np
@@ -102,14 +102,22 @@ class AucSketch:
 
     def merge(self, other: AucSketch) -> Self:
         """Add `other` (same classes) into this sketch; returns self."""
-        if other.n_classes != self.n_classes:
-            raise ValueError(f"cannot merge {other.n_classes} classes into {self.n_classes}")
-        if other.level < self.level:
-            self._coarsen(other.level)
-        codes = other.codes
-        if other.level > self.level:
-            codes = _coarser(codes, other.level - self.level)
-        self._absorb(codes, other.pos, other.neg)
+        return self.merge_many([other])
+
+    def merge_many(self, others: Sequence[AucSketch]) -> Self:
+        """Add every sketch of `others` (same classes) into this one in one pass."""
+        if not others:
+            return self
+        if any(other.n_classes != self.n_classes for other in others):
+            raise ValueError(f"cannot merge sketches of other class counts into {self.n_classes}")
+        level = min(self.level, *(other.level for other in others))
+        if level < self.level:
+            self._coarsen(level)
+        self._absorb(
+            np.concatenate([_coarser(o.codes, o.level - level) for o in others]),
+            np.concatenate([o.pos for o in others]),
+            np.concatenate([o.neg for o in others]),
+        )
         return self
 
     def copy(self) -> AucSketch:
@@ -204,6 +212,8 @@ class AucSketch:
 
 def _coarser(codes: IntArray, steps: int) -> IntArray:
     """Codes `steps` levels coarser: the key halves per level, the class stays."""
+    if steps == 0:
+        return codes
     classes = codes >> _CLASS_SHIFT
     keys = codes & ((1 << _CLASS_SHIFT) - 1)
     out: IntArray = (classes << _CLASS_SHIFT) | (keys >> steps)

@@ -182,8 +182,7 @@ class ClassificationCounts:
     def sketch(self) -> AucSketch | None:
         """The ROC AUC sketch, if these counts keep one instead of equal-width bins."""
         if self._pending and self._sketch is not None:
-            for other in self._pending:
-                self._sketch.merge(other)
+            self._sketch.merge_many(self._pending)
             self._pending.clear()
         return self._sketch
 
@@ -310,7 +309,8 @@ class ClassificationCounts:
         self.log_loss_sum += other.log_loss_sum
         self.log_loss_count += other.log_loss_count
         if self._sketch is not None and other.sketch is not None:
-            self._pending.append(other.sketch.copy())  # added up when first read
+            # added up when first read; a copy, as the other goes on counting
+            self._pending.append(other.sketch.copy())
         return self
 
     def __iadd__(self, other: ClassificationCounts) -> Self:
