@@ -25,6 +25,7 @@ from model_health_exporter.stats.drift import (
     drift_share,
     js_distance,
     kl_divergence,
+    ks_error_bound,
     ks_from_counts,
     numeric_drift,
     psi,
@@ -195,6 +196,37 @@ def test_ks_p_value_uses_scipy_two_sample_asymptotics() -> None:
     assert p_value == pytest.approx(float(sps.kstwo.sf(statistic, 500)), rel=1e-5)
 
 
+def test_ks_error_bound_brackets_the_raw_sample_statistic() -> None:
+    """binned D <= ks_2samp's D on the raw values <= binned D + ks_error_bound, on smooth,
+    skewed, heavy-tailed and discrete data, shifted and scaled, and the bound is at most
+    the largest bin mass; numeric_drift_many serves the same bound."""
+    rng = _rng(40)
+    draws = {
+        "normal": lambda n: rng.normal(0.0, 1.0, n),
+        "exponential": lambda n: rng.exponential(size=n),
+        "lognormal": lambda n: rng.lognormal(size=n),
+        "integers": lambda n: rng.integers(0, 5, n).astype(float),
+    }
+    largest = 0.0
+    for name, draw in draws.items():
+        reference = draw(10_000)
+        profile = build_numeric_profile(reference)
+        for shift, scale in ((0.0, 1.0), (0.1, 1.0), (0.5, 1.0), (0.0, 1.5), (1.0, 0.5)):
+            window = draw(5_000) * scale + shift
+            counts = profile.bin_counts(window)
+            binned = ks_from_counts(profile.counts, counts)
+            bound = ks_error_bound(profile.counts, counts)
+            assert binned is not None and bound is not None
+            raw = float(sps.ks_2samp(reference, window).statistic)
+            assert binned[0] - 1e-12 <= raw <= binned[0] + bound + 1e-12, (name, shift, scale)
+            mass = max(np.max(profile.counts) / profile.n, np.max(counts) / counts.sum())
+            assert bound <= mass + 1e-12
+            largest = max(largest, bound)
+            (batch,) = drift.numeric_drift_many([profile], [counts], [None], [None])
+            assert batch is not None and batch.ks_error_bound == pytest.approx(bound, abs=1e-12)
+    assert largest > 0
+
+
 # --------------------------------------------------------------------------------------------
 # Chi-square against scipy.stats.chi2_contingency
 # --------------------------------------------------------------------------------------------
@@ -204,8 +236,9 @@ def test_chi2_p_value_matches_chi2_contingency() -> None:
     rng = _rng(7)
     for size in (2, 3, 5, 21):
         for _ in range(10):
-            ref = rng.integers(0, 60, size)
-            cur = rng.integers(0, 60, size)
+            # every expected count well above CHI2_MIN_EXPECTED: nothing is pooled
+            ref = rng.integers(60, 400, size)
+            cur = rng.integers(60, 400, size)
             if size > 2:
                 ref[1], cur[1] = 0, 0  # a column empty on both sides: dropped
             table = np.vstack([ref, cur])
@@ -214,6 +247,23 @@ def test_chi2_p_value_matches_chi2_contingency() -> None:
                 continue
             expected = sps.chi2_contingency(table, correction=False).pvalue
             assert chi2_p_value(ref, cur) == pytest.approx(float(expected), rel=1e-9, abs=1e-300)
+
+
+def test_chi2_p_value_pools_sparse_columns_into_the_smallest_other() -> None:
+    # n = 1,000, m = 100: a column needs a total of 5 x 1,100 / 100 = 55 for an expected
+    # count of 5 in the window. The last two (13 and 12) are pooled; at 25 the pool is still
+    # short, so it joins the smallest remaining column (the second).
+    ref, cur = [500, 480, 10, 10], [50, 45, 3, 2]
+    by_hand = np.array([[500, 480 + 10 + 10], [50, 45 + 3 + 2]])
+    expected = float(sps.chi2_contingency(by_hand, correction=False).pvalue)
+    assert chi2_p_value(ref, cur) == pytest.approx(expected, rel=1e-12)
+    # a pool that reaches the limit stands alone as one more column
+    ref, cur = [500, 400, 30, 30, 40], [50, 40, 3, 3, 4]
+    by_hand = np.array([[500, 400, 100], [50, 40, 10]])
+    expected = float(sps.chi2_contingency(by_hand, correction=False).pvalue)
+    assert chi2_p_value(ref, cur) == pytest.approx(expected, rel=1e-12)
+    # everything sparse: one column, nothing to compare
+    assert chi2_p_value([600, 400], [3, 1]) == 1.0
 
 
 def test_chi2_p_value_has_no_yates_correction_for_two_columns() -> None:
@@ -509,11 +559,19 @@ def test_numeric_profile_rejects_missing_keys_and_non_objects() -> None:
 def test_categorical_profile_top_k_other_and_missing() -> None:
     values = ["b"] * 5 + ["a"] * 5 + ["c"] * 3 + ["d", "e", None, math.nan]
     profile = build_categorical_profile(values, top_k=3)
-    assert profile.categories == ("a", "b", "c")  # ties by name
+    # 5 categories for 3 bins: chosen on the values at even positions (b b b a a c c e: b,
+    # then a and c tied, by name), counted over all, and over the odd positions
+    # (b b a a a c d) for the chi-square test
+    assert profile.categories == ("b", "a", "c")
     assert profile.counts == (5, 5, 3, 2)  # then "other": d, e
+    assert profile.test_counts == (2, 3, 1, 1)
+    everything = build_categorical_profile(values, top_k=5)  # room for all: nothing chosen
+    assert everything.categories == ("a", "b", "c", "d", "e")  # ties by name
+    assert (everything.counts, everything.test_counts) == ((5, 5, 3, 1, 1, 0), ())
+    assert everything.reference_test_counts == everything.counts
     assert (profile.n, profile.missing, profile.n_bins, profile.other_index) == (15, 2, 4, 3)
-    assert [profile.index_of(c) for c in ("a", "b", "c", "d", "never")] == [0, 1, 2, 3, 3]
-    assert profile.bin_counts(["a", "zzz", None, "c", "c"]).tolist() == [1, 0, 2, 1]
+    assert [profile.index_of(c) for c in ("b", "a", "c", "d", "never")] == [0, 1, 2, 3, 3]
+    assert profile.bin_counts(["a", "zzz", None, "c", "c"]).tolist() == [0, 1, 2, 1]
     with pytest.raises(ValueError, match="without any non-missing value"):
         build_categorical_profile([None])
 
@@ -538,10 +596,15 @@ def test_categorical_profile_json_round_trip_and_bad_data() -> None:
         ({"categories": "yx1"}, "list of strings"),
         ({"missing": -1}, "missing must be an integer"),
         ({"kind": "numeric"}, "kind 'categorical'"),
+        ({"test_counts": [1, 1]}, "test_counts must be empty or hold 5"),
+        ({"test_counts": [3, 0, 0, 0, 0]}, "at most the bin's count"),
     ]
     for changes, message in cases:
         with pytest.raises(ValueError, match=message):
             CategoricalProfile.from_dict(good | changes)
+    chosen = build_categorical_profile(["x", "y", "y", 1, True, "z"], top_k=2)
+    assert chosen.test_counts  # more categories than bins
+    assert CategoricalProfile.from_dict(json.loads(json.dumps(chosen.to_dict()))) == chosen
 
 
 def test_categorical_drift_against_scipy() -> None:
@@ -551,10 +614,12 @@ def test_categorical_drift_against_scipy() -> None:
     profile = build_categorical_profile(ref, top_k=3)  # "d" and "e" land in "other"
     counts = profile.bin_counts(cur)
     result = categorical_drift(profile, counts)
-    table = np.vstack([profile.counts, counts])
+    # the test compares the window with the reference values that did not choose the bins
+    tested = np.vstack([profile.test_counts, counts])
     assert result.p_value == pytest.approx(
-        float(sps.chi2_contingency(table, correction=False).pvalue), rel=1e-9
+        float(sps.chi2_contingency(tested, correction=False).pvalue), rel=1e-9
     )
+    table = np.vstack([profile.counts, counts])
     assert result.js_distance == pytest.approx(float(jensenshannon(*table, base=2)), abs=1e-12)
     assert result.ks_statistic is None and result.wasserstein is None
     assert result.n_current == 1_500

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
 
 from model_health_exporter.records import Feedback, Prediction
 from model_health_exporter.state.windows import LiveWindow, WindowConfig
@@ -151,3 +151,36 @@ def test_checkpoint_round_trip() -> None:
         restored.observe_feedback(f, now=70.0)
     assert restored.summary(now=80.0) == window.summary(now=80.0)
     assert restored.matched == 300
+
+
+def test_live_auc_follows_every_new_label_and_bucket() -> None:
+    """The AUC a refresh reuses is the right one: after more feedback in the newest bucket,
+    after a bucket opens, and after old labels expire it equals scikit-learn's on the
+    labels then in the window."""
+    window = LiveWindow(CONFIG)  # 10 buckets of 60 s
+    predictions, feedback = classification_stream(900, seed=4)
+    for p in predictions:
+        window.observe_prediction(p, now=0.0)
+    proba = np.array([[p.probabilities[c] for c in CLASSES] for p in predictions])  # type: ignore[index]
+    actual = np.array([f.actual for f in feedback])
+
+    def check(labelled: slice, now: float) -> None:
+        summary = window.summary(now)
+        expected = roc_auc_score(actual[labelled], proba[labelled], multi_class="ovr")
+        bound = summary.metrics["auc_roc_error_bound"]
+        assert abs(summary.metrics["auc_roc"] - expected) <= bound + 1e-12
+        assert bound <= 0.005
+
+    for f in feedback[:300]:
+        window.observe_feedback(f, now=10.0)
+    check(slice(0, 300), 20.0)
+    check(slice(0, 300), 21.0)  # unchanged: reused
+    for f in feedback[300:400]:
+        window.observe_feedback(f, now=30.0)  # the same bucket
+    check(slice(0, 400), 40.0)
+    for f in feedback[400:600]:
+        window.observe_feedback(f, now=70.0)  # a new bucket
+    check(slice(0, 600), 80.0)
+    for f in feedback[600:900]:
+        window.observe_feedback(f, now=650.0)  # the first bucket has left the window
+    check(slice(400, 900), 655.0)

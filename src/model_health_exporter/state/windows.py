@@ -2,9 +2,11 @@
 
 A window is a ring of time buckets; each bucket holds fixed-size aggregates only
 (`stats.performance`), so memory depends on classes x bins x buckets, never on the
-number of predictions. Per version and bucket, about
-8 * (K^2 + 2*K*B_auc + B_conf) bytes for classification (K = max classes + 1 for
-"other"), plus at most `max_pending` predictions awaiting their feedback.
+number of predictions. Per version and bucket, at most about
+8 * (K^2 + B_conf) + 24 * K_scored * C_auc bytes for classification (K = max classes + 1
+for "other", K_scored the classes given probabilities, C_auc the ROC AUC sketch's cells
+per class, `stats.auc_sketch`), plus at most `max_pending` predictions awaiting their
+feedback.
 
 Labelled samples are placed in the bucket of the moment their feedback is joined, so a
 window answers "how did the predictions labelled in the last hour do"."""
@@ -24,6 +26,7 @@ import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, label_of
 from model_health_exporter.stats import performance as perf
+from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
     DriftCounts,
     DriftReport,
@@ -42,7 +45,7 @@ class WindowConfig:
     bucket_seconds: float = 300.0
     buckets: int = 12
     max_classes: int = 10
-    auc_bins: int = 50
+    auc_cells: int = DEFAULT_MAX_CELLS  # ROC AUC sketch cells per class (stats.auc_sketch)
     confidence_bins: int = 100
     low_confidence_threshold: float = 0.75
     max_pending: int = 5000
@@ -116,10 +119,10 @@ class _Bucket:
         self.drift_rows = []
         return self.drift
 
-    def flush_labelled(self, n_classes: int, auc_bins: int) -> perf.ClassificationCounts | None:
+    def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
         if self.joined_actual:
             if self.labelled is None:
-                self.labelled = perf.ClassificationCounts.empty(n_classes, auc_bins)
+                self.labelled = perf.ClassificationCounts.empty(n_classes, sketch_cells=auc_cells)
             proba = np.array(self.joined_proba, dtype=np.float64).reshape(-1, n_classes)
             # Several classes summed into "other" may pass 1; a NaN row stays NaN.
             np.minimum(proba, 1.0, out=proba)
@@ -406,14 +409,14 @@ class LiveWindow:
             bucket.joined_predicted += predicted_classes
             bucket.joined_proba += probas
             if len(bucket.joined_actual) >= _FLUSH_AT:
-                bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+                bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         if pairs:
             bucket.joined_values += pairs
             if len(bucket.joined_values) >= 2 * _FLUSH_AT:
                 bucket.flush_regression()
 
     def _flush_labelled(self, bucket: _Bucket) -> perf.ClassificationCounts | None:
-        return bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+        return bucket.flush_labelled(self._n_classes, self._config.auc_cells)
 
     # ---- summary ------------------------------------------------------------------------
 
@@ -437,7 +440,7 @@ class LiveWindow:
 
     def _flushed(self, bucket: _Bucket) -> _Bucket:
         bucket.flush()
-        bucket.flush_labelled(self._n_classes, self._config.auc_bins)
+        bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         bucket.flush_regression()
         bucket.flush_drift(self.reference)
         return bucket
@@ -460,6 +463,26 @@ class LiveWindow:
                 metrics["reference_latency_mean_seconds"] = reference.latency_mean
         return metrics
 
+    def _live_auc(self, labelled: perf.ClassificationCounts) -> tuple[float, float] | None:
+        """ROC AUC and bound of the window's labelled counts, reused while neither the
+        closed buckets nor the newest bucket's labelled samples changed: adding up the
+        sketches costs more than the rest of the live metrics. The key holds the samples
+        of `labelled` too, so counts over fewer buckets holding other samples miss it (and
+        fewer buckets with the same samples have the same AUC)."""
+        closed, newest = self._closed, self._buckets[-1] if self._buckets else None
+        part = None if newest is None else newest.labelled
+        key = (
+            -1 if newest is None else newest.index,
+            0 if part is None else part.n_samples,
+            labelled.n_samples,
+        )
+        if closed is not None and closed.auc_cache is not None and closed.auc_cache[0] == key:
+            return closed.auc_cache[1]
+        result = perf.roc_auc_with_bound(labelled, "macro")
+        if closed is not None:
+            closed.auc_cache = (key, result)
+        return result
+
     def _summary(
         self, totals: _Totals, metrics: dict[str, float | None], report: DriftReport | None
     ) -> WindowSummary:
@@ -479,6 +502,7 @@ class LiveWindow:
             metrics |= report.metrics
             features = report.features
         if labelled is not None and labelled.n_samples >= minimum:
+            auc = self._live_auc(labelled)
             weighted = perf.precision_recall_f1(labelled, "weighted")
             macro = perf.precision_recall_f1(labelled, "macro")
             metrics |= {
@@ -489,7 +513,8 @@ class LiveWindow:
                 "precision_macro": macro and macro.precision,
                 "recall_macro": macro and macro.recall,
                 "f1_macro": macro and macro.f1,
-                "auc_roc": perf.roc_auc(labelled, "macro"),
+                "auc_roc": auc and auc[0],
+                "auc_roc_error_bound": auc and auc[1],
                 "log_loss": perf.log_loss(labelled),
             }
         if regression is not None and regression.n >= minimum:
@@ -558,7 +583,12 @@ class LiveWindow:
                 _Bucket(
                     int(b["index"]),
                     perf.ConfidenceHistogram.from_dict(b["confidence"]),
-                    None if labelled is None else perf.ClassificationCounts.from_dict(labelled),
+                    None
+                    if labelled is None
+                    # a checkpoint from before the ROC AUC sketch holds equal-width bins
+                    else perf.ClassificationCounts.from_dict(labelled).with_sketch(
+                        self._config.auc_cells
+                    ),
                     None if regression is None else perf.RegressionSums.from_dict(regression),
                     int(b["predictions"]),
                     int(errors),
@@ -615,6 +645,10 @@ class _Totals:
     invalid_records: int = 0
     latency_sum: float = 0.0
     latency_n: int = 0
+    # on the merge of the closed buckets: the live ROC AUC and its bound, and the newest
+    # bucket's index and labelled samples and the window's it was computed with
+    # (`LiveWindow._live_auc`)
+    auc_cache: tuple[tuple[int, int, int], tuple[float, float] | None] | None = None
 
     def add(self, part: _Bucket | _Totals) -> None:
         self.confidence = _plus(self.confidence, part.confidence)

@@ -256,24 +256,82 @@ def ks_from_counts(ref: npt.ArrayLike, cur: npt.ArrayLike) -> tuple[float, float
     return d, float(ks_p_value(d, effective_n))
 
 
-def chi2_p_value(ref: npt.ArrayLike, cur: npt.ArrayLike) -> float | None:
-    """Pearson chi-square test of homogeneity on the 2 x bins table [ref; cur].
+CHI2_MIN_EXPECTED: Final = 5.0
+"""Smallest expected count the chi-square test lets a cell have: columns too sparse for it
+are pooled (`chi2_p_value`). Below about 5 the chi-square distribution overstates how rare a
+large statistic is, and sparse windows were flagged as drifted far more often than alpha."""
 
-    Columns empty on both sides are dropped; statistic Σ (O - E)² / E with E the products of
-    the margins over the total, df = (columns - 1), no Yates continuity correction (equals
-    `scipy.stats.chi2_contingency(table, correction=False)`). 1.0 when a single column is
-    left (both sides all in one bin)."""
+
+def ks_error_bound(ref: npt.ArrayLike, cur: npt.ArrayLike) -> float | None:
+    """How far the two-sample KS statistic of the raw values can exceed the binned one,
+    from the counts alone: raw >= binned always, and raw <= binned + this.
+
+    Inside bin i, with R_i, C_i its masses and g_(i-1), g_i the CDF gaps F_R - F_C at its
+    edges, F_R - F_C <= min(g_(i-1) + R_i, g_i + C_i) (F_R cannot rise more than R_i, nor F_C
+    fall below its left value) and F_C - F_R <= min(C_i - g_(i-1), R_i - g_i). The largest
+    of these over the bins, less the binned D, is the bound: at most the largest bin mass,
+    0 when no bin holds mass on both sides with a gap that could grow inside it."""
+    pair = _pair(ref, cur)
+    if pair is None:
+        return None
+    r, c = pair[0] / pair[0].sum(), pair[1] / pair[1].sum()
+    right = np.cumsum(r) - np.cumsum(c)
+    return float(_ks_error_bounds(r[None], c[None], right[None])[0])
+
+
+def _ks_error_bounds(r: FloatArray, c: FloatArray, right: FloatArray) -> FloatArray:
+    """`ks_error_bound` per row of proportions r, c and CDF gaps at the right edges."""
+    left = np.concatenate([np.zeros((right.shape[0], 1)), right[:, :-1]], axis=1)
+    up = np.minimum(left + r, right + c)
+    down = np.minimum(c - left, r - right)
+    binned = np.abs(right).max(axis=1)
+    upper = np.minimum(np.maximum(np.maximum(up, down).max(axis=1), binned), 1.0)
+    out: FloatArray = np.maximum(upper - np.minimum(binned, 1.0), 0.0)
+    return out
+
+
+def chi2_p_value(ref: npt.ArrayLike, cur: npt.ArrayLike) -> float | None:
+    """Pearson chi-square test of homogeneity on the 2 x bins table [ref; cur], with sparse
+    columns pooled so that every expected count is at least CHI2_MIN_EXPECTED.
+
+    A column's smaller expected count is min(n, m) t / N for its total t (N = n + m), so the
+    columns with t < T = CHI2_MIN_EXPECTED N / min(n, m) are pooled into one column; if that
+    pool is still below T it joins the smallest of the other columns. The pooling looks at
+    the column totals only, which under no drift carry no information about the test (the
+    test is conditional on them), so it keeps the p-value calibrated. Then the statistic
+    Σ (O - E)² / E with E the products of the margins over N, df = columns - 1, no Yates
+    correction: equals `scipy.stats.chi2_contingency(pooled table, correction=False)`.
+    1.0 when a single column is left (nothing to compare)."""
     pair = _pair(ref, cur)
     if pair is None:
         return None
     table = np.vstack(pair)
     table = table[:, table.sum(axis=0) > 0]
+    table = pool_sparse_columns(table)
     if table.shape[1] < 2:
         return 1.0
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
     p = float(spc.chdtrc(table.shape[1] - 1, statistic))  # = chi2.sf, without its overhead
     return min(max(p, 0.0), 1.0)
+
+
+def pool_sparse_columns(table: FloatArray) -> FloatArray:
+    """The 2 x k table with its sparse columns pooled as `chi2_p_value` describes: columns in
+    their order, the pool (if it stands alone) last."""
+    totals = table.sum(axis=0)
+    rows = table.sum(axis=1)
+    limit = CHI2_MIN_EXPECTED * totals.sum() / rows.min()
+    sparse = totals < limit
+    if not sparse.any():
+        return table
+    pool = table[:, sparse].sum(axis=1)
+    kept = table[:, ~sparse]
+    if pool.sum() >= limit or kept.shape[1] == 0:
+        return np.column_stack([kept, pool])
+    kept = kept.copy()
+    kept[:, int(np.argmin(kept.sum(axis=0)))] += pool
+    return kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +397,9 @@ def wasserstein_from_counts(
 class NumericDrift:
     """All drift statistics of a numeric feature's window (None when undefined).
 
-    `p_value` is the binned KS test's; `n_current` the window's non-missing values."""
+    `p_value` is the binned KS test's; `n_current` the window's non-missing values;
+    `ks_error_bound` bounds how far the raw samples' KS statistic can lie above
+    `ks_statistic` (`ks_error_bound`)."""
 
     n_current: int
     psi: float | None
@@ -348,6 +408,7 @@ class NumericDrift:
     ks_statistic: float | None
     p_value: float | None
     wasserstein: float | None
+    ks_error_bound: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +425,10 @@ class CategoricalDrift:
 
     @property
     def ks_statistic(self) -> None:
+        return None
+
+    @property
+    def ks_error_bound(self) -> None:
         return None
 
     @property
@@ -395,6 +460,7 @@ def numeric_drift(
         ks_statistic=None if ks is None else ks[0],
         p_value=None if ks is None else ks[1],
         wasserstein=wasserstein_from_counts(profile, cur, current_min, current_max),
+        ks_error_bound=ks_error_bound(profile.counts, cur),
     )
 
 
@@ -410,7 +476,7 @@ def categorical_drift(
         psi=psi(profile.counts, cur, eps),
         kl_divergence=kl_divergence(profile.counts, cur, eps),
         js_distance=js_distance(profile.counts, cur),
-        p_value=chi2_p_value(profile.counts, cur),
+        p_value=chi2_p_value(profile.reference_test_counts, cur),
     )
 
 
@@ -565,38 +631,73 @@ def numeric_drift_many(
     if not profiles:
         return []
     rows = _rows(profiles, counts)
-    psi_rows, kl_rows, js_rows, _ = _divergences(rows, eps)
+    psi_rows, kl_rows, js_rows, proportions = _divergences(rows, eps)
     # as `ks_from_counts`; on padded cells the cumulative sums repeat the row's last value
     cdf = np.cumsum(rows.counts, axis=2) / rows.safe_totals[:, :, None]
     cdf_gaps = cdf[0] - cdf[1]
     statistic = np.minimum(np.abs(cdf_gaps).max(axis=1), 1.0)
+    bound_rows = _ks_error_bounds(proportions[0], proportions[1], cdf_gaps)
     n, m = rows.totals
     effective_n = np.maximum(1.0, np.round(n * m / (n + rows.safe_totals[1])))
     p_rows = ks_p_value(statistic, effective_n)
     w_rows = _wasserstein_rows(profiles, rows, cdf_gaps, current_min, current_max)
-    columns = (psi_rows, kl_rows, js_rows, statistic, p_rows, w_rows)
+    columns = (psi_rows, kl_rows, js_rows, statistic, p_rows, w_rows, bound_rows)
     return [
-        None if m == 0 else NumericDrift(int(m), psi_, kl, js, d, p, None if math.isnan(w) else w)
-        for m, psi_, kl, js, d, p, w in zip(
+        None
+        if m == 0
+        else NumericDrift(int(m), psi_, kl, js, d, p, None if math.isnan(w) else w, bound)
+        for m, psi_, kl, js, d, p, w, bound in zip(
             rows.m.tolist(), *(column.tolist() for column in columns), strict=True
         )
     ]
 
 
 def _chi2_p_value_rows(rows: _Rows) -> FloatArray:
-    """`chi2_p_value` of every row: columns empty on both sides (and padding) are dropped."""
-    column = rows.counts[0] + rows.counts[1]
-    used = column > 0
+    """`chi2_p_value` of every row: columns empty on both sides (and padding) are dropped,
+    sparse ones pooled (`pool_sparse_columns`), the pool in an extra last column."""
+    counts = rows.counts
+    column = counts[0] + counts[1]
+    n, m = rows.safe_totals
+    limit = CHI2_MIN_EXPECTED * (n + m) / np.minimum(n, m)
+    sparse = (column > 0) & (column < limit[:, None])
+    kept = (column > 0) & ~sparse
+    pool = np.where(sparse, counts, 0.0).sum(axis=2)  # 2 x features
+    pool_total = pool.sum(axis=0)
+    alone = (pool_total >= limit) | ~kept.any(axis=1)
+    table = np.where(kept, counts, 0.0)
+    # a pool too small to stand alone joins the row's smallest kept column
+    joins = np.flatnonzero(~alone & (pool_total > 0))
+    host = np.argmin(np.where(kept, column, np.inf), axis=1)
+    table[:, joins, host[joins]] += pool[:, joins]
+    table = np.concatenate([table, np.where(alone, pool, 0.0)[:, :, None]], axis=2)
+    pooled_column = table[0] + table[1]
+    used = pooled_column > 0
     # E = margin x column / total; safe totals: an empty window divides without warnings
-    expected = rows.safe_totals[:, :, None] * (column / rows.safe_totals.sum(axis=0)[:, None])
-    cells = np.divide(
-        (rows.counts - expected) ** 2, expected, out=np.zeros_like(expected), where=used
+    expected = rows.safe_totals[:, :, None] * (
+        pooled_column / rows.safe_totals.sum(axis=0)[:, None]
     )
+    cells = np.divide((table - expected) ** 2, expected, out=np.zeros_like(expected), where=used)
     statistic = cells.sum(axis=(0, 2))
     df = used.sum(axis=1) - 1.0
     p = np.where(df >= 1, spc.chdtrc(np.maximum(df, 1.0), statistic), 1.0)
     out: FloatArray = np.clip(p, 0.0, 1.0)
     return out
+
+
+def _with_test_counts(rows: _Rows, profiles: Sequence[CategoricalProfile]) -> _Rows:
+    """`rows` with each profile's `reference_test_counts` as the reference side."""
+    if not any(profile.test_counts for profile in profiles):
+        return rows
+    both = rows.counts.copy()
+    both[0][rows.real] = np.fromiter(
+        itertools.chain.from_iterable(p.reference_test_counts for p in profiles),
+        dtype=np.float64,
+        count=int(rows.lengths.sum()),
+    )
+    totals = both.sum(axis=2)
+    safe = totals.copy()
+    safe[1][safe[1] == 0] = 1.0
+    return _Rows(both, rows.real, rows.lengths, totals, safe)
 
 
 def categorical_drift_many(
@@ -610,7 +711,7 @@ def categorical_drift_many(
         return []
     rows = _rows(profiles, counts)
     psi_rows, kl_rows, js_rows, _ = _divergences(rows, eps)
-    p_rows = _chi2_p_value_rows(rows)
+    p_rows = _chi2_p_value_rows(_with_test_counts(rows, profiles))
     columns = (psi_rows, kl_rows, js_rows, p_rows)
     return [
         None if m == 0 else CategoricalDrift(int(m), psi_, kl, js, p)

@@ -5,7 +5,8 @@ not grow with the number of predictions. Buckets of the same shape are merged by
 (`merge`, `+=`), and the merged window is what the metric functions read. Every function
 returns None, never NaN, when its metric is undefined for the data seen.
 
-- `ClassificationCounts`: confusion matrix, per-class score histograms (ROC AUC), log-loss sum.
+- `ClassificationCounts`: confusion matrix, per-class score histograms or an `AucSketch` (ROC AUC),
+  log-loss sum.
 - `RegressionSums`: error sums (MAE, MSE, RMSE, R², MAPE, SMAPE).
 - `ConfidenceHistogram`: the model's confidence (mean, std, median, low-confidence ratio).
 
@@ -20,6 +21,8 @@ from typing import Any, Final, Literal, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
+
+from model_health_exporter.stats.auc_sketch import AucSketch
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -134,7 +137,17 @@ class ClassificationCounts:
     already sum to 1).
     """
 
-    __slots__ = ("confusion", "log_loss_count", "log_loss_sum", "n_bins", "n_classes", "neg", "pos")
+    __slots__ = (
+        "_pending",
+        "_sketch",
+        "confusion",
+        "log_loss_count",
+        "log_loss_sum",
+        "n_bins",
+        "n_classes",
+        "neg",
+        "pos",
+    )
 
     def __init__(
         self,
@@ -143,6 +156,8 @@ class ClassificationCounts:
         neg: IntArray,
         log_loss_sum: float = 0.0,
         log_loss_count: int = 0,
+        *,
+        sketch: AucSketch | None = None,
     ) -> None:
         k = confusion.shape[0]
         if k < 2 or confusion.shape != (k, k):
@@ -156,16 +171,35 @@ class ClassificationCounts:
         self.neg: IntArray = neg
         self.log_loss_sum: float = log_loss_sum
         self.log_loss_count: int = log_loss_count
+        if sketch is not None and sketch.n_classes != k:
+            raise ValueError(f"the AUC sketch holds {sketch.n_classes} classes, not {k}")
+        self._sketch: AucSketch | None = sketch
+        # Sketches merged in but not yet added up: a window merges its buckets on every
+        # refresh, and most refreshes reuse the AUC they computed before (LiveWindow).
+        self._pending: list[AucSketch] = []
+
+    @property
+    def sketch(self) -> AucSketch | None:
+        """The ROC AUC sketch, if these counts keep one instead of equal-width bins."""
+        if self._pending and self._sketch is not None:
+            self._sketch.merge_many(self._pending)
+            self._pending.clear()
+        return self._sketch
 
     @classmethod
-    def empty(cls, n_classes: int, n_bins: int = DEFAULT_AUC_BINS) -> Self:
-        """All-zero counts for `n_classes` classes and `n_bins` score bins."""
+    def empty(
+        cls, n_classes: int, n_bins: int = DEFAULT_AUC_BINS, *, sketch_cells: int | None = None
+    ) -> Self:
+        """All-zero counts for `n_classes` classes and `n_bins` equal-width score bins, or,
+        with `sketch_cells`, an `AucSketch` of that many cells per class instead of bins
+        (then `pos` and `neg` hold one unused bin)."""
         k = _positive_int(n_classes, "n_classes")
-        b = _positive_int(n_bins, "n_bins")
+        b = 1 if sketch_cells is not None else _positive_int(n_bins, "n_bins")
         return cls(
             np.zeros((k, k), dtype=np.int64),
             np.zeros((k, b), dtype=np.int64),
             np.zeros((k, b), dtype=np.int64),
+            sketch=None if sketch_cells is None else AucSketch(k, sketch_cells),
         )
 
     @property
@@ -196,6 +230,8 @@ class ClassificationCounts:
             self.log_loss_sum += -math.log(max(float(p[actual_idx]), LOG_LOSS_EPS))
             self.log_loss_count += 1
         self.confusion[actual_idx, predicted_idx] += 1
+        if proba is not None and self.sketch is not None:
+            self.sketch.add(np.asarray(proba, dtype=np.float64)[None, :], np.array([actual_idx]))
 
     def add_many(
         self, actual: npt.ArrayLike, predicted: npt.ArrayLike, proba: npt.ArrayLike | None
@@ -223,6 +259,8 @@ class ClassificationCounts:
         self.confusion += np.bincount(a * k + p, minlength=k * k).reshape(k, k)
         if scores is None or scores.shape[0] == 0:
             return
+        if self.sketch is not None:
+            self.sketch.add(scores, scored_actual)
         b = self.n_bins
         flat = np.arange(k, dtype=np.int64) * b + _bin_index(scores, b)  # n x K
         is_pos = scored_actual[:, None] == np.arange(k)[None, :]
@@ -232,8 +270,31 @@ class ClassificationCounts:
         self.log_loss_sum += float(-np.log(np.maximum(p_actual, LOG_LOSS_EPS)).sum())
         self.log_loss_count += int(scores.shape[0])
 
+    def with_sketch(self, cells: int) -> ClassificationCounts:
+        """These counts with an `AucSketch` of `cells` cells per class; equal-width bins
+        are put in the sketch at their midpoints (pairs within one bin lose their order
+        there, and the sketch's bound cannot know it: for converting old checkpoints)."""
+        if self.sketch is not None:
+            return self
+        sketch = AucSketch(self.n_classes, cells)
+        midpoints = (np.arange(self.n_bins) + 0.5) / self.n_bins
+        sketch.add_counts(midpoints, self.pos, self.neg)
+        k = self.n_classes
+        return ClassificationCounts(
+            self.confusion.copy(),
+            np.zeros((k, 1), dtype=np.int64),
+            np.zeros((k, 1), dtype=np.int64),
+            self.log_loss_sum,
+            self.log_loss_count,
+            sketch=sketch,
+        )
+
     def _check_compatible(self, other: ClassificationCounts) -> None:
-        if (self.n_classes, self.n_bins) != (other.n_classes, other.n_bins):
+        if (self.n_classes, self.n_bins, self._sketch is None) != (
+            other.n_classes,
+            other.n_bins,
+            other._sketch is None,
+        ):
             raise ValueError(
                 f"cannot merge counts of shape (K={other.n_classes}, B={other.n_bins}) "
                 f"into (K={self.n_classes}, B={self.n_bins})"
@@ -247,6 +308,9 @@ class ClassificationCounts:
         self.neg += other.neg
         self.log_loss_sum += other.log_loss_sum
         self.log_loss_count += other.log_loss_count
+        if self._sketch is not None and other.sketch is not None:
+            # added up when first read; a copy, as the other goes on counting
+            self._pending.append(other.sketch.copy())
         return self
 
     def __iadd__(self, other: ClassificationCounts) -> Self:
@@ -263,6 +327,7 @@ class ClassificationCounts:
             self.neg.copy(),
             self.log_loss_sum,
             self.log_loss_count,
+            sketch=None if self.sketch is None else self.sketch.copy(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -275,7 +340,7 @@ class ClassificationCounts:
             "neg": self.neg.tolist(),
             "log_loss_sum": self.log_loss_sum,
             "log_loss_count": self.log_loss_count,
-        }
+        } | ({} if self.sketch is None else {"auc_sketch": self.sketch.to_dict()})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -288,6 +353,9 @@ class ClassificationCounts:
             _counts_from(data.get("neg"), (k, b), "neg"),
             _float_from(data.get("log_loss_sum"), "log_loss_sum"),
             _count_from(data.get("log_loss_count"), "log_loss_count"),
+            sketch=(
+                None if "auc_sketch" not in data else AucSketch.from_dict(k, data["auc_sketch"])
+            ),
         )
 
 
@@ -339,6 +407,8 @@ def precision_recall_f1(
 
 def _auc_per_class(counts: ClassificationCounts) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(AUC estimate, its error bound, positive count) per class; NaN where undefined."""
+    if counts.sketch is not None:
+        return counts.sketch.per_class()
     pos = counts.pos.astype(np.float64)
     neg = counts.neg.astype(np.float64)
     n_pos = pos.sum(axis=1)
@@ -355,10 +425,26 @@ def _auc_per_class(counts: ClassificationCounts) -> tuple[FloatArray, FloatArray
     return auc, bound, n_pos
 
 
-def _auc_average(counts: ClassificationCounts, average: Average, which: int) -> float | None:
+def roc_auc_with_bound(
+    counts: ClassificationCounts, average: Average = "macro"
+) -> tuple[float, float] | None:
+    """(`roc_auc`, `roc_auc_error_bound`) computed together; None where they are."""
+    per_class = _auc_per_class(counts)
+    auc = _auc_average(counts, average, 0, per_class)
+    bound = _auc_average(counts, average, 1, per_class)
+    return None if auc is None or bound is None else (auc, bound)
+
+
+def _auc_average(
+    counts: ClassificationCounts,
+    average: Average,
+    which: int,
+    per_class: tuple[FloatArray, FloatArray, FloatArray] | None = None,
+) -> float | None:
     if average not in ("weighted", "macro"):
         raise ValueError(f"average must be 'weighted' or 'macro', got {average!r}")
-    per_class = _auc_per_class(counts)
+    if per_class is None:
+        per_class = _auc_per_class(counts)
     values, n_pos = per_class[which], per_class[2]
     if counts.n_classes == 2:
         return None if math.isnan(values[1]) else float(values[1])
@@ -370,7 +456,8 @@ def _auc_average(counts: ClassificationCounts, average: Average, which: int) -> 
 
 
 def roc_auc(counts: ClassificationCounts, average: Average = "macro") -> float | None:
-    """ROC AUC from the binned scores, as scikit-learn's `roc_auc_score` (multi-class:
+    """ROC AUC from the binned scores (or, with a `sketch`, its cells: `stats.auc_sketch`,
+    what live windows use), as scikit-learn's `roc_auc_score` (multi-class:
     `multi_class="ovr"`).
 
     Per class k, Mann-Whitney over (positive, negative) pairs of the class-k probability:

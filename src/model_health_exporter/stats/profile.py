@@ -20,7 +20,11 @@ of mass starts its own bin (bins are left-closed). The reference itself never fa
 under/overflow bins; their reference counts are 0.
 
 Categorical bins (`CategoricalProfile`): the top-K reference categories in order of decreasing
-frequency (ties by name), then one trailing "other" bin for every other value.
+frequency (ties by name), then one trailing "other" bin for every other value. When the
+reference has more than K categories, they are chosen on every other reference value only,
+and the counts of the rest are kept apart (`test_counts`) for the chi-square test: counts of
+categories chosen for being frequent in the same sample overstate them, which made the test
+flag drift that was not there.
 
 Missing values (None, NaN) are not binned; profiles count them in `missing`.
 """
@@ -314,12 +318,17 @@ class CategoricalProfile:
     `counts` has len(categories) + 1 values: one per category, then the "other" bin (reference
     values outside the top K). `n` is the number of non-missing reference values (= sum of
     counts), `missing` the number of None/NaN values.
+
+    `test_counts`, the same bins counted over the reference values that did not take part in
+    choosing the categories, is what the chi-square test compares a window with; empty when
+    no choice was made (every reference category has its own bin), and then `counts` serve.
     """
 
     categories: tuple[str, ...]
     counts: tuple[int, ...]
     n: int
     missing: int = 0
+    test_counts: tuple[int, ...] = ()
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -341,11 +350,22 @@ class CategoricalProfile:
             )
         if sum(counts) != n:
             raise ValueError(f"counts sum to {sum(counts)}, expected n = {n}")
+        test_counts = _int_tuple(self.test_counts, "test_counts")
+        if test_counts and (
+            len(test_counts) != len(counts)
+            or not 0 < sum(test_counts) <= n
+            or any(t > c for t, c in zip(test_counts, counts, strict=True))
+        ):
+            raise ValueError(
+                f"test_counts must be empty or hold {len(counts)} values, each at most the "
+                f"bin's count, with a sum in 1..n = {n}"
+            )
         for name, value in (
             ("categories", cats),
             ("counts", counts),
             ("n", n),
             ("missing", missing),
+            ("test_counts", test_counts),
         ):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_index", {c: i for i, c in enumerate(cats)})
@@ -354,6 +374,11 @@ class CategoricalProfile:
     def n_bins(self) -> int:
         """Number of counters: the categories + "other"."""
         return len(self.counts)
+
+    @property
+    def reference_test_counts(self) -> tuple[int, ...]:
+        """The reference counts the chi-square test uses: `test_counts`, else `counts`."""
+        return self.test_counts or self.counts
 
     @property
     def other_index(self) -> int:
@@ -381,7 +406,7 @@ class CategoricalProfile:
             "counts": list(self.counts),
             "n": self.n,
             "missing": self.missing,
-        }
+        } | ({"test_counts": list(self.test_counts)} if self.test_counts else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -395,6 +420,7 @@ class CategoricalProfile:
             counts=data["counts"],
             n=data["n"],
             missing=data.get("missing", 0),
+            test_counts=data.get("test_counts", ()),
         )
 
 
@@ -402,27 +428,63 @@ def build_categorical_profile(
     values: Iterable[object], top_k: int = DEFAULT_TOP_K
 ) -> CategoricalProfile:
     """Profile of a categorical reference sample (values keyed by `category_key`; None/NaN
-    count as missing). Raises ValueError if no value is present."""
+    count as missing). Raises ValueError if no value is present.
+
+    With more than `top_k` categories, the categories are chosen on the present values at
+    even positions (0, 2, 4, ...) and the odd ones give `test_counts`: see
+    `categorical_profile_from_tallies`."""
     k = _int_field(top_k, "top_k", minimum=1)
-    tally: Counter[str] = Counter()
+    halves: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
     missing = 0
+    position = 0
     for value in values:
         key = category_key(value)
         if key is None:
             missing += 1
         else:
-            tally[key] += 1
-    n = sum(tally.values())
+            halves[position & 1][key] += 1
+            position += 1
+    return categorical_profile_from_tallies(halves[0], halves[1], k, missing)
+
+
+def categorical_profile_from_tallies(
+    choosing: Mapping[str, int], testing: Mapping[str, int], top_k: int, missing: int = 0
+) -> CategoricalProfile:
+    """Profile from the category counts of two halves of a reference sample.
+
+    If the two hold at most `top_k` categories together, each gets its own bin (by
+    decreasing frequency over both, ties by name) and there are no `test_counts`: nothing was
+    chosen. Otherwise the top `top_k` categories of `choosing` (ties by name) get bins,
+    `counts` are over both halves and `test_counts` over `testing` alone. Choosing the
+    categories that came out frequent in a sample and then comparing that same sample with a
+    window favours the chosen ones (their counts are high partly by chance), so the
+    chi-square test of the window would flag drift that is not there; `testing`'s counts are
+    independent of the choice. Raises ValueError if no value is present."""
+    k = _int_field(top_k, "top_k", minimum=1)
+    total: Counter[str] = Counter(choosing)
+    total.update(testing)
+    n = sum(total.values())
     if n == 0:
         raise ValueError("cannot profile a categorical feature without any non-missing value")
-    ranked = sorted(tally.items(), key=lambda item: (-item[1], item[0]))
-    top = ranked[:k]
-    other = n - sum(count for _, count in top)
+    if len(total) <= k:
+        ranked = sorted(total.items(), key=lambda item: (-item[1], item[0]))
+        return CategoricalProfile(
+            categories=tuple(cat for cat, _ in ranked),
+            counts=(*(count for _, count in ranked), 0),
+            n=n,
+            missing=missing,
+        )
+    chosen = [cat for cat, _ in sorted(choosing.items(), key=lambda item: (-item[1], item[0]))]
+    top = chosen[:k]
+    counts = [total[cat] for cat in top]
+    test = [testing.get(cat, 0) for cat in top]
+    n_test = sum(testing.values())
     return CategoricalProfile(
-        categories=tuple(cat for cat, _ in top),
-        counts=(*(count for _, count in top), other),
+        categories=tuple(top),
+        counts=(*counts, n - sum(counts)),
         n=n,
         missing=missing,
+        test_counts=(*test, n_test - sum(test)) if n_test else (),
     )
 
 

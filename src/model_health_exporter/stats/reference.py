@@ -694,6 +694,7 @@ def _report(
             "js_distance": result.js_distance,
             "kl_divergence": result.kl_divergence,
             "ks_statistic": result.ks_statistic,
+            "ks_statistic_error_bound": result.ks_error_bound,
             "drift_p_value": result.p_value,
             "wasserstein": result.wasserstein,
         }
@@ -730,8 +731,9 @@ def _quality_and_jobs(
     numeric: list[_NumericJob],
     categorical: list[_CategoricalJob],
 ) -> dict[str, dict[str, float | None]]:
-    """Data-quality ratios per feature; the features with enough rows for drift are
-    appended to `numeric` and `categorical`."""
+    """Data-quality ratios per feature, from `minimum` values on (like every window
+    statistic: a ratio of 1 in 3 is noise, and the health score would act on it); the
+    features with enough rows for drift are appended to `numeric` and `categorical`."""
     features: dict[str, dict[str, float | None]] = {}
     enough = counts.rows >= minimum
     bins_of = counts.feature_counts
@@ -752,10 +754,13 @@ def _quality_and_jobs(
     for i, (name, profile) in enumerate(reference.features.items()):
         observed, missing, invalid = observed_of[i], missing_of[i], invalid_of[i]
         seen = observed + missing + invalid
-        stats: dict[str, float | None] = {"missing_ratio": _ratio(missing, seen)}
+        stats: dict[str, float | None] = {}
         features[name] = stats
+        if seen >= minimum:
+            stats["missing_ratio"] = _ratio(missing, seen)
         if isinstance(profile, NumericProfile):
-            stats["out_of_range_ratio"] = _ratio(first_of[i] + last_of[i] + invalid, seen)
+            if seen >= minimum:
+                stats["out_of_range_ratio"] = _ratio(first_of[i] + last_of[i] + invalid, seen)
             if enough and observed >= minimum:
                 low, high = minmax_of[i]
                 numeric.append(
@@ -768,7 +773,7 @@ def _quality_and_jobs(
                     )
                 )
             continue
-        if name in reference.known_categories:
+        if name in reference.known_categories and observed >= minimum:
             stats["unseen_category_ratio"] = _ratio(unseen_of[i], observed)
         if enough and observed >= minimum:
             categorical.append((name, profile, bins_of[i]))
