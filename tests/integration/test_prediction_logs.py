@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RunningDaemon, good_metrics, write_json
+from tests.support import RunningDaemon, good_metrics, wait_until, write_json
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., RunningDaemon]
@@ -247,3 +247,48 @@ def test_configured_histogram_buckets(tmp_path: Path, start_daemon: Start) -> No
     assert d.value(bucket, le="0.02", **V) == 1
     assert d.value(bucket, le="0.2", **V) == 2
     assert d.value(bucket, le="0.005", **V) is None  # the default buckets are gone
+
+
+def backlog(root: Path, files: int, lines: int) -> int:
+    """`files` prediction logs of `lines` records each (~90 bytes a line, so many
+    1 MiB reads per file), written while no daemon runs; returns the total."""
+    for f in range(files):
+        start = f * lines
+        data = b"".join(record(i) for i in range(start, start + lines))
+        append(root / f"m/v1/predictions/p{f}.jsonl", data)
+    return files * lines
+
+
+def test_backlog_drains_without_waiting_for_the_poll_interval(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    """Reads go on while a file has unread data: a backlog of many 1 MiB reads per file
+    is not spread over as many poll intervals (here 60 s each)."""
+    root = version_dir(tmp_path)
+    total = backlog(root, files=2, lines=60_000)
+    d = start_daemon(f"--models.dir={root}", "--logs.poll-interval=60")
+    d.wait_value("routing_ml_predictions_total", float(total), timeout=40, **V)
+
+
+def test_kill_9_during_a_full_speed_drain_counts_each_line_once(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    total = backlog(root, files=3, lines=40_000)
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}")
+    d = start_daemon(*args, "--logs.checkpoint-interval=0.2")
+    checkpoint = tmp_path / "state/checkpoint.json"
+
+    def draining() -> bool:
+        counted = d.value("routing_ml_predictions_total", **V) or 0
+        assert counted < total, "drained before the kill: make the backlog larger"
+        return counted > 0 and checkpoint.exists()
+
+    wait_until(draining, 30, "a checkpoint in the middle of the drain")
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    d = start_daemon(*args)
+    # One more line at the end of the last file: once it is counted, every line before
+    # it has been, so an exact total then means nothing was counted twice.
+    append(root / "m/v1/predictions/p2.jsonl", record(total))
+    d.wait_value("routing_ml_predictions_total", float(total + 1), timeout=60, **V)

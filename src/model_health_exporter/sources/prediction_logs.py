@@ -61,6 +61,7 @@ class Chunk:
     numbers: Sequence[int]  # 1-based line number in its file of each, for messages
     end: Position
     too_long: list[int]  # line numbers skipped for exceeding the length cap
+    more: bool = False  # the read stopped at its size limit: the file may hold more now
 
     @property
     def lines(self) -> list[Line]:
@@ -167,7 +168,7 @@ def read_new_lines(
     """Up to about `max_bytes` of complete lines after `position`. Gzip files are read
     whole: they are finished rotations. None if the file vanished, cannot be read, or
     shrank below `position` (truncated: it will come back under a new fingerprint)."""
-    finished = False
+    finished = more = False
     try:
         with path.open("rb") as raw:
             if _is_gzip(raw.read(2)):
@@ -182,21 +183,28 @@ def read_new_lines(
                 if os.fstat(raw.fileno()).st_size < position.offset:
                     return None
                 raw.seek(position.offset)
-                data = raw.read(max(max_bytes, max_line_bytes + 1))
+                limit = max(max_bytes, max_line_bytes + 1)
+                data = raw.read(limit)
                 if len(data) > max_line_bytes and b"\n" not in data:
                     raw.seek(position.offset)
                     return _skip_long_line(raw, path, fp, position)
+                more = len(data) == limit
     except (OSError, EOFError, zlib.error):
         return None
     lines, numbers, consumed, n_lines, too_long = _split_lines(data, position.line, max_line_bytes)
     end = Position(position.offset + consumed, position.line + n_lines, finished)
-    return Chunk(path, fp, lines, numbers, end, too_long)
+    return Chunk(path, fp, lines, numbers, end, too_long, not finished and more)
 
 
 class LogTail:
     """Follows every log file of one directory. `poll()` reads what is new; `commit()`
     advances a file's position once the caller has taken its lines, so that positions
-    and what was made of the lines can be saved together."""
+    and what was made of the lines can be saved together.
+
+    A read takes at most `max_bytes` of a file, so a backlog is read in rounds, one
+    bounded chunk per file and round: files catch up together, and the caller publishes
+    between rounds. `behind` says whether a file stopped at that limit; `poll(
+    behind_only=True)` then reads on from those files without listing the directory."""
 
     def __init__(
         self,
@@ -214,6 +222,11 @@ class LogTail:
         # path -> (inode, size when fingerprinted, fingerprint): the first line of a file
         # cannot change unless it is replaced or truncated.
         self._fingerprints: dict[Path, tuple[int, int, str]] = {}
+        self._behind: set[Path] = set()  # files whose last read stopped at max_bytes
+
+    @property
+    def behind(self) -> bool:
+        return bool(self._behind)
 
     def _fingerprint(self, path: Path) -> str | None:
         try:
@@ -228,11 +241,17 @@ class LogTail:
             self._fingerprints[path] = (st.st_ino, st.st_size, fp)
         return fp
 
-    def poll(self) -> list[Chunk]:
+    def poll(self, behind_only: bool = False) -> list[Chunk]:
+        """One chunk per file with something new: every file, or (`behind_only`) only
+        the files whose last read stopped at the size limit, oldest first either way."""
         chunks = []
-        files = list_log_files(self.directory, self.pattern)
-        for stale in set(self._fingerprints) - set(files):
-            del self._fingerprints[stale]
+        if behind_only:
+            files = [path for path in self._fingerprints if path in self._behind]
+        else:
+            files = list_log_files(self.directory, self.pattern)
+            for stale in set(self._fingerprints) - set(files):
+                del self._fingerprints[stale]
+        self._behind.clear()
         for path in files:
             fp = self._fingerprint(path)
             if fp is None:
@@ -243,6 +262,8 @@ class LogTail:
             chunk = read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
             if chunk is not None and (chunk.end != position or chunk.texts):
                 chunks.append(chunk)
+                if chunk.more:
+                    self._behind.add(path)
         return chunks
 
     def commit(self, chunk: Chunk) -> None:

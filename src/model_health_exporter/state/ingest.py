@@ -321,15 +321,26 @@ class IngestWorker:
                 )
         return {key: version for key, (version, _) in wanted.items()}
 
-    def poll_once(self) -> int:
-        """Read and tally everything new; returns the number of lines read."""
+    @property
+    def behind(self) -> bool:
+        """Whether a log file has more to read than the last poll took from it."""
+        return any(t.behind for t in self._tails.values()) or any(
+            t.behind for t in self._path_tails.values()
+        )
+
+    def poll_once(self, behind_only: bool = False) -> int:
+        """Read and tally what is new, at most one bounded chunk per file: of every
+        file, or (`behind_only`) of the files the last poll left behind. Returns the
+        number of lines read."""
         versions = self._sync_tails()
         if time.monotonic() >= self._next_reference_check:
             self._sync_references()
             self._next_reference_check = time.monotonic() + self._config.summary_refresh
         lines = 0
         for key, tail in self._tails.items():
-            for chunk in tail.poll():
+            if behind_only and not tail.behind:
+                continue
+            for chunk in tail.poll(behind_only):
                 lines += self._tally(chunk, versions[key])
                 tail.commit(chunk)
         present = (
@@ -338,7 +349,9 @@ class IngestWorker:
             else set()
         )
         for tail in self._path_tails.values():
-            for chunk in tail.poll():
+            if behind_only and not tail.behind:
+                continue
+            for chunk in tail.poll(behind_only):
                 lines += self._tally(chunk, present)
                 tail.commit(chunk)
         if lines:
@@ -566,12 +579,19 @@ class IngestWorker:
         self.save_checkpoint()
 
     def _run(self) -> None:
+        """Poll every poll_interval; while a file has a backlog, read on from the files
+        that have one, a bounded chunk of each per round (fair, and the views are
+        published between rounds), listing every directory again each poll_interval."""
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
+        next_poll = 0.0
         seen_snapshot: object = None
         while not self._stopping.is_set():
             try:
-                self.poll_once()
+                draining = time.monotonic() < next_poll
+                if not draining:
+                    next_poll = time.monotonic() + self._config.poll_interval
+                self.poll_once(behind_only=draining)
                 # Health also follows metrics.json, active markers and new versions: a new
                 # registry snapshot refreshes every view at once, not at the next period.
                 snapshot = self._snapshot()
@@ -584,4 +604,7 @@ class IngestWorker:
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval
             except Exception:  # keep ingesting; the next poll retries
                 log.exception("ingest failed")
-            self._stopping.wait(self._config.poll_interval)
+                self._stopping.wait(self._config.poll_interval)
+                continue
+            if not self.behind:
+                self._stopping.wait(max(0.0, next_poll - time.monotonic()))
