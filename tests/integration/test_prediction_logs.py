@@ -292,3 +292,34 @@ def test_kill_9_during_a_full_speed_drain_counts_each_line_once(
     # it has been, so an exact total then means nothing was counted twice.
     append(root / "m/v1/predictions/p2.jsonl", record(total))
     d.wait_value("routing_ml_predictions_total", float(total + 1), timeout=60, **V)
+
+
+@pytest.mark.parametrize("larger", ["predictions", "feedback"])
+def test_feedback_read_before_its_prediction_is_joined(
+    tmp_path: Path, start_daemon: Start, larger: str
+) -> None:
+    """Both files written while the daemon was down: each file is read a bounded chunk
+    per round, so most feedback is read before or after its prediction depending on
+    which file is larger; every one is joined either way."""
+    root = version_dir(tmp_path)
+    n = 30_000
+    padding = "x" * 200  # makes one file's lines, and so its reads, go further
+    predictions = b"".join(
+        record(i, **({"note": padding} if larger == "predictions" else {})) for i in range(n)
+    )
+    feedback = b"".join(
+        json.dumps(
+            {"id": f"r{i}", "actual": "a", **({"note": padding} if larger == "feedback" else {})}
+        ).encode()
+        + b"\n"
+        for i in range(n)
+    )
+    append(root / "m/v1/predictions/p.jsonl", predictions)
+    append(root / "m/v1/feedback/f.jsonl", feedback)
+    d = start_daemon(f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d.wait_value("routing_ml_feedback_matched_total", float(n), timeout=60, **V)
+    assert d.value("routing_ml_feedback_unmatched_total", **V) == 0
+    assert d.value("routing_ml_feedback_waiting", **V) == 0
+    assert d.value("routing_ml_feedback_total", **V) == n
+    correct = sum(1 for i in range(n) if i % 3)  # predicted "a" unless i % 3 == 0
+    d.wait_value("routing_ml_live_accuracy", correct / n, **V)

@@ -59,7 +59,7 @@ def test_feedback_joins_the_predictions_before_it_in_the_same_chunk(root: Path) 
     (root / "m/v1/predictions/p.jsonl").write_bytes(
         line({"id": "r1", "prediction": "a", "confidence": 0.9})
         + line({"id": "r1", "actual": "a"})  # after its prediction: joined
-        + line({"id": "r2", "actual": "b"})  # before its prediction: no match yet
+        + line({"id": "r2", "actual": "b"})  # before its prediction: joined when it comes
         + line({"id": "r2", "prediction": "b", "confidence": 0.8})
         + line({"id": "r3", "prediction": "a", "confidence": 0.7})
         + line({"id": "r3", "actual": "b"})
@@ -68,7 +68,7 @@ def test_feedback_joins_the_predictions_before_it_in_the_same_chunk(root: Path) 
     assert worker.poll_once() == 6
     view = worker.tallies[KEY]
     assert (view.predictions, view.feedback) == (3, 3)
-    assert (view.feedback_matched, view.feedback_unmatched) == (2, 1)
+    assert (view.feedback_matched, view.feedback_unmatched, view.feedback_waiting) == (3, 0, 0)
 
 
 def test_tallies_equal_counting_line_by_line(root: Path) -> None:

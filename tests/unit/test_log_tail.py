@@ -182,3 +182,16 @@ def test_a_file_read_to_its_end_is_not_behind(tmp_path: Path) -> None:
     tail = LogTail(tmp_path)
     chunks = tail.poll()
     assert not chunks[0].more and not tail.behind
+
+
+def test_a_lower_read_limit_takes_fewer_lines_but_at_least_one(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_bytes(lines_of(100, 1000))  # 15 bytes a line
+    tail = LogTail(tmp_path)
+    assert tail.unread() and tail.unread(beyond=1499) and not tail.unread(beyond=1500)
+    chunk = tail.poll(max_bytes=45)[0]
+    assert ids(chunk.texts) == [1000, 1001, 1002] and chunk.more
+    tail.commit(chunk)
+    chunk = tail.poll(max_bytes=4)[0]  # shorter than a line: the whole line
+    assert ids(chunk.texts) == [1003]
+    tail.commit(chunk)
+    assert len(drain(tail)) == 96 and not tail.unread()

@@ -32,6 +32,8 @@ from typing import BinaryIO, Final
 
 _FINGERPRINT_MAX: Final = 4096  # a first line longer than this is fingerprinted by its prefix
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+# One read of one file: a backlog is read in rounds of this much per file.
+READ_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +185,16 @@ def read_new_lines(
                 if os.fstat(raw.fileno()).st_size < position.offset:
                     return None
                 raw.seek(position.offset)
-                limit = max(max_bytes, max_line_bytes + 1)
-                data = raw.read(limit)
+                data = raw.read(max_bytes)
+                if b"\n" not in data and len(data) == max_bytes < max_line_bytes + 1:
+                    # a limit below the longest line: read on to this line's end only
+                    data += raw.read(max_line_bytes + 1 - max_bytes)
+                    newline = data.find(b"\n")
+                    data = data if newline < 0 else data[: newline + 1]
                 if len(data) > max_line_bytes and b"\n" not in data:
                     raw.seek(position.offset)
                     return _skip_long_line(raw, path, fp, position)
-                more = len(data) == limit
+                more = len(data) >= max_bytes
     except (OSError, EOFError, zlib.error):
         return None
     lines, numbers, consumed, n_lines, too_long = _split_lines(data, position.line, max_line_bytes)
@@ -210,7 +216,7 @@ class LogTail:
         self,
         directory: Path,
         positions: dict[str, Position] | None = None,
-        max_bytes: int = 1 << 20,
+        max_bytes: int = READ_BYTES,
         max_line_bytes: int = 64 * 1024,
         pattern: str = "*",
     ) -> None:
@@ -241,9 +247,28 @@ class LogTail:
             self._fingerprints[path] = (st.st_ino, st.st_size, fp)
         return fp
 
-    def poll(self, behind_only: bool = False) -> list[Chunk]:
+    def unread(self, beyond: int = 0) -> bool:
+        """Whether a file holds more than `beyond` bytes after its position, or the last
+        read stopped at its limit: a listing and stats, no reads."""
+        if self._behind:
+            return True
+        for path in list_log_files(self.directory, self.pattern):
+            fp = self._fingerprint(path)
+            if fp is None:
+                continue
+            position = self.positions.get(fp, Position())
+            try:
+                if not position.finished and path.stat().st_size > position.offset + beyond:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def poll(self, behind_only: bool = False, max_bytes: int | None = None) -> list[Chunk]:
         """One chunk per file with something new: every file, or (`behind_only`) only
-        the files whose last read stopped at the size limit, oldest first either way."""
+        the files whose last read stopped at the size limit, oldest first either way.
+        `max_bytes` lowers the size limit of this poll's reads (at least one line each)."""
+        max_bytes = self._max_bytes if max_bytes is None else max(1, max_bytes)
         chunks = []
         if behind_only:
             files = [path for path in self._fingerprints if path in self._behind]
@@ -259,7 +284,7 @@ class LogTail:
             position = self.positions.get(fp, Position())
             if position.finished:
                 continue
-            chunk = read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
+            chunk = read_new_lines(path, fp, position, max_bytes, self._max_line_bytes)
             if chunk is not None and (chunk.end != position or chunk.texts):
                 chunks.append(chunk)
                 if chunk.more:

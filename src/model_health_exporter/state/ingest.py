@@ -29,7 +29,7 @@ from model_health_exporter.records import (
     Prediction,
     parse_lines,
 )
-from model_health_exporter.sources.prediction_logs import Chunk, LogTail, Position
+from model_health_exporter.sources.prediction_logs import READ_BYTES, Chunk, LogTail, Position
 from model_health_exporter.sources.reference import (
     ERROR_REASONS as REFERENCE_ERROR_REASONS,
 )
@@ -60,6 +60,10 @@ ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
 _TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
+# The shortest record lines (`{"id":"1","prediction":1}`, `{"id":"1","actual":1}`): a read
+# of `room` times this many bytes holds at most `room` records.
+_MIN_LINE_BYTES: Final = {"predictions": 24, "feedback": 20}
+_PARTNER: Final = {"predictions": "feedback", "feedback": "predictions"}
 
 VersionKey = tuple[str, str]  # (model, version)
 
@@ -159,6 +163,7 @@ class IngestWorker:
         self._summaries: dict[VersionKey, tuple[float, WindowSummary]] = {}
         self._stale_summaries: set[VersionKey] = set()
         self._saved_positions: dict[str, dict[str, Position]] = {}
+        self._held: set[str] = set()  # tails not read in the last round (_read_limit 0)
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
         self._next_reference_check = 0.0
@@ -324,9 +329,34 @@ class IngestWorker:
     @property
     def behind(self) -> bool:
         """Whether a log file has more to read than the last poll took from it."""
-        return any(t.behind for t in self._tails.values()) or any(
-            t.behind for t in self._path_tails.values()
+        return (
+            bool(self._held)
+            or any(t.behind for t in self._tails.values())
+            or any(t.behind for t in self._path_tails.values())
         )
+
+    def _read_limit(self, key: str, version: VersionKey) -> int | None:
+        """How far a version's predictions (or feedback) log may be read this round
+        (bytes; None: the usual chunk). While its partner log has a backlog, a log is
+        read no further than the window has room to keep its records waiting: feedback
+        read far ahead of its predictions (or the reverse, as after downtime) would push
+        waiting records out before their partner is read. 0: not this round."""
+        model, ver, name = key.split("/", 2)
+        partner = self._tails.get(f"{model}/{ver}/{_PARTNER[name]}")
+        if partner is None:
+            return None
+        window = self._windows.get(version)
+        if window is None:
+            waiting = 0
+        elif name == "predictions":
+            waiting = window.predictions_waiting
+        else:
+            waiting = window.feedback_waiting
+        limit = max(0, self._config.window.max_pending - waiting) * _MIN_LINE_BYTES[name]
+        # A partner backlog under one line's worth may be a line still being written.
+        if limit >= READ_BYTES or not partner.unread(beyond=self._config.max_line_bytes):
+            return None
+        return limit
 
     def poll_once(self, behind_only: bool = False) -> int:
         """Read and tally what is new, at most one bounded chunk per file: of every
@@ -337,10 +367,19 @@ class IngestWorker:
             self._sync_references()
             self._next_reference_check = time.monotonic() + self._config.summary_refresh
         lines = 0
+        held, self._held = self._held, set()
         for key, tail in self._tails.items():
-            if behind_only and not tail.behind:
+            if behind_only and not tail.behind and key not in held:
                 continue
-            for chunk in tail.poll(behind_only):
+            limit = self._read_limit(key, versions[key])
+            if limit == 0 and key.endswith("/predictions"):
+                partner = key.removesuffix("predictions") + "feedback"
+                if self._read_limit(partner, versions[key]) == 0:
+                    limit = None  # both full: predictions go on, pushing the oldest out
+            if limit == 0:
+                self._held.add(key)
+                continue
+            for chunk in tail.poll(behind_only and key not in held, limit):
                 lines += self._tally(chunk, versions[key])
                 tail.commit(chunk)
         present = (
@@ -591,7 +630,7 @@ class IngestWorker:
                 draining = time.monotonic() < next_poll
                 if not draining:
                     next_poll = time.monotonic() + self._config.poll_interval
-                self.poll_once(behind_only=draining)
+                lines = self.poll_once(behind_only=draining)
                 # Health also follows metrics.json, active markers and new versions: a new
                 # registry snapshot refreshes every view at once, not at the next period.
                 snapshot = self._snapshot()
@@ -606,5 +645,5 @@ class IngestWorker:
                 log.exception("ingest failed")
                 self._stopping.wait(self._config.poll_interval)
                 continue
-            if not self.behind:
+            if not lines or not self.behind:
                 self._stopping.wait(max(0.0, next_poll - time.monotonic()))

@@ -158,6 +158,7 @@ class TalliesView:
     feedback_matched: int
     feedback_expired: int
     feedback_unmatched: int
+    feedback_waiting: int
 
     @classmethod
     def of(
@@ -183,4 +184,5 @@ class TalliesView:
             window.matched,
             window.expired,
             window.unmatched,
+            window.feedback_waiting,
         )

@@ -149,6 +149,13 @@ class _Pending(msgspec.Struct, gc=False):
     probabilities: dict[str, float] | None  # as logged; a vector only when joined
 
 
+class _EarlyFeedback(msgspec.Struct, gc=False):
+    """Feedback awaiting its prediction: when it came, and the actual value."""
+
+    at: float
+    actual: str | int | float | bool
+
+
 class _ProbabilityRows:
     """A joined prediction's probabilities as a row over the window's class indices (NaN
     for none). Probabilities over exactly the known classes, the usual case, are read in
@@ -189,6 +196,10 @@ class LiveWindow:
         self._buckets: deque[_Bucket] = deque()
         self._closed: _Totals | None = None  # all buckets but the newest, merged
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        # Feedback read before its prediction (a feedback file read ahead of its
+        # predictions file, as after downtime): it waits, under the same limits as the
+        # predictions, and is joined when the prediction comes.
+        self._early: OrderedDict[str, _EarlyFeedback] = OrderedDict()
         self.matched = 0
         self.expired = 0
         self.unmatched = 0
@@ -331,9 +342,10 @@ class LiveWindow:
     def _await_feedback(self, predictions: list[Prediction], now: float) -> None:
         """Successful predictions with an id wait for their feedback, the oldest making
         room beyond max_pending."""
-        pending = self._pending
+        pending, early = self._pending, self._early
         class_of = self._class_of
         kind = self.kind  # the first prediction's, as a local: set once, read per record
+        joins: list[tuple[_Pending, str | int | float | bool]] = []
         for p in predictions:
             key = p.id
             if key is None:
@@ -350,6 +362,10 @@ class LiveWindow:
                     kind = "regression"
             else:
                 continue
+            waiting = early.pop(key, None) if early else None
+            if waiting is not None:  # its feedback came first
+                joins.append((_Pending(now, predicted, p.probabilities), waiting.actual))
+                continue
             if key in pending:
                 pending.move_to_end(key)
             pending[key] = _Pending(now, predicted, p.probabilities)
@@ -358,20 +374,59 @@ class LiveWindow:
         for _ in range(excess):
             pending.popitem(last=False)
         self.expired += max(excess, 0)
+        if joins:
+            self._join(joins, now)
 
     def _expire_pending(self, now: float) -> None:
-        """Drop predictions that waited too long; run once per bucket, not per record."""
+        """Drop predictions and feedback that waited too long; run once per bucket, not
+        per record. Feedback whose prediction never came counts as unmatched."""
         oldest = now - self._config.pending_max_age
         while self._pending and next(iter(self._pending.values())).at < oldest:
             self._pending.popitem(last=False)
             self.expired += 1
+        while self._early and next(iter(self._early.values())).at < oldest:
+            self._early.popitem(last=False)
+            self.unmatched += 1
+
+    @property
+    def predictions_waiting(self) -> int:
+        """Predictions waiting for their feedback."""
+        return len(self._pending)
+
+    @property
+    def feedback_waiting(self) -> int:
+        """Feedback records waiting for their prediction."""
+        return len(self._early)
 
     def observe_feedback(self, feedback: Feedback, now: float) -> None:
         self.observe_feedbacks((feedback,), now)
 
     def observe_feedbacks(self, feedbacks: Sequence[Feedback], now: float) -> None:
-        """Feedback records logged one after the other, joined at `now`."""
-        pending, class_of = self._pending, self._class_of
+        """Feedback records logged one after the other, joined at `now` to their waiting
+        predictions; feedback without one waits for it (the oldest making room beyond
+        max_pending, counted unmatched)."""
+        pending, early = self._pending, self._early
+        joins: list[tuple[_Pending, str | int | float | bool]] = []
+        replaced = 0
+        for feedback in feedbacks:
+            waiting = pending.pop(feedback.id, None)
+            if waiting is not None:
+                joins.append((waiting, feedback.actual))
+                continue
+            if feedback.id in early:  # the same id again: the older one stays unmatched
+                replaced += 1
+                early.move_to_end(feedback.id)
+            early[feedback.id] = _EarlyFeedback(now, feedback.actual)
+        excess = max(0, len(early) - self._config.max_pending)
+        for _ in range(excess):
+            early.popitem(last=False)
+        self.unmatched += replaced + excess
+        if joins:
+            self._join(joins, now)
+
+    def _join(self, joins: Sequence[tuple[_Pending, str | int | float | bool]], now: float) -> None:
+        """Add predictions joined to their actual values to the bucket of `now`."""
+        class_of = self._class_of
         classification = self.kind == "classification"
         # What the joins add to the bucket, gathered here first.
         actuals: list[int] = []
@@ -380,12 +435,8 @@ class LiveWindow:
         pairs: list[float] = []
         row_of = _ProbabilityRows(self)
         unmatched = 0
-        for feedback in feedbacks:
-            waiting = pending.pop(feedback.id, None)
-            if waiting is None:
-                unmatched += 1
-                continue
-            predicted, actual = waiting.predicted, feedback.actual
+        for waiting, actual in joins:
+            predicted = waiting.predicted
             if classification and isinstance(predicted, int):
                 label = actual if type(actual) is str else label_of(actual)
                 index = class_of.get(label)
@@ -398,7 +449,7 @@ class LiveWindow:
                 pairs += (float(actual), float(predicted))
         self.unmatched += unmatched
         self.matched += len(actuals) + len(pairs) // 2
-        if unmatched == len(feedbacks):
+        if unmatched == len(joins):
             return
         bucket = self._bucket(now)
         if actuals:
@@ -537,6 +588,7 @@ class LiveWindow:
                 for b in self._buckets
             ],
             "pending": [[k, p.at, p.predicted, p.probabilities] for k, p in self._pending.items()],
+            "early": [[k, f.at, f.actual] for k, f in self._early.items()],
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -574,6 +626,10 @@ class LiveWindow:
         self._pending = OrderedDict(
             (str(k), _Pending(float(at), predicted, probabilities))
             for k, at, predicted, probabilities in data["pending"]
+        )
+        self._early = OrderedDict(
+            (str(k), _EarlyFeedback(float(at), actual))
+            for k, at, actual in data.get("early", ())  # absent from older checkpoints
         )
 
 
