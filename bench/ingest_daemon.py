@@ -359,7 +359,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     guard = SourceGuard()
-    results: dict[str, Any] = {"parameters": vars(args) | {"workdir": str(args.workdir)}}
+    results: dict[str, Any] = {"parameters": {k: str(v) for k, v in vars(args).items()}}
     for name in args.parts:
         work = Path(tempfile.mkdtemp(prefix=f"{NAME}-{name}-", dir=args.workdir))
         try:
