@@ -460,6 +460,7 @@ class IngestWorker:
                     self._count_dropped_features(window.reference)
                 predictions += run
         tallies.observe_predictions(predictions)
+        window.flush_rows()
 
     # ---- references -------------------------------------------------------------------
 

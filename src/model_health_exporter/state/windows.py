@@ -381,6 +381,14 @@ class LiveWindow:
                 out[i, : len(row)] = row
         return out
 
+    def flush_rows(self) -> None:
+        """Tally the predictions waiting for the drift tally now. The ingester calls it
+        after each chunk: rows kept across chunks are whole records (feature dicts),
+        and thousands of versions holding up to a batch each grow the heap, which does
+        not shrink again while long-lived objects sit between the freed ones."""
+        if self._buckets and self._buckets[-1].drift_rows:
+            self._buckets[-1].flush_drift(self.reference)
+
     def _expire_pending(self, now: float) -> None:
         """Drop predictions and feedback that waited too long; run once per bucket, not
         per record. Feedback whose prediction never came counts as unmatched."""
