@@ -68,25 +68,41 @@ class PendingPredictions:
         pushed_out = 0
         slots: list[int] = []
         done = 0  # keys before this one have their values in the arrays
+        # The ring's state in locals: this loop runs once per prediction.
+        slot_of, ring, capacity = self._slot_of, self._keys, self.capacity
+        n_slots, head, size = len(ring), self._head, self._size
         for i, key in enumerate(keys):
-            old = self._slot_of.get(key)
+            old = slot_of.pop(key, None)
             if old is not None:
-                del self._slot_of[key]
-                self._keys[old] = None
-            if len(self._slot_of) >= self.capacity:
-                pushed_out += self._push_out_oldest()
-            if self._size >= len(self._keys):
+                ring[old] = None
+            if len(slot_of) >= capacity:  # the oldest waiting (and joined before it) go
+                while size:
+                    gone = ring[head]
+                    ring[head] = None
+                    head = head + 1 if head + 1 < n_slots else 0
+                    size -= 1
+                    if gone is not None:
+                        del slot_of[gone]
+                        pushed_out += 1
+                        break
+            if size >= n_slots:
                 # No free slot: grow, or drop the joined ones (at least a quarter of the
                 # ring, which is a third larger than capacity). Slots move: the values of
                 # those taken so far go in first.
+                self._head, self._size = head, size
                 self._fill(slots, at, predicted[done:i], rows[done:i])
                 slots, done = [], i
-                self._relayout(min(self._max_slots, max(64, 2 * len(self._keys))))
-            slot = (self._head + self._size) % len(self._keys)
-            self._keys[slot] = key
-            self._slot_of[key] = slot
-            self._size += 1
+                self._relayout(min(self._max_slots, max(64, 2 * n_slots)))
+                slot_of, ring = self._slot_of, self._keys
+                n_slots, head, size = len(ring), self._head, self._size
+            slot = head + size
+            if slot >= n_slots:
+                slot -= n_slots
+            ring[slot] = key
+            slot_of[key] = slot
+            size += 1
             slots.append(slot)
+        self._head, self._size = head, size
         self._fill(slots, at, predicted[done:], rows[done:])
         return pushed_out
 
@@ -103,7 +119,11 @@ class PendingPredictions:
         self._at[index] = at
         self._predicted[index] = predicted
         self._is_class[index] = [type(p) is int for p in predicted]
-        block = np.zeros((len(rows), self.width))
+        width = self.width
+        if None not in rows and {len(r) for r in rows if r is not None} == {width}:
+            self._proba[index] = rows  # the usual case: every row over the same classes
+            return
+        block = np.zeros((len(rows), width))
         for i, row in enumerate(rows):
             if row is None:
                 block[i] = np.nan
