@@ -22,10 +22,13 @@ subprocess with `--models.dir` and `--state.dir` and otherwise default flags.
    them while /metrics is scraped every 20 ms; VmRSS sampled every RSS_STEP records.
    Reported: RSS at the last sample against the first (target within 5%), and the
    RSS against the number of scrapes.
+5. scrapes: SCRAPES full /metrics scrapes back to back while 200 records arrive every
+   50 ms; VmRSS every 1,000 scrapes. Reported: RSS at the end against RSS after 2,000
+   (target within 5%) and bytes per scrape.
 
-    .venv/bin/python bench/ingest_daemon.py [--parts throughput backlog memory rss]
+    .venv/bin/python bench/ingest_daemon.py [--parts throughput backlog memory rss scrapes]
         [--records 200000] [--backlog 1000000 --files 4] [--versions 200]
-        [--rss-records 3000000 --rss-step 500000]
+        [--rss-records 3000000 --rss-step 500000] [--scrapes 20000]
 """
 
 from __future__ import annotations
@@ -337,11 +340,53 @@ def part_rss(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def part_scrapes(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """SCRAPES full /metrics scrapes back to back while records arrive (200 every 50 ms,
+    so the data changes between most scrapes); VmRSS every 1,000 scrapes."""
+    root = work / "models"
+    (version_dir,) = tree(root, 1, args.seed)
+    write_reference(version_dir, args.seed, args.features)
+    log = version_dir / "predictions" / "p.jsonl"
+    stop = threading.Event()
+    samples: list[dict[str, int]] = []
+    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}"]) as d:
+        d.wait_ready(60)
+
+        def writer() -> None:
+            start = 0
+            while not stop.is_set():
+                write_log(log, args.seed, start, 200, args.features, joined=True)
+                start += 200
+                stop.wait(0.05)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            for n in range(1, args.scrapes + 1):
+                timed_get(d.port, "/metrics")
+                if n % 1000 == 0:
+                    samples.append({"scrapes": n, "rss": rss(d.pid)})
+                    print(f"  {samples[-1]}", file=sys.stderr, flush=True)
+        finally:
+            stop.set()
+            thread.join()
+        records_seen = sum(counts(d.port).values())
+    first, last = samples[1] if len(samples) > 1 else samples[0], samples[-1]
+    return {
+        "samples": samples,
+        "records": records_seen,
+        "growth_after_2000": last["rss"] / first["rss"] - 1,
+        "bytes_per_scrape": (last["rss"] - first["rss"])
+        / max(1, last["scrapes"] - first["scrapes"]),
+    }
+
+
 PARTS = {
     "throughput": part_throughput,
     "backlog": part_backlog,
     "memory": part_memory,
     "rss": part_rss,
+    "scrapes": part_scrapes,
 }
 
 
@@ -355,6 +400,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=200)
     parser.add_argument("--rss-records", type=int, default=3_000_000)
     parser.add_argument("--rss-step", type=int, default=500_000)
+    parser.add_argument("--scrapes", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=None)
@@ -385,6 +431,10 @@ def main() -> None:
     if "rss" in results:
         r = results["rss"]
         rows.append(["RSS growth under 20 ms scrapes", f"{r['growth']:+.1%}", "within 5%"])
+    if "scrapes" in results:
+        r = results["scrapes"]
+        growth = f"{r['growth_after_2000']:+.1%}"
+        rows.append([f"RSS, scrapes 2,000 -> {args.scrapes:,}", growth, "within 5%"])
     print(table(["measure", "value", "target"], rows))
     print(f"results: {write_results(NAME, results, args.output)}")
 
