@@ -229,6 +229,7 @@ class LogTail:
         # cannot change unless it is replaced or truncated.
         self._fingerprints: dict[Path, tuple[int, int, str]] = {}
         self._behind: set[Path] = set()  # files whose last read stopped at max_bytes
+        self.polled = False  # whether poll() has run: until then, how much is new is unknown
 
     @property
     def behind(self) -> bool:
@@ -289,6 +290,7 @@ class LogTail:
                 chunks.append(chunk)
                 if chunk.more:
                     self._behind.add(path)
+        self.polled = True
         return chunks
 
     def commit(self, chunk: Chunk) -> None:

@@ -164,6 +164,7 @@ class IngestWorker:
         self._stale_summaries: set[VersionKey] = set()
         self._saved_positions: dict[str, dict[str, Position]] = {}
         self._held: set[str] = set()  # tails not read in the last round (_read_limit 0)
+        self._held_before: set[str] = set()  # the same, the round before
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
         self._next_reference_check = 0.0
@@ -341,6 +342,9 @@ class IngestWorker:
         read no further than the window has room to keep its records waiting: feedback
         read far ahead of its predictions (or the reverse, as after downtime) would push
         waiting records out before their partner is read. 0: not this round."""
+        tail = self._tails[key]
+        if tail.polled and not tail.behind and key not in self._held_before:
+            return None  # reads what is new in one chunk: no backlog on this side
         model, ver, name = key.split("/", 2)
         partner = self._tails.get(f"{model}/{ver}/{_PARTNER[name]}")
         if partner is None:
@@ -367,7 +371,8 @@ class IngestWorker:
             self._sync_references()
             self._next_reference_check = time.monotonic() + self._config.summary_refresh
         lines = 0
-        held, self._held = self._held, set()
+        held = self._held_before = self._held
+        self._held = set()
         for key, tail in self._tails.items():
             if behind_only and not tail.behind and key not in held:
                 continue
