@@ -187,3 +187,27 @@ def test_waiting_feedback_is_bounded_counted_and_checkpointed() -> None:
     assert restored.summary(now=2.0).metrics["accuracy"] == pytest.approx(1 / 3)  # id4: b
     window.summary(now=200.0)  # waited longer than pending_max_age
     assert (window.unmatched, window.feedback_waiting) == (6, 0)
+
+
+def test_checkpoint_with_pending_probabilities_as_dicts_still_loads() -> None:
+    """Checkpoints written before the compact pending store held each waiting
+    prediction's probabilities as a dict: they load, and join as they would have."""
+    config = WindowConfig(min_samples=1)
+    window = LiveWindow(config)
+    window.observe_prediction(predict(0, "a", {"a": 0.7, "b": 0.3}), now=1.0)
+    window.observe_prediction(predict(1, "b", {"a": 0.4, "b": 0.6}), now=1.0)
+    saved = json.loads(json.dumps(window.to_dict()))
+    assert saved["pending"] == [["id0", 1.0, 0, [0.7, 0.3]], ["id1", 1.0, 1, [0.4, 0.6]]]
+    saved["pending"] = [
+        ["id0", 1.0, 0, {"a": 0.7, "b": 0.3}],
+        ["id1", 1.0, 1, {"b": 0.6, "a": 0.4}],
+    ]
+    old = LiveWindow(config)
+    old.load(saved)
+    for w in (window, old):
+        w.observe_feedbacks([Feedback("id0", "b"), Feedback("id1", "b")], now=2.0)
+    assert old.to_dict() == window.to_dict()
+    assert old.summary(2.0) == window.summary(2.0)
+    assert old.summary(2.0).metrics["log_loss"] == pytest.approx(
+        -(np.log(0.3) + np.log(0.6)) / 2
+    )
