@@ -208,6 +208,4 @@ def test_checkpoint_with_pending_probabilities_as_dicts_still_loads() -> None:
         w.observe_feedbacks([Feedback("id0", "b"), Feedback("id1", "b")], now=2.0)
     assert old.to_dict() == window.to_dict()
     assert old.summary(2.0) == window.summary(2.0)
-    assert old.summary(2.0).metrics["log_loss"] == pytest.approx(
-        -(np.log(0.3) + np.log(0.6)) / 2
-    )
+    assert old.summary(2.0).metrics["log_loss"] == pytest.approx(-(np.log(0.3) + np.log(0.6)) / 2)
