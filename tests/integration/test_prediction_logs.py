@@ -323,3 +323,41 @@ def test_feedback_read_before_its_prediction_is_joined(
     assert d.value("routing_ml_feedback_total", **V) == n
     correct = sum(1 for i in range(n) if i % 3)  # predicted "a" unless i % 3 == 0
     d.wait_value("routing_ml_live_accuracy", correct / n, **V)
+
+
+def test_kill_9_while_joining_a_catch_up_loses_and_doubles_nothing(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    """Predictions and feedback waiting for each other are in the checkpoint with the
+    positions: a kill -9 in the middle of a catch-up, then a restart, ends with every
+    pair joined once."""
+    root = version_dir(tmp_path)
+    n = 30_000
+    padding = "x" * 200
+    append(
+        root / "m/v1/predictions/p.jsonl",
+        b"".join(record(i, note=padding) for i in range(n)),
+    )
+    append(
+        root / "m/v1/feedback/f.jsonl",
+        b"".join(b'{"id": "r%d", "actual": "a"}\n' % i for i in range(n)),
+    )
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}")
+    d = start_daemon(*args, "--logs.checkpoint-interval=0.2")
+    checkpoint = tmp_path / "state/checkpoint.json"
+
+    def joining() -> bool:
+        matched = d.value("routing_ml_feedback_matched_total", **V) or 0
+        assert matched < n, "joined before the kill: make the logs larger"
+        return matched > 0 and checkpoint.exists()
+
+    wait_until(joining, 30, "a checkpoint in the middle of the catch-up")
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_feedback_matched_total", float(n), timeout=60, **V)
+    assert d.value("routing_ml_predictions_total", **V) == n
+    assert d.value("routing_ml_feedback_total", **V) == n
+    assert d.value("routing_ml_feedback_unmatched_total", **V) == 0
+    assert d.value("routing_ml_feedback_expired_total", **V) == 0
+    assert d.value("routing_ml_feedback_waiting", **V) == 0
