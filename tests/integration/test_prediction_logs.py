@@ -376,3 +376,117 @@ def test_configured_histogram_buckets(tmp_path: Path, start_daemon: Start) -> No
     assert d.value(bucket, le="0.02", **V) == 1
     assert d.value(bucket, le="0.2", **V) == 2
     assert d.value(bucket, le="0.005", **V) is None  # the default buckets are gone
+
+
+def backlog(root: Path, files: int, lines: int) -> int:
+    """`files` prediction logs of `lines` records each (~90 bytes a line, so many
+    1 MiB reads per file), written while no daemon runs; returns the total."""
+    for f in range(files):
+        start = f * lines
+        data = b"".join(record(i) for i in range(start, start + lines))
+        append(root / f"m/v1/predictions/p{f}.jsonl", data)
+    return files * lines
+
+
+def test_backlog_drains_without_waiting_for_the_poll_interval(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    """Reads go on while a file has unread data: a backlog of many 1 MiB reads per file
+    is not spread over as many poll intervals (here 60 s each)."""
+    root = version_dir(tmp_path)
+    total = backlog(root, files=2, lines=60_000)
+    d = start_daemon(f"--models.dir={root}", "--logs.poll-interval=60")
+    d.wait_value("routing_ml_predictions_total", float(total), timeout=40, **V)
+
+
+def test_kill_9_during_a_full_speed_drain_counts_each_line_once(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    root = version_dir(tmp_path)
+    total = backlog(root, files=3, lines=40_000)
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}")
+    d = start_daemon(*args, "--logs.checkpoint-interval=0.2")
+    checkpoint = tmp_path / "state/checkpoint.json"
+
+    def draining() -> bool:
+        counted = d.value("routing_ml_predictions_total", **V) or 0
+        assert counted < total, "drained before the kill: make the backlog larger"
+        return counted > 0 and checkpoint.exists()
+
+    wait_until(draining, 30, "a checkpoint in the middle of the drain")
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    d = start_daemon(*args)
+    # One more line at the end of the last file: once it is counted, every line before
+    # it has been, so an exact total then means nothing was counted twice.
+    append(root / "m/v1/predictions/p2.jsonl", record(total))
+    d.wait_value("routing_ml_predictions_total", float(total + 1), timeout=60, **V)
+
+
+@pytest.mark.parametrize("larger", ["predictions", "feedback"])
+def test_feedback_read_before_its_prediction_is_joined(
+    tmp_path: Path, start_daemon: Start, larger: str
+) -> None:
+    """Both files written while the daemon was down: each file is read a bounded chunk
+    per round, so most feedback is read before or after its prediction depending on
+    which file is larger; every one is joined either way."""
+    root = version_dir(tmp_path)
+    n = 30_000
+    padding = "x" * 200  # makes one file's lines, and so its reads, go further
+    predictions = b"".join(
+        record(i, **({"note": padding} if larger == "predictions" else {})) for i in range(n)
+    )
+    feedback = b"".join(
+        json.dumps(
+            {"id": f"r{i}", "actual": "a", **({"note": padding} if larger == "feedback" else {})}
+        ).encode()
+        + b"\n"
+        for i in range(n)
+    )
+    append(root / "m/v1/predictions/p.jsonl", predictions)
+    append(root / "m/v1/feedback/f.jsonl", feedback)
+    d = start_daemon(f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}", *FAST)
+    d.wait_value("routing_ml_feedback_matched_total", float(n), timeout=60, **V)
+    assert d.value("routing_ml_feedback_unmatched_total", **V) == 0
+    assert d.value("routing_ml_feedback_waiting", **V) == 0
+    assert d.value("routing_ml_feedback_total", **V) == n
+    correct = sum(1 for i in range(n) if i % 3)  # predicted "a" unless i % 3 == 0
+    d.wait_value("routing_ml_live_accuracy", correct / n, **V)
+
+
+def test_kill_9_while_joining_a_catch_up_loses_and_doubles_nothing(
+    tmp_path: Path, start_daemon: Start
+) -> None:
+    """Predictions and feedback waiting for each other are in the checkpoint with the
+    positions: a kill -9 in the middle of a catch-up, then a restart, ends with every
+    pair joined once."""
+    root = version_dir(tmp_path)
+    n = 100_000  # a catch-up of a few seconds at full speed: several checkpoints within it
+    padding = "x" * 200
+    append(
+        root / "m/v1/predictions/p.jsonl",
+        b"".join(record(i, note=padding) for i in range(n)),
+    )
+    append(
+        root / "m/v1/feedback/f.jsonl",
+        b"".join(b'{"id": "r%d", "actual": "a"}\n' % i for i in range(n)),
+    )
+    args = (f"--models.dir={root}", f"--state.dir={tmp_path / 'state'}")
+    d = start_daemon(*args, "--logs.checkpoint-interval=0.2")
+    checkpoint = tmp_path / "state/checkpoint.json"
+
+    def joining() -> bool:
+        matched = d.value("routing_ml_feedback_matched_total", **V) or 0
+        assert matched < n, "joined before the kill: make the logs larger"
+        return matched > 0 and checkpoint.exists()
+
+    wait_until(joining, 30, "a checkpoint in the middle of the catch-up")
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    d = start_daemon(*args)
+    d.wait_value("routing_ml_feedback_matched_total", float(n), timeout=60, **V)
+    assert d.value("routing_ml_predictions_total", **V) == n
+    assert d.value("routing_ml_feedback_total", **V) == n
+    assert d.value("routing_ml_feedback_unmatched_total", **V) == 0
+    assert d.value("routing_ml_feedback_expired_total", **V) == 0
+    assert d.value("routing_ml_feedback_waiting", **V) == 0

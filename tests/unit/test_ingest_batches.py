@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from model_health_exporter.sources.prediction_logs import LogTail
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.ingest import IngestConfig, IngestWorker
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
@@ -59,7 +60,7 @@ def test_feedback_joins_the_predictions_before_it_in_the_same_chunk(root: Path) 
     (root / "m/v1/predictions/p.jsonl").write_bytes(
         line({"id": "r1", "prediction": "a", "confidence": 0.9})
         + line({"id": "r1", "actual": "a"})  # after its prediction: joined
-        + line({"id": "r2", "actual": "b"})  # before its prediction: no match yet
+        + line({"id": "r2", "actual": "b"})  # before its prediction: joined when it comes
         + line({"id": "r2", "prediction": "b", "confidence": 0.8})
         + line({"id": "r3", "prediction": "a", "confidence": 0.7})
         + line({"id": "r3", "actual": "b"})
@@ -68,7 +69,7 @@ def test_feedback_joins_the_predictions_before_it_in_the_same_chunk(root: Path) 
     assert worker.poll_once() == 6
     view = worker.tallies[KEY]
     assert (view.predictions, view.feedback) == (3, 3)
-    assert (view.feedback_matched, view.feedback_unmatched) == (2, 1)
+    assert (view.feedback_matched, view.feedback_unmatched, view.feedback_waiting) == (3, 0, 0)
 
 
 def test_tallies_equal_counting_line_by_line(root: Path) -> None:
@@ -169,3 +170,28 @@ def test_checkpoint_written_piecewise_restores_everything(root: Path, tmp_path: 
     before, after = worker.tallies[KEY], restored.tallies[KEY]
     assert after == before
     assert after.window.metrics["accuracy"] == before.window.metrics["accuracy"]
+
+
+def test_partner_logs_are_looked_at_only_while_a_log_has_a_backlog(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding a log back while its partner catches up must not cost a listing of the
+    partner's folder on every poll of every version."""
+    (root / "m/v1/feedback").mkdir()
+    log = root / "m/v1/predictions/p.jsonl"
+    log.write_bytes(line({"id": "r0", "prediction": "a"}))
+    worker, _ = make_worker(root)
+    worker.poll_once()  # the first poll does not know how much is new
+    calls = []
+    original = LogTail.unread
+
+    def counting(self: LogTail, beyond: int = 0) -> bool:
+        calls.append(self.directory)
+        return original(self, beyond)
+
+    monkeypatch.setattr(LogTail, "unread", counting)
+    for i in range(1, 4):
+        with log.open("ab") as f:
+            f.write(line({"id": f"r{i}", "prediction": "a"}))
+        assert worker.poll_once() == 1
+    assert calls == []

@@ -346,3 +346,59 @@ def test_an_old_copy_of_a_rewritten_log_is_not_read_again(tmp_path: Path) -> Non
         f.write(lines_of(2, 230))
     assert ids(drain(tail)) == [230, 231]
     assert drain(tail) == []
+
+
+def test_backlog_is_read_in_rounds_one_chunk_per_file(tmp_path: Path) -> None:
+    """A backlog is read a bounded chunk per file and round, files side by side, and
+    `behind` says whether to read on before waiting."""
+    (tmp_path / "a.jsonl").write_bytes(lines_of(400, 1000))  # lines of equal length
+    (tmp_path / "b.jsonl").write_bytes(lines_of(400, 2000))
+    tail = LogTail(tmp_path, max_bytes=1024, max_line_bytes=64)
+    rounds = []
+    chunks = tail.poll()
+    while True:
+        assert len(chunks) == 2  # both files in every round until both are done
+        rounds.append([len(c.texts) for c in chunks])
+        for chunk in chunks:
+            tail.commit(chunk)
+        if not tail.behind:
+            break
+        chunks = tail.poll(behind_only=True)
+    assert len(rounds) > 5
+    assert all(a == b for a, b in rounds)  # neither file ahead of the other
+    assert sum(a for a, _ in rounds) == 400
+    assert tail.poll() == []
+
+
+def test_read_on_only_from_files_left_behind(tmp_path: Path) -> None:
+    (tmp_path / "big.jsonl").write_bytes(lines_of(300))
+    tail = LogTail(tmp_path, max_bytes=1024, max_line_bytes=64)
+    first = tail.poll()
+    tail.commit(first[0])
+    assert first[0].more and tail.behind
+    (tmp_path / "new.jsonl").write_bytes(lines_of(3, 5000))  # seen at the next listing
+    second = tail.poll(behind_only=True)
+    assert [c.path.name for c in second] == ["big.jsonl"]
+    tail.commit(second[0])
+    read = ids([*first[0].texts, *second[0].texts])
+    assert sorted(read + ids(drain(tail))) == [*range(300), 5000, 5001, 5002]
+
+
+def test_a_file_read_to_its_end_is_not_behind(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_bytes(lines_of(10))
+    tail = LogTail(tmp_path)
+    chunks = tail.poll()
+    assert not chunks[0].more and not tail.behind
+
+
+def test_a_lower_read_limit_takes_fewer_lines_but_at_least_one(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_bytes(lines_of(100, 1000))  # 15 bytes a line
+    tail = LogTail(tmp_path)
+    assert tail.unread() and tail.unread(beyond=1499) and not tail.unread(beyond=1500)
+    chunk = tail.poll(max_bytes=45)[0]
+    assert ids(chunk.texts) == [1000, 1001, 1002] and chunk.more
+    tail.commit(chunk)
+    chunk = tail.poll(max_bytes=4)[0]  # shorter than a line: the whole line
+    assert ids(chunk.texts) == [1003]
+    tail.commit(chunk)
+    assert len(drain(tail)) == 96 and not tail.unread()

@@ -178,3 +178,18 @@ def test_prediction_families_identical_to_the_collector(tmp_path: Path) -> None:
         filtered = exposition.render(views, views.values(), encoder, content_type, names=names)
         assert b"_latency_seconds_bucket" in filtered
         assert b"routing_ml_predictions_total" not in filtered
+
+
+def test_filtered_scrapes_do_not_keep_replaced_views(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    """Only `name[]` scrapes while the views change (a script polling one counter):
+    the text of views that were replaced goes, as it does on full scrapes."""
+    exposition = CachedExposition(partial(model_families, "routing_ml"))
+    encoder, content_type = choose_encoder("")
+    names = frozenset({"routing_ml_model_accuracy"})
+    for i in range(20):
+        write_json(tmp_path / "m/v1/metrics.json", good_metrics(accuracy=0.5 + i / 100))
+        registry.full_scan()
+        render(exposition, registry, encoder, content_type, names=names)
+    assert len(exposition._chunks) == len(registry.snapshot.models)

@@ -79,7 +79,7 @@ def test_batches_equal_the_general_path(run: int, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(
         windows._ProbabilityRows,
         "__call__",
-        lambda self, p: self._none if p is None else self._window._proba_vector(p),
+        lambda self, p: None if p is None else self._window._proba_vector(p),
     )
     general = LiveWindow(WindowConfig(min_samples=10))
     feed(general, records, run)

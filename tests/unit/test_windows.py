@@ -116,13 +116,15 @@ def test_feedback_join_bounds() -> None:
     for i in range(15):
         window.observe_prediction(predict(i, "a"), now=0.0)
     assert window.expired == 5  # the oldest five made room
-    window.observe_feedback(Feedback("id0", "a"), now=1.0)  # already expired
+    # already expired, and never predicted: both wait for a prediction that won't come
+    window.observe_feedback(Feedback("id0", "a"), now=1.0)
     window.observe_feedback(Feedback("nope", "a"), now=1.0)
-    assert window.unmatched == 2
+    assert (window.unmatched, window.feedback_waiting) == (0, 2)
     window.observe_prediction(predict(99, "a"), now=200.0)  # pushes out one more
     assert window.expired == 6
     window.summary(now=200.0)  # age limits apply at each summary and bucket change
     assert window.expired == 15
+    assert (window.unmatched, window.feedback_waiting) == (2, 0)
     window.observe_feedback(Feedback("id99", "b"), now=201.0)
     assert window.matched == 1
     assert window.summary(now=201.0).metrics["accuracy"] == 0.0
@@ -184,3 +186,59 @@ def test_live_auc_follows_every_new_label_and_bucket() -> None:
     for f in feedback[600:900]:
         window.observe_feedback(f, now=650.0)  # the first bucket has left the window
     check(slice(400, 900), 655.0)
+
+
+def test_feedback_before_its_prediction_waits_and_is_joined() -> None:
+    window = LiveWindow(WindowConfig(max_pending=10, pending_max_age=100, min_samples=1))
+    for i in range(4):
+        window.observe_feedback(Feedback(f"id{i}", "a" if i % 2 else "b"), now=1.0)
+    assert (window.matched, window.unmatched, window.feedback_waiting) == (0, 0, 4)
+    for i in range(4):
+        window.observe_prediction(predict(i, "a"), now=2.0)
+    assert (window.matched, window.unmatched, window.feedback_waiting) == (4, 0, 0)
+    # joined when the prediction came: predicted "a", actually a, b, a, b
+    assert window.summary(now=2.0).metrics["accuracy"] == 0.5
+    window.observe_feedback(Feedback("id0", "a"), now=3.0)  # its prediction was joined
+    assert window.feedback_waiting == 1
+
+
+def test_waiting_feedback_is_bounded_counted_and_checkpointed() -> None:
+    config = WindowConfig(max_pending=3, pending_max_age=100, min_samples=1)
+    window = LiveWindow(config)
+    for i in range(5):
+        window.observe_feedback(Feedback(f"id{i}", "a"), now=1.0)
+    window.observe_feedback(Feedback("id4", "b"), now=1.0)  # the same id again
+    # id0, id1 pushed out, the first id4 replaced: three unmatched, three waiting
+    assert (window.unmatched, window.feedback_waiting) == (3, 3)
+    saved = json.loads(json.dumps(window.to_dict()))  # as a checkpoint holds it
+    restored = LiveWindow(config)
+    restored.load(saved)
+    assert restored.to_dict() == saved
+    for i in range(5):
+        restored.observe_prediction(predict(i, "b"), now=2.0)
+    assert (restored.matched, restored.unmatched, restored.feedback_waiting) == (3, 3, 0)
+    assert restored.summary(now=2.0).metrics["accuracy"] == pytest.approx(1 / 3)  # id4: b
+    window.summary(now=200.0)  # waited longer than pending_max_age
+    assert (window.unmatched, window.feedback_waiting) == (6, 0)
+
+
+def test_checkpoint_with_pending_probabilities_as_dicts_still_loads() -> None:
+    """Checkpoints written before the compact pending store held each waiting
+    prediction's probabilities as a dict: they load, and join as they would have."""
+    config = WindowConfig(min_samples=1)
+    window = LiveWindow(config)
+    window.observe_prediction(predict(0, "a", {"a": 0.7, "b": 0.3}), now=1.0)
+    window.observe_prediction(predict(1, "b", {"a": 0.4, "b": 0.6}), now=1.0)
+    saved = json.loads(json.dumps(window.to_dict()))
+    assert saved["pending"] == [["id0", 1.0, 0, [0.7, 0.3]], ["id1", 1.0, 1, [0.4, 0.6]]]
+    saved["pending"] = [
+        ["id0", 1.0, 0, {"a": 0.7, "b": 0.3}],
+        ["id1", 1.0, 1, {"b": 0.6, "a": 0.4}],
+    ]
+    old = LiveWindow(config)
+    old.load(saved)
+    for w in (window, old):
+        w.observe_feedbacks([Feedback("id0", "b"), Feedback("id1", "b")], now=2.0)
+    assert old.to_dict() == window.to_dict()
+    assert old.summary(2.0) == window.summary(2.0)
+    assert old.summary(2.0).metrics["log_loss"] == pytest.approx(-(np.log(0.3) + np.log(0.6)) / 2)

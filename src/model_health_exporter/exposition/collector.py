@@ -491,6 +491,11 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
             ("unmatched", "Feedback records with no waiting prediction."),
         )
     }
+    waiting = GaugeMetricFamily(
+        f"{ns}_feedback_waiting",
+        "Feedback records read before their prediction, waiting for it.",
+        labels=_VERSION,
+    )
     window_samples = GaugeMetricFamily(
         f"{ns}_window_samples",
         "Samples in the live window: predictions, labelled (joined) and confidence.",
@@ -521,6 +526,7 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
         joins["matched"].add_metric(labels, t.feedback_matched)
         joins["expired"].add_metric(labels, t.feedback_expired)
         joins["unmatched"].add_metric(labels, t.feedback_unmatched)
+        waiting.add_metric(labels, t.feedback_waiting)
         for kind, count in t.window.samples.items():
             window_samples.add_metric([*labels, kind], count)
         for name, value in t.window.metrics.items():
@@ -532,7 +538,7 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
                 feature_gauges[key].add_metric([*labels, feature], value)
         if t.window.reference_source is not None:
             reference.add_metric(labels, {"source": t.window.reference_source})
-    yield from (predictions, errors, feedback, latency, confidence, *joins.values())
+    yield from (predictions, errors, feedback, latency, confidence, *joins.values(), waiting)
     yield window_samples
     yield from window_gauges.values()
     yield from feature_gauges.values()

@@ -100,8 +100,7 @@ class CachedExposition(Generic[_P]):
             fmt = self._format(encoder, content_type)
             items = list(parts)
             chunks = [self._part_chunks(part, fmt, content_type) for part in items]
-            if names is None:
-                self._evict(items)
+            self._evict(items)  # filtered scrapes too: some clients send only those
             pieces = []
             for index, header in enumerate(fmt.headers):
                 if names is not None and not (fmt.sample_names[index] & names):

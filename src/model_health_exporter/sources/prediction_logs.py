@@ -50,6 +50,8 @@ _CHECK_BYTES: Final = 4096
 # A file missing from its folder this long is gone for good: its position is dropped.
 # Long enough to outlast any rotation step (rename, compress, delete the original).
 FORGET_AFTER_SECONDS: Final = 300.0
+# One read of one file: a backlog is read in rounds of this much per file.
+READ_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Chunk:
     numbers: Sequence[int]  # 1-based line number in its file of each, for messages
     end: Position
     too_long: list[int]  # line numbers skipped for exceeding the length cap
+    more: bool = False  # the read stopped at its size limit: the file may hold more now
 
     @property
     def lines(self) -> list[Line]:
@@ -224,7 +227,7 @@ def read_new_lines(
     Mismatch if it no longer holds what was read up to `position` (then it is another
     file, or the same one truncated). A gzip file shorter than the position is a copy
     of what was read, taken before the last lines: it is finished."""
-    finished = False
+    finished = more = False
     offset = position.offset
     try:
         with path.open("rb") as raw:
@@ -251,21 +254,27 @@ def read_new_lines(
                     return Chunk(path, fp, [], (), position, [])
                 back = min(offset, _CHECK_BYTES)
                 raw.seek(offset - back)
-                data = raw.read(back + max(max_bytes, max_line_bytes + 1))
+                data = raw.read(back + max_bytes)
                 before, data = data[:back], data[back:]
                 if len(before) < back:
                     return Mismatch.SHORTER  # truncated since the fstat
                 if position.check is not None and content_check(before) != position.check:
                     return Mismatch.CHANGED
+                if b"\n" not in data and len(data) == max_bytes < max_line_bytes + 1:
+                    # a limit below the longest line: read on to this line's end only
+                    data += raw.read(max_line_bytes + 1 - max_bytes)
+                    newline = data.find(b"\n")
+                    data = data if newline < 0 else data[: newline + 1]
                 if len(data) > max_line_bytes and b"\n" not in data:
                     raw.seek(offset)
                     return _skip_long_line(raw, path, fp, position)
+                more = len(data) >= max_bytes
     except (OSError, EOFError, zlib.error):
         return None
     lines, numbers, consumed, n_lines, too_long = _split_lines(data, position.line, max_line_bytes)
     check = position.check if finished and not before else _end_check(before, data, consumed)
     end = Position(offset + consumed, position.line + n_lines, finished, check)
-    return Chunk(path, fp, lines, numbers, end, too_long)
+    return Chunk(path, fp, lines, numbers, end, too_long, not finished and more)
 
 
 @dataclass(slots=True)
@@ -285,13 +294,18 @@ class _Poll:
 class LogTail:
     """Follows every log file of one directory. `poll()` reads what is new; `commit()`
     advances a file's position once the caller has taken its lines, so that positions
-    and what was made of the lines can be saved together."""
+    and what was made of the lines can be saved together.
+
+    A read takes at most `max_bytes` of a file, so a backlog is read in rounds, one
+    bounded chunk per file and round: files catch up together, and the caller publishes
+    between rounds. `behind` says whether a file stopped at that limit; `poll(
+    behind_only=True)` then reads on from those files without listing the directory."""
 
     def __init__(
         self,
         directory: Path,
         positions: dict[str, Position] | None = None,
-        max_bytes: int = 1 << 20,
+        max_bytes: int = READ_BYTES,
         max_line_bytes: int = 64 * 1024,
         pattern: str = "*",
         *,
@@ -309,6 +323,12 @@ class LogTail:
         self._fingerprints: dict[Path, tuple[int, int, str]] = {}
         # fingerprint -> when (monotonic) no file of the folder was found to have it
         self._missing_since: dict[str, float] = {}
+        self._behind: set[Path] = set()  # files whose last read stopped at max_bytes
+        self.polled = False  # whether poll() has run: until then, how much is new is unknown
+
+    @property
+    def behind(self) -> bool:
+        return bool(self._behind)
 
     def _fingerprint(self, path: Path) -> tuple[str | None, bool]:
         """The file's fingerprint (None while it has no complete first line, or is gone
@@ -326,28 +346,62 @@ class LogTail:
             return fp, False
         return None, not _readable(path)
 
-    def _read(self, path: Path, fp: str, position: Position) -> Chunk | Mismatch | None:
-        return read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
+    def _read(
+        self, path: Path, fp: str, position: Position, max_bytes: int
+    ) -> Chunk | Mismatch | None:
+        return read_new_lines(path, fp, position, max_bytes, self._max_line_bytes)
 
-    def poll(self) -> list[Chunk]:
-        files = list_log_files(self.directory, self.pattern)
-        for stale in set(self._fingerprints) - set(files):
-            del self._fingerprints[stale]
+    def unread(self, beyond: int = 0) -> bool:
+        """Whether a file holds more than `beyond` bytes after its position, or the last
+        read stopped at its limit: a listing and stats, no reads."""
+        if self._behind:
+            return True
+        for path in list_log_files(self.directory, self.pattern):
+            fp, _ = self._fingerprint(path)
+            if fp is None:
+                continue
+            position = self.positions.get(fp, Position())
+            try:
+                if not position.finished and path.stat().st_size > position.offset + beyond:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def poll(self, behind_only: bool = False, max_bytes: int | None = None) -> list[Chunk]:
+        """One chunk per file with something new: every file, or (`behind_only`) only
+        the files whose last read stopped at the size limit, oldest first either way.
+        `max_bytes` lowers the size limit of this poll's reads (at least one line each)."""
+        limit = self._max_bytes if max_bytes is None else max(1, max_bytes)
+        if behind_only:
+            files = [path for path in self._fingerprints if path in self._behind]
+        else:
+            files = list_log_files(self.directory, self.pattern)
+            for stale in set(self._fingerprints) - set(files):
+                del self._fingerprints[stale]
+        self._behind.clear()
         seen = _Poll()
-        chunks = [chunk for path in files if (chunk := self._poll_file(path, seen)) is not None]
+        chunks = [
+            chunk for path in files if (chunk := self._poll_file(path, seen, limit)) is not None
+        ]
         # A file whose first line has a position but whose content is not what was read
         # there is new, unless another file with that first line still holds that content.
         for path, fp in seen.replaced:
             if fp not in seen.matched:
-                fresh = self._read(path, fp, Position())
+                fresh = self._read(path, fp, Position(), limit)
                 if isinstance(fresh, Chunk):
                     seen.matched.add(fp)
                     chunks.append(fresh)
-        if seen.identified:
+        for chunk in chunks:
+            if chunk.more:
+                self._behind.add(chunk.path)
+        # Only a full listing tells which files are gone.
+        if seen.identified and not behind_only:
             self._forget_missing(seen.present)
+        self.polled = True
         return chunks
 
-    def _poll_file(self, path: Path, seen: _Poll) -> Chunk | None:
+    def _poll_file(self, path: Path, seen: _Poll, max_bytes: int) -> Chunk | None:
         """What is new in one file, if anything."""
         fp, unreadable = self._fingerprint(path)
         if fp is not None and fp in seen.taken:
@@ -364,7 +418,7 @@ class LogTail:
         position = self.positions.get(fp, Position())
         if fp in seen.taken or position.finished:
             return None  # the same lines as a file read in this poll, or all read
-        chunk = self._read(path, fp, position)
+        chunk = self._read(path, fp, position, max_bytes)
         if isinstance(chunk, Mismatch):
             # Truncated or rewritten: its first line, so its fingerprint, may be new.
             self._fingerprints.pop(path, None)
@@ -377,7 +431,7 @@ class LogTail:
                 fp, position = new_fp, self.positions.get(new_fp, Position())
                 if fp in seen.taken or position.finished:
                     return None
-                chunk = self._read(path, fp, position)
+                chunk = self._read(path, fp, position, max_bytes)
             if chunk is Mismatch.CHANGED:
                 seen.replaced.append((path, fp))
         if not isinstance(chunk, Chunk):

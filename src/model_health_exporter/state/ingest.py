@@ -35,6 +35,7 @@ from model_health_exporter.schema import excerpt
 from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.prediction_logs import (
     FORGET_AFTER_SECONDS,
+    READ_BYTES,
     Chunk,
     LogTail,
     Position,
@@ -73,6 +74,10 @@ STATE_SOURCE: Final = "state_dir"
 STATE_ERROR_REASONS: Final = ("permission_denied", "unwritable")
 _STATE_LOG_EVERY_SECONDS: Final = 300.0
 _TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
+# The shortest record lines (`{"id":"1","prediction":1}`, `{"id":"1","actual":1}`): a read
+# of `room` times this many bytes holds at most `room` records.
+_MIN_LINE_BYTES: Final = {"predictions": 24, "feedback": 20}
+_PARTNER: Final = {"predictions": "feedback", "feedback": "predictions"}
 
 VersionKey = tuple[str, str]  # (model, version)
 
@@ -210,6 +215,8 @@ class IngestWorker:
         self._summaries: dict[VersionKey, tuple[float, WindowSummary]] = {}
         self._stale_summaries: set[VersionKey] = set()
         self._saved_positions: dict[str, dict[str, Position]] = {}
+        self._held: set[str] = set()  # tails not read in the last round (_read_limit 0)
+        self._held_before: set[str] = set()  # the same, the round before
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
         self._next_reference_check = 0.0
@@ -423,15 +430,64 @@ class IngestWorker:
                 )
         return {key: version for key, (version, _) in wanted.items()}
 
-    def poll_once(self) -> int:
-        """Read and tally everything new; returns the number of lines read."""
+    @property
+    def behind(self) -> bool:
+        """Whether a log file has more to read than the last poll took from it."""
+        return (
+            bool(self._held)
+            or any(t.behind for t in self._tails.values())
+            or any(t.behind for t in self._path_tails.values())
+        )
+
+    def _read_limit(self, key: str, version: VersionKey) -> int | None:
+        """How far a version's predictions (or feedback) log may be read this round
+        (bytes; None: the usual chunk). While its partner log has a backlog, a log is
+        read no further than the window has room to keep its records waiting: feedback
+        read far ahead of its predictions (or the reverse, as after downtime) would push
+        waiting records out before their partner is read. 0: not this round."""
+        tail = self._tails[key]
+        if tail.polled and not tail.behind and key not in self._held_before:
+            return None  # reads what is new in one chunk: no backlog on this side
+        model, ver, name = key.split("/", 2)
+        partner = self._tails.get(f"{model}/{ver}/{_PARTNER[name]}")
+        if partner is None:
+            return None
+        window = self._windows.get(version)
+        if window is None:
+            waiting = 0
+        elif name == "predictions":
+            waiting = window.predictions_waiting
+        else:
+            waiting = window.feedback_waiting
+        limit = max(0, self._config.window.max_pending - waiting) * _MIN_LINE_BYTES[name]
+        # A partner backlog under one line's worth may be a line still being written.
+        if limit >= READ_BYTES or not partner.unread(beyond=self._config.max_line_bytes):
+            return None
+        return limit
+
+    def poll_once(self, behind_only: bool = False) -> int:
+        """Read and tally what is new, at most one bounded chunk per file: of every
+        file, or (`behind_only`) of the files the last poll left behind. Returns the
+        number of lines read."""
         versions = self._sync_tails()
         if time.monotonic() >= self._next_reference_check:
             self._sync_references()
             self._next_reference_check = time.monotonic() + self._config.summary_refresh
         lines = 0
+        held = self._held_before = self._held
+        self._held = set()
         for key, tail in self._tails.items():
-            for chunk in tail.poll():
+            if behind_only and not tail.behind and key not in held:
+                continue
+            limit = self._read_limit(key, versions[key])
+            if limit == 0 and key.endswith("/predictions"):
+                partner = key.removesuffix("predictions") + "feedback"
+                if self._read_limit(partner, versions[key]) == 0:
+                    limit = None  # both full: predictions go on, pushing the oldest out
+            if limit == 0:
+                self._held.add(key)
+                continue
+            for chunk in tail.poll(behind_only and key not in held, limit):
                 lines += self._tally(chunk, versions[key])
                 tail.commit(chunk)
         present = (
@@ -440,7 +496,9 @@ class IngestWorker:
             else set()
         )
         for tail in self._path_tails.values():
-            for chunk in tail.poll():
+            if behind_only and not tail.behind:
+                continue
+            for chunk in tail.poll(behind_only):
                 lines += self._tally(chunk, present)
                 tail.commit(chunk)
         if lines:
@@ -515,6 +573,7 @@ class IngestWorker:
                     self._count_dropped_features(window.reference)
                 predictions += run
         tallies.observe_predictions(predictions)
+        window.flush_rows()
 
     # ---- references -------------------------------------------------------------------
 
@@ -686,12 +745,19 @@ class IngestWorker:
             )
 
     def _run(self) -> None:
+        """Poll every poll_interval; while a file has a backlog, read on from the files
+        that have one, a bounded chunk of each per round (fair, and the views are
+        published between rounds), listing every directory again each poll_interval."""
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
+        next_poll = 0.0
         seen_snapshot: object = None
         while not self._stopping.is_set():
             try:
-                self.poll_once()
+                draining = time.monotonic() < next_poll
+                if not draining:
+                    next_poll = time.monotonic() + self._config.poll_interval
+                lines = self.poll_once(behind_only=draining)
                 # Health also follows metrics.json, active markers and new versions: a new
                 # registry snapshot refreshes every view at once, not at the next period.
                 snapshot = self._snapshot()
@@ -704,4 +770,7 @@ class IngestWorker:
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval
             except Exception:  # keep ingesting; the next poll retries
                 log.exception("ingest failed")
-            self._stopping.wait(self._config.poll_interval)
+                self._stopping.wait(self._config.poll_interval)
+                continue
+            if not lines or not self.behind:
+                self._stopping.wait(max(0.0, next_poll - time.monotonic()))

@@ -171,6 +171,7 @@ class TalliesView:
     feedback_matched: int
     feedback_expired: int
     feedback_unmatched: int
+    feedback_waiting: int
 
     @classmethod
     def of(
@@ -196,4 +197,5 @@ class TalliesView:
             window.matched,
             window.expired,
             window.unmatched,
+            window.feedback_waiting,
         )

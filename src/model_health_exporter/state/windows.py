@@ -25,6 +25,7 @@ import msgspec
 import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, label_of
+from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
@@ -143,39 +144,37 @@ class _Bucket:
         return self.regression
 
 
-class _Pending(msgspec.Struct, gc=False):
-    """A prediction awaiting its feedback. Untracked by the cyclic GC (up to max_pending
-    of them live long): it holds numbers and a dict of floats only."""
+class _EarlyFeedback(msgspec.Struct, gc=False):
+    """Feedback awaiting its prediction: when it came, and the actual value."""
 
     at: float
-    predicted: int | float  # class index, or the regression output
-    probabilities: dict[str, float] | None  # as logged; a vector only when joined
+    actual: str | int | float | bool
 
 
 class _ProbabilityRows:
-    """A joined prediction's probabilities as a row over the window's class indices (NaN
-    for none). Probabilities over exactly the known classes, the usual case, are read in
-    one C-level call; any other set goes through LiveWindow._proba_vector, which also
-    learns new classes."""
+    """A prediction's probabilities as a row by class index, as long as the indices it
+    uses (None for none). Probabilities over exactly the known classes, the usual case,
+    are read in one C-level call; any other set goes through LiveWindow._proba_vector,
+    which also learns new classes."""
 
     def __init__(self, window: LiveWindow) -> None:
         self._window = window
         self._n_known = len(window.classes)
         self._of_known = operator.itemgetter(*window.classes) if self._n_known > 1 else None
-        n_classes = window._n_classes
-        self._padding = [0.0] * (n_classes - self._n_known)
-        self._none = [math.nan] * n_classes
 
-    def __call__(self, probabilities: dict[str, float] | None) -> Sequence[float]:
+    def __call__(self, probabilities: dict[str, float] | None) -> list[float] | None:
         if probabilities is None:
-            return self._none
+            return None
         of_known = self._of_known
         if of_known and len(probabilities) == self._n_known == len(self._window.classes):
             try:
-                return [*of_known(probabilities), *self._padding]
+                return list(of_known(probabilities))
             except KeyError:
                 pass
-        return self._window._proba_vector(probabilities)
+        row = self._window._proba_vector(probabilities)
+        while row and row[-1] == 0.0:  # the classes after the last it names
+            row.pop()
+        return row
 
 
 class LiveWindow:
@@ -191,7 +190,11 @@ class LiveWindow:
         self._class_of: dict[str, int] = {}  # label -> index, of `classes`
         self._buckets: deque[_Bucket] = deque()
         self._closed: _Totals | None = None  # all buckets but the newest, merged
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._pending = PendingPredictions(config.max_pending)
+        # Feedback read before its prediction (a feedback file read ahead of its
+        # predictions file, as after downtime): it waits, under the same limits as the
+        # predictions, and is joined when the prediction comes.
+        self._early: OrderedDict[str, _EarlyFeedback] = OrderedDict()
         self.matched = 0
         self.expired = 0
         self.unmatched = 0
@@ -333,10 +336,15 @@ class LiveWindow:
 
     def _await_feedback(self, predictions: list[Prediction], now: float) -> None:
         """Successful predictions with an id wait for their feedback, the oldest making
-        room beyond max_pending."""
-        pending = self._pending
+        room beyond max_pending; one whose feedback came first is joined now."""
+        early = self._early
         class_of = self._class_of
         kind = self.kind  # the first prediction's, as a local: set once, read per record
+        keys: list[str] = []
+        values: list[int | float] = []
+        rows: list[Sequence[float] | None] = []
+        row_of = _ProbabilityRows(self)
+        joined: list[tuple[int | float, Sequence[float] | None, str | int | float | bool]] = []
         for p in predictions:
             key = p.id
             if key is None:
@@ -353,61 +361,122 @@ class LiveWindow:
                     kind = "regression"
             else:
                 continue
-            if key in pending:
-                pending.move_to_end(key)
-            pending[key] = _Pending(now, predicted, p.probabilities)
+            waiting = early.pop(key, None) if early else None
+            if waiting is not None:  # its feedback came first
+                joined.append((predicted, row_of(p.probabilities), waiting.actual))
+                continue
+            keys.append(key)
+            values.append(predicted)
+            rows.append(row_of(p.probabilities))
         self.kind = kind
-        excess = len(pending) - self._config.max_pending
-        for _ in range(excess):
-            pending.popitem(last=False)
-        self.expired += max(excess, 0)
+        self.expired += self._pending.add(keys, now, values, rows)
+        if joined:
+            predicted_values, joined_rows, actuals = zip(*joined, strict=True)
+            self._join(list(predicted_values), self._rows_array(joined_rows), actuals, now)
+
+    def _rows_array(self, rows: Sequence[Sequence[float] | None]) -> np.ndarray:
+        """Probability rows as an array over every class index (NaN rows for none)."""
+        out = np.zeros((len(rows), self._n_classes))
+        for i, row in enumerate(rows):
+            if row is None:
+                out[i] = np.nan
+            else:
+                out[i, : len(row)] = row
+        return out
+
+    def flush_rows(self) -> None:
+        """Tally the predictions waiting for the drift tally now. The ingester calls it
+        after each chunk: rows kept across chunks are whole records (feature dicts),
+        and thousands of versions holding up to a batch each grow the heap, which does
+        not shrink again while long-lived objects sit between the freed ones."""
+        if self._buckets and self._buckets[-1].drift_rows:
+            self._buckets[-1].flush_drift(self.reference)
 
     def _expire_pending(self, now: float) -> None:
-        """Drop predictions that waited too long; run once per bucket, not per record."""
+        """Drop predictions and feedback that waited too long; run once per bucket, not
+        per record. Feedback whose prediction never came counts as unmatched."""
         oldest = now - self._config.pending_max_age
-        while self._pending and next(iter(self._pending.values())).at < oldest:
-            self._pending.popitem(last=False)
-            self.expired += 1
+        self.expired += self._pending.expire(oldest)
+        while self._early and next(iter(self._early.values())).at < oldest:
+            self._early.popitem(last=False)
+            self.unmatched += 1
+
+    @property
+    def predictions_waiting(self) -> int:
+        """Predictions waiting for their feedback."""
+        return len(self._pending)
+
+    @property
+    def feedback_waiting(self) -> int:
+        """Feedback records waiting for their prediction."""
+        return len(self._early)
 
     def observe_feedback(self, feedback: Feedback, now: float) -> None:
         self.observe_feedbacks((feedback,), now)
 
     def observe_feedbacks(self, feedbacks: Sequence[Feedback], now: float) -> None:
-        """Feedback records logged one after the other, joined at `now`."""
-        pending, class_of = self._pending, self._class_of
+        """Feedback records logged one after the other, joined at `now` to their waiting
+        predictions; feedback without one waits for it (the oldest making room beyond
+        max_pending, counted unmatched)."""
+        pending, early = self._pending, self._early
+        slots: list[int] = []
+        actuals: list[str | int | float | bool] = []
+        replaced = 0
+        for feedback in feedbacks:
+            slot = pending.pop(feedback.id)
+            if slot is not None:
+                slots.append(slot)
+                actuals.append(feedback.actual)
+                continue
+            if feedback.id in early:  # the same id again: the older one stays unmatched
+                replaced += 1
+                early.move_to_end(feedback.id)
+            early[feedback.id] = _EarlyFeedback(now, feedback.actual)
+        excess = max(0, len(early) - self._config.max_pending)
+        for _ in range(excess):
+            early.popitem(last=False)
+        self.unmatched += replaced + excess
+        if slots:
+            rows = pending.rows(slots, self._n_classes)
+            self._join(pending.predicted(slots), rows, actuals, now)
+
+    def _join(
+        self,
+        predicted_values: Sequence[int | float],
+        rows: np.ndarray,
+        actual_values: Sequence[str | int | float | bool],
+        now: float,
+    ) -> None:
+        """Add predictions (what each predicted, its probability row over every class
+        index) joined to their actual values to the bucket of `now`."""
+        class_of = self._class_of
         classification = self.kind == "classification"
         # What the joins add to the bucket, gathered here first.
         actuals: list[int] = []
         predicted_classes: list[int] = []
-        probas: list[float] = []
+        scored: list[int] = []  # the rows of the joined classifications
         pairs: list[float] = []
-        row_of = _ProbabilityRows(self)
         unmatched = 0
-        for feedback in feedbacks:
-            waiting = pending.pop(feedback.id, None)
-            if waiting is None:
-                unmatched += 1
-                continue
-            predicted, actual = waiting.predicted, feedback.actual
+        for i, (predicted, actual) in enumerate(zip(predicted_values, actual_values, strict=True)):
             if classification and isinstance(predicted, int):
                 label = actual if type(actual) is str else label_of(actual)
                 index = class_of.get(label)
                 actuals.append(self._class_index(label) if index is None else index)
                 predicted_classes.append(predicted)
-                probas += row_of(waiting.probabilities)
+                scored.append(i)
             elif isinstance(actual, str | bool):
                 unmatched += 1  # a class label for a regression model
             else:
                 pairs += (float(actual), float(predicted))
         self.unmatched += unmatched
         self.matched += len(actuals) + len(pairs) // 2
-        if unmatched == len(feedbacks):
+        if unmatched == len(predicted_values):
             return
         bucket = self._bucket(now)
         if actuals:
             bucket.joined_actual += actuals
             bucket.joined_predicted += predicted_classes
-            bucket.joined_proba += probas
+            bucket.joined_proba += rows[scored].ravel().tolist()
             if len(bucket.joined_actual) >= _FLUSH_AT:
                 bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         if pairs:
@@ -561,7 +630,9 @@ class LiveWindow:
                 }
                 for b in self._buckets
             ],
-            "pending": [[k, p.at, p.predicted, p.probabilities] for k, p in self._pending.items()],
+            # probabilities as a row over the class indices (older checkpoints: a dict)
+            "pending": [list(item) for item in self._pending.items()],
+            "early": [[k, f.at, f.actual] for k, f in self._early.items()],
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -603,9 +674,17 @@ class LiveWindow:
         self.reference = reference
         self._buckets = buckets
         self._closed = None
-        self._pending = OrderedDict(
-            (str(k), _Pending(float(at), predicted, probabilities))
-            for k, at, predicted, probabilities in data["pending"]
+        self._pending = PendingPredictions(self._config.max_pending)
+        row_of = _ProbabilityRows(self)
+        for k, at, predicted, probabilities in data["pending"]:
+            row = row_of(probabilities) if isinstance(probabilities, dict) else probabilities
+            if row is not None:
+                row = [float(p) for p in row]
+            value = predicted if isinstance(predicted, int | float) else float(predicted)
+            self.expired += self._pending.add([str(k)], float(at), [value], [row])
+        self._early = OrderedDict(
+            (str(k), _EarlyFeedback(float(at), actual))
+            for k, at, actual in data.get("early", ())  # absent from older checkpoints
         )
 
 
