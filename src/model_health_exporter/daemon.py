@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -35,6 +36,8 @@ from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
+from model_health_exporter.sources.watcher import ERROR_REASONS as WATCH_ERROR_REASONS
+from model_health_exporter.sources.watcher import ERROR_SOURCE as WATCH_ERROR_SOURCE
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import HealthConfig, HealthView
@@ -58,6 +61,9 @@ from model_health_exporter.stats.reference import DriftSettings
 log = structlog.get_logger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# The ingester looks for new log folders and files and changed reference files this often
+# on its own; file events tell it of them as they come.
+_INGEST_REDISCOVER_SECONDS = 10.0
 
 
 def registry_config(settings: Settings) -> RegistryConfig:
@@ -103,6 +109,7 @@ def ingest_config(settings: Settings) -> IngestConfig:
             reference_top_k=settings.drift.top_categories,
             max_features=settings.drift.max_features,
         ),
+        rediscover_interval=_INGEST_REDISCOVER_SECONDS,
         health=HealthConfig(
             triggers=RetrainTriggers(
                 performance_drop=health.retrain_performance_drop,
@@ -147,7 +154,11 @@ class Daemon:
         self._settings = settings
         self._reload_settings = reload_settings
         self.status = ExporterStatus(
-            errors=LabelledCounter(initial_error_keys() + ingest_error_keys()),
+            errors=LabelledCounter(
+                initial_error_keys()
+                + ingest_error_keys()
+                + [(WATCH_ERROR_SOURCE, reason) for reason in WATCH_ERROR_REASONS]
+            ),
             dropped=LabelledCounter((limit,) for limit in (*DROP_LIMITS, DROP_LIMIT_FEATURES)),
             config_reload_timestamp=time.time(),
         )
@@ -191,8 +202,8 @@ class Daemon:
         ns = settings.namespace
 
         def models() -> tuple[object, Iterable[ModelView]]:
-            snap = self.registry.snapshot
-            return snap, snap.models.values()
+            models = self.registry.snapshot.models  # the same object until a model changes
+            return models, models.values()
 
         def versions() -> tuple[object, Iterable[TalliesView]]:
             tallies = self._tallies()
@@ -225,7 +236,25 @@ class Daemon:
         worker = ScanWorker(
             self.registry, settings.models.resync_interval, settings.models.debounce
         )
-        watcher = ModelDirWatcher(settings.models.dirs, worker.notify)
+
+        def on_path(path: Path) -> None:
+            worker.notify(path)
+            if self._ingest is not None:
+                self._ingest.notify(path)
+
+        def on_overflow() -> None:  # events were lost: one rescan of everything
+            self.status.errors.inc((WATCH_ERROR_SOURCE, "inotify_overflow"))
+            worker.request_full_scan()
+            if self._ingest is not None:
+                self._ingest.rediscover()
+
+        watcher = ModelDirWatcher(
+            settings.models.dirs,
+            on_path,
+            extra_dirs=[Path(pattern).parent for pattern in settings.logs.paths],
+            on_overflow=on_overflow,
+            on_watch_limit=lambda: self.status.errors.inc((WATCH_ERROR_SOURCE, "watch_limit")),
+        )
         watcher.start()  # before the scan below, so no change between them is missed
         self.registry.full_scan()
         worker.start()

@@ -193,6 +193,10 @@ def read_new_lines(
     return Chunk(path, fp, lines, numbers, end, too_long)
 
 
+# A file's inode, size, modification and change times (ns): any write changes them.
+_Stat = tuple[int, int, int, int]
+
+
 class LogTail:
     """Follows every log file of one directory. `poll()` reads what is new; `commit()`
     advances a file's position once the caller has taken its lines, so that positions
@@ -214,6 +218,10 @@ class LogTail:
         # path -> (inode, size when fingerprinted, fingerprint): the first line of a file
         # cannot change unless it is replaced or truncated.
         self._fingerprints: dict[Path, tuple[int, int, str]] = {}
+        self._files: list[Path] | None = None  # the last listing of the directory
+        # path -> (its stat, fingerprint, position) when it was read to its end: while
+        # the stat and the position stay the same there is nothing new to read.
+        self._read_to_end: dict[Path, tuple[_Stat, str, Position]] = {}
 
     def _fingerprint(self, path: Path) -> str | None:
         try:
@@ -228,21 +236,41 @@ class LogTail:
             self._fingerprints[path] = (st.st_ino, st.st_size, fp)
         return fp
 
-    def poll(self) -> list[Chunk]:
+    def poll(self, relist: bool = True) -> list[Chunk]:
+        """What is new in the directory's files. With `relist` False the last listing is
+        reused (the caller learns of files coming and going from file events). A file
+        unchanged since it was read to its end costs one stat, not an open and a read."""
         chunks = []
-        files = list_log_files(self.directory, self.pattern)
-        for stale in set(self._fingerprints) - set(files):
-            del self._fingerprints[stale]
-        for path in files:
+        if relist or self._files is None:
+            self._files = list_log_files(self.directory, self.pattern)
+            listed = set(self._files)
+            for stale in set(self._fingerprints) - listed:
+                del self._fingerprints[stale]
+            for stale in set(self._read_to_end) - listed:
+                del self._read_to_end[stale]
+        for path in self._files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            seen: _Stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            done = self._read_to_end.get(path, (None, "", None))
+            if done[0] == seen and self.positions.get(done[1], Position()) == done[2]:
+                continue
             fp = self._fingerprint(path)
             if fp is None:
                 continue  # empty, or its first line is still being written
             position = self.positions.get(fp, Position())
             if position.finished:
+                self._read_to_end[path] = (seen, fp, position)
                 continue
             chunk = read_new_lines(path, fp, position, self._max_bytes, self._max_line_bytes)
-            if chunk is not None and (chunk.end != position or chunk.texts):
+            if chunk is None:
+                continue
+            if chunk.end != position or chunk.texts:
                 chunks.append(chunk)
+            if chunk.end.finished or chunk.end.offset == st.st_size:
+                self._read_to_end[path] = (seen, fp, chunk.end)
         return chunks
 
     def commit(self, chunk: Chunk) -> None:

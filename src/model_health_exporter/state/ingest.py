@@ -59,7 +59,6 @@ LOG_DIRS: Final = ("predictions", "feedback")
 ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
-_TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
 
 VersionKey = tuple[str, str]  # (model, version)
 
@@ -104,6 +103,10 @@ class IngestConfig:
     # and the first poll that finds nothing new brings the summaries up to date.
     summary_interval: float = 1.0
     health: HealthConfig = field(default_factory=HealthConfig)
+    # Seconds between looks for new log folders and files, and for changed reference
+    # files, when nothing said where to look. The daemon tells of them as they come (file
+    # events: `notify`) and sets this long, as a safety net; alone, a worker looks often.
+    rediscover_interval: float = 1.0
 
 
 def _json(value: object) -> bytes:
@@ -162,9 +165,12 @@ class IngestWorker:
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
         self._next_reference_check = 0.0
-        self._synced_snapshot: Snapshot | None = None
-        self._next_tail_sync = 0.0
+        self._synced_models: object = None
+        self._next_rediscovery = 0.0
         self._tail_versions: dict[str, VersionKey] = {}
+        # Paths the file events named since the last poll, or None: look everywhere.
+        self._events_lock = threading.Lock()
+        self._event_paths: set[Path] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
@@ -275,16 +281,45 @@ class IngestWorker:
             self._windows[key] = window
         return window
 
-    def _sync_tails(self) -> dict[str, VersionKey]:
+    # ---- where to look ----------------------------------------------------------------
+
+    def notify(self, path: Path) -> None:
+        """A file or folder changed (called from the watcher's thread): the log folder
+        it is in, or that it is, is listed again at the next poll."""
+        with self._events_lock:
+            if self._event_paths is not None:
+                self._event_paths.add(path)
+
+    def rediscover(self) -> None:
+        """Events were lost (called from the watcher's thread): look everywhere once."""
+        with self._events_lock:
+            self._event_paths = None
+
+    def _take_events(self) -> set[Path] | None:
+        """The paths events named since the last call, or None when everything is to be
+        looked at: events were lost, or the safety-net interval has passed."""
+        clock = time.monotonic()
+        with self._events_lock:
+            paths, self._event_paths = self._event_paths, set()
+        if clock >= self._next_rediscovery:
+            self._next_rediscovery = clock + self._config.rediscover_interval
+            return None
+        return paths
+
+    def _sync_tails(self, events: set[Path] | None) -> dict[str, VersionKey]:
         """One tail per existing log directory of a known version. A version that is
         gone takes its tallies and positions with it: no stale series. Looking for the
-        directories costs two stats per known version, so while the registry's snapshot
-        stays the same it is done at most every _TAIL_SYNC_SECONDS."""
-        snapshot = self._snapshot()
-        clock = time.monotonic()
-        if snapshot is self._synced_snapshot and clock < self._next_tail_sync:
+        directories costs two stats per known version, so it is done only when the
+        registry's models changed, when an event named a log folder or a version folder,
+        or when everything is to be looked at (`events` None)."""
+        models = self._snapshot().models
+        if (
+            models is self._synced_models
+            and events is not None
+            and not any(p.name in LOG_DIRS or p.parent.name in LOG_DIRS for p in events)
+        ):
             return self._tail_versions
-        self._synced_snapshot, self._next_tail_sync = snapshot, clock + _TAIL_SYNC_SECONDS
+        self._synced_models = models
         self._tail_versions = self._find_tails()
         return self._tail_versions
 
@@ -322,14 +357,20 @@ class IngestWorker:
         return {key: version for key, (version, _) in wanted.items()}
 
     def poll_once(self) -> int:
-        """Read and tally everything new; returns the number of lines read."""
-        versions = self._sync_tails()
+        """Read and tally everything new; returns the number of lines read. A folder is
+        listed again only when an event named it or everything is to be looked at;
+        between those, only the files already known are looked at."""
+        events = self._take_events()
+        versions = self._sync_tails(events)
         if time.monotonic() >= self._next_reference_check:
             self._sync_references()
-            self._next_reference_check = time.monotonic() + self._config.summary_refresh
+            self._next_reference_check = time.monotonic() + max(
+                self._config.summary_refresh, self._config.rediscover_interval
+            )
+        named = None if events is None else {p if p.name in LOG_DIRS else p.parent for p in events}
         lines = 0
         for key, tail in self._tails.items():
-            for chunk in tail.poll():
+            for chunk in tail.poll(relist=named is None or tail.directory in named):
                 lines += self._tally(chunk, versions[key])
                 tail.commit(chunk)
         present = (
@@ -338,7 +379,7 @@ class IngestWorker:
             else set()
         )
         for tail in self._path_tails.values():
-            for chunk in tail.poll():
+            for chunk in tail.poll(relist=named is None or tail.directory in named):
                 lines += self._tally(chunk, present)
                 tail.commit(chunk)
         if lines:
@@ -568,15 +609,16 @@ class IngestWorker:
     def _run(self) -> None:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
-        seen_snapshot: object = None
+        seen_models: object = None
         while not self._stopping.is_set():
             try:
                 self.poll_once()
-                # Health also follows metrics.json, active markers and new versions: a new
-                # registry snapshot refreshes every view at once, not at the next period.
-                snapshot = self._snapshot()
-                if time.monotonic() >= next_refresh or snapshot is not seen_snapshot:
-                    seen_snapshot = snapshot
+                # Health also follows metrics.json, active markers and new versions: when
+                # the registry's models change every view is refreshed at once, not at the
+                # next period. (A resync that found nothing new keeps the same object.)
+                models = self._snapshot().models
+                if time.monotonic() >= next_refresh or models is not seen_models:
+                    seen_models = models
                     self._publish(everything=True)
                     next_refresh = time.monotonic() + self._config.summary_refresh
                 if time.monotonic() >= next_checkpoint:

@@ -122,6 +122,8 @@ def quality_trends(versions: Iterable[VersionView]) -> Mapping[str, float]:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    # The same object from one snapshot to the next while no model changed (a resync
+    # that found nothing new), so readers can tell with `is`.
     models: Mapping[str, ModelView]
     ready: bool
     last_scan: float | None
@@ -189,6 +191,7 @@ class ModelRegistry:
         self._dropped_models: set[str] = set()
         self._ready = False
         self._last_scan: float | None = None
+        self._views_changed = True
         self.snapshot: Snapshot = EMPTY_SNAPSHOT
 
     @property
@@ -201,6 +204,7 @@ class ModelRegistry:
         self._layouts = [None] * len(config.roots)
         self._records.clear()
         self._views.clear()
+        self._views_changed = True
         self._dropped_models.clear()
 
     # ---- scanning -------------------------------------------------------------------
@@ -292,7 +296,8 @@ class ModelRegistry:
 
     def _forget(self, name: str) -> None:
         self._records.pop(name, None)
-        self._views.pop(name, None)
+        if self._views.pop(name, None) is not None:
+            self._views_changed = True
 
     def _refresh_model(self, root_index: int, model: ModelDir) -> None:
         record = self._records.get(model.name)
@@ -332,6 +337,7 @@ class ModelRegistry:
         # across the periodic resync.
         if changed or model.name not in self._views:
             self._views[model.name] = self._build_view(record, listing)
+            self._views_changed = True
 
     def _load(
         self,
@@ -487,5 +493,8 @@ class ModelRegistry:
         )
 
     def _publish(self) -> None:
-        models = MappingProxyType(dict(sorted(self._views.items())))
+        models = self.snapshot.models
+        if self._views_changed:
+            models = MappingProxyType(dict(sorted(self._views.items())))
+            self._views_changed = False
         self.snapshot = Snapshot(models, ready=self._ready, last_scan=self._last_scan)
