@@ -63,7 +63,7 @@ log = structlog.get_logger(__name__)
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # The ingester looks for new log folders and files and changed reference files this often
 # on its own; file events tell it of them as they come.
-_INGEST_REDISCOVER_SECONDS = 10.0
+_INGEST_REDISCOVER_SECONDS = 30.0
 
 
 def registry_config(settings: Settings) -> RegistryConfig:
@@ -166,6 +166,7 @@ class Daemon:
             registry_config(settings), self.status.errors, self.status.dropped
         )
         self._ingest: IngestWorker | None = None
+        self._watcher: ModelDirWatcher | None = None
 
     def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
         return {} if self._ingest is None else self._ingest.tallies
@@ -180,6 +181,7 @@ class Daemon:
             lambda: self.registry.snapshot,
             self.status.errors,
             self.status.dropped,
+            arm=lambda directory: self._watcher is not None and self._watcher.arm(directory),
         )
         ingest.start()
         self._ingest = ingest
@@ -256,6 +258,9 @@ class Daemon:
             on_watch_limit=lambda: self.status.errors.inc((WATCH_ERROR_SOURCE, "watch_limit")),
         )
         watcher.start()  # before the scan below, so no change between them is missed
+        self._watcher = watcher
+        if self._ingest is not None:  # a reload: appends meanwhile were told to no one
+            self._ingest.rediscover()
         self.registry.full_scan()
         worker.start()
         return watcher, worker

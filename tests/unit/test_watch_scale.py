@@ -178,11 +178,14 @@ def ingest_parts(tmp_path: Path) -> tuple[Path, ModelRegistry, ScanWorker]:
     return root, registry, worker
 
 
-def start_ingest(registry: ModelRegistry, rediscover_interval: float) -> IngestWorker:
+def start_ingest(
+    registry: ModelRegistry, rediscover_interval: float, watcher: ModelDirWatcher | None = None
+) -> IngestWorker:
     ingest = IngestWorker(
         IngestConfig(state_dir=None, poll_interval=0.05, rediscover_interval=rediscover_interval),
         lambda: registry.snapshot,
         LabelledCounter(initial_error_keys()),
+        arm=None if watcher is None else watcher.arm,
     )
     ingest.start()
     return ingest
@@ -192,26 +195,34 @@ def test_new_log_files_and_versions_arrive_by_events(
     ingest_parts: tuple[Path, ModelRegistry, ScanWorker],
 ) -> None:
     root, registry, worker = ingest_parts
-    ingest = start_ingest(registry, rediscover_interval=3600)  # no safety net in time
+    ingests: list[IngestWorker] = []
 
     def on_path(path: Path) -> None:
         worker.notify(path)
-        ingest.notify(path)
+        for ingest in ingests:
+            ingest.notify(path)
 
     watcher = ModelDirWatcher([root], on_path)
     watcher.start()
+    # Read only when an event tells of a change: no safety net in the test's time.
+    ingest = start_ingest(registry, rediscover_interval=3600, watcher=watcher)
+    ingests.append(ingest)
     worker.start()
     try:
         wait_until(lambda: counted(ingest, "m", "v1") == 1, 10, "the first log")
         (root / "m/v1/predictions/b.jsonl").write_bytes(prediction(1) + prediction(2))
         wait_until(lambda: counted(ingest, "m", "v1") == 3, 10, "a new log file")
-        with (root / "m/v1/predictions/a.jsonl").open("ab") as f:  # known file: stat polled
-            f.write(prediction(3))
-        wait_until(lambda: counted(ingest, "m", "v1") == 4, 10, "an appended line")
+        for i in range(3, 6):  # appends to a known file, each told by an event
+            with (root / "m/v1/predictions/a.jsonl").open("ab") as f:
+                f.write(prediction(i))
+            wait_until(lambda n=i + 1: counted(ingest, "m", "v1") == n, 10, f"append {i}")
         write_json(root / "m/v2/metrics.json", good_metrics(version="v2"))
         (root / "m/v2/predictions").mkdir()
         (root / "m/v2/predictions/a.jsonl").write_bytes(prediction(4))
         wait_until(lambda: counted(ingest, "m", "v2") == 1, 10, "a new version's log")
+        with (root / "m/v2/predictions/a.jsonl").open("ab") as f:
+            f.write(prediction(6))
+        wait_until(lambda: counted(ingest, "m", "v2") == 2, 10, "an append in the new folder")
     finally:
         watcher.stop()
         worker.stop()

@@ -222,6 +222,9 @@ class LogTail:
         # path -> (its stat, fingerprint, position) when it was read to its end: while
         # the stat and the position stay the same there is nothing new to read.
         self._read_to_end: dict[Path, tuple[_Stat, str, Position]] = {}
+        # The last poll left something to read: more than it reads at once, or the
+        # start of a line.
+        self.behind = False
 
     def _fingerprint(self, path: Path) -> str | None:
         try:
@@ -241,6 +244,7 @@ class LogTail:
         reused (the caller learns of files coming and going from file events). A file
         unchanged since it was read to its end costs one stat, not an open and a read."""
         chunks = []
+        self.behind = False
         if relist or self._files is None:
             self._files = list_log_files(self.directory, self.pattern)
             listed = set(self._files)
@@ -271,6 +275,8 @@ class LogTail:
                 chunks.append(chunk)
             if chunk.end.finished or chunk.end.offset == st.st_size:
                 self._read_to_end[path] = (seen, fp, chunk.end)
+            else:
+                self.behind = True
         return chunks
 
     def commit(self, chunk: Chunk) -> None:

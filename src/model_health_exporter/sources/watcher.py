@@ -7,6 +7,9 @@ written and closed, attributes changed. Not opened, read or closed-without-writi
 exporter itself opens every file it reads, and at thousands of files those events alone
 overflowed the kernel's queue over and over while nothing was being written.
 
+Log folders (`predictions/`, `feedback/`, and the folders of logs kept elsewhere) also
+tell of appends, one event at a time: see `arm`.
+
 When the queue does overflow, events were lost: the watches are checked once more and
 `on_overflow` is called once, for a single rescan by whoever acts on the events. When the
 watch limit (/proc/sys/fs/inotify/max_user_watches) is reached, the folders left without
@@ -30,10 +33,11 @@ from inotify_simple import INotify, flags
 
 from model_health_exporter.schema import BASELINE_FILE, METRICS_FILE
 from model_health_exporter.sources.metrics_files import MARKER_NAMES
+from model_health_exporter.sources.reference import REFERENCE_FILES
 
 log = structlog.get_logger(__name__)
 
-RELEVANT_FILES: Final = frozenset({METRICS_FILE, BASELINE_FILE, *MARKER_NAMES})
+RELEVANT_FILES: Final = frozenset({METRICS_FILE, BASELINE_FILE, *MARKER_NAMES, *REFERENCE_FILES})
 # Files in folders of these names are prediction or feedback logs: every change counts.
 LOG_DIR_NAMES: Final = frozenset({"predictions", "feedback"})
 
@@ -47,6 +51,10 @@ _IGNORED: Final = int(flags.IGNORED)
 _OVERFLOW: Final = int(flags.Q_OVERFLOW)
 _CHANGE: Final = _CREATE | _DELETE | _MOVED_FROM | _MOVED_TO | int(flags.CLOSE_WRITE | flags.ATTRIB)
 _DIR_MASK: Final = _CHANGE | int(flags.DELETE_SELF | flags.ONLYDIR | flags.EXCL_UNLINK)
+# Log folders also tell of appends, once: the first one takes it off their watch until the
+# reader, about to read, `arm`s it again. So a busy log costs an event and two system
+# calls per read, not an event per write, and an idle one costs nothing.
+_MODIFY: Final = int(flags.MODIFY)
 _LOG_EVERY_SECONDS: Final = 10.0
 
 # Labels of the errors counter the daemon keeps for the watching.
@@ -79,6 +87,9 @@ class ModelDirWatcher:
         self._inotify: INotify | None = None
         self._paths: dict[int, Path] = {}  # watch descriptor -> directory
         self._wds: dict[Path, int] = {}
+        # Log folders whose watch has no IN_MODIFY right now (an append was told).
+        self._disarmed: set[Path] = set()
+        self._arm_lock = threading.Lock()
         # Folders without a watch for lack of watches: polled instead.
         self._unwatched: set[Path] = set()
         self._limit_reported = False
@@ -120,6 +131,7 @@ class ModelDirWatcher:
         self._paths.clear()
         self._wds.clear()
         self._unwatched.clear()
+        self._disarmed.clear()
 
     @property
     def unwatched(self) -> int:
@@ -130,6 +142,36 @@ class ModelDirWatcher:
     def overflows(self) -> int:
         return self._overflows
 
+    def arm(self, directory: Path) -> bool:
+        """Called by the log reader just before it reads the files of a log folder: the
+        next append there is told again. False if the folder has no watch (then nothing
+        is told of its appends, and the reader polls it)."""
+        with self._arm_lock:
+            if directory not in self._disarmed:
+                return directory in self._wds
+            inotify = self._inotify
+            if inotify is None:
+                return False
+            try:
+                inotify.add_watch(directory, _DIR_MASK | _MODIFY)
+            except OSError:
+                return False
+            self._disarmed.discard(directory)
+            return True
+
+    def _disarm(self, directory: Path) -> None:
+        with self._arm_lock:
+            if directory in self._disarmed or self._inotify is None:
+                return
+            try:
+                self._inotify.add_watch(directory, _DIR_MASK)
+            except OSError:
+                return  # gone: its deletion event follows
+            self._disarmed.add(directory)
+
+    def _is_log_dir(self, directory: Path) -> bool:
+        return directory.name in LOG_DIR_NAMES or directory in self._extra
+
     # ---- watches --------------------------------------------------------------------
 
     def _watch(self, directory: Path) -> bool:
@@ -138,8 +180,11 @@ class ModelDirWatcher:
         if self._inotify is None:
             self._note_unwatched(directory)
             return False
+        mask = _DIR_MASK | (_MODIFY if self._is_log_dir(directory) else 0)
         try:
-            wd = self._inotify.add_watch(directory, _DIR_MASK)
+            with self._arm_lock:
+                wd = self._inotify.add_watch(directory, mask)
+                self._disarmed.discard(directory)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 self._note_unwatched(directory)
@@ -192,6 +237,8 @@ class ModelDirWatcher:
                 with contextlib.suppress(OSError):  # already gone with its folder
                     self._inotify.rm_watch(wd)
         self._unwatched = {d for d in self._unwatched if not d.is_relative_to(top)}
+        with self._arm_lock:
+            self._disarmed = {d for d in self._disarmed if not d.is_relative_to(top)}
 
     # ---- events ---------------------------------------------------------------------
 
@@ -229,8 +276,10 @@ class ModelDirWatcher:
                     del self._wds[directory]
                 continue
             directory = self._paths.get(wd)
-            if directory is None or not mask & _CHANGE:
+            if directory is None or not mask & (_CHANGE | _MODIFY):
                 continue
+            if mask & _MODIFY:
+                self._disarm(directory)
             path = directory / name if name else directory
             if mask & _IS_DIR:
                 if mask & (_MOVED_FROM | _DELETE):
@@ -240,11 +289,7 @@ class ModelDirWatcher:
                     self._watch_tree(path, announce=True)
                 else:
                     self._on_path(path)
-            elif (
-                name in RELEVANT_FILES
-                or directory.name in LOG_DIR_NAMES
-                or directory in self._extra
-            ):
+            elif name in RELEVANT_FILES or self._is_log_dir(directory):
                 self._on_path(path)
         if overflowed:
             self._overflowed()

@@ -55,7 +55,8 @@ log = structlog.get_logger(__name__)
 
 CHECKPOINT_FILE: Final = "checkpoint.json"
 CHECKPOINT_FORMAT: Final = 1
-LOG_DIRS: Final = ("predictions", "feedback")
+LOG_DIRS: Final = ("predictions", "feedback")  # in this order: a prediction before its feedback
+_LOG_DIR_NAMES: Final = frozenset(LOG_DIRS)
 ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
@@ -138,8 +139,13 @@ class IngestWorker:
         snapshot: Callable[[], Snapshot],
         errors: LabelledCounter,
         dropped: LabelledCounter | None = None,
+        arm: Callable[[Path], bool] | None = None,
     ) -> None:
+        """`arm`, if given, is called with a log folder just before its files are read;
+        it returns whether the next append there will be told by `notify` (a file event).
+        Then a folder is read only when told, and otherwise at every poll."""
         self._config = config
+        self._arm = arm
         self._snapshot = snapshot
         self._errors = errors
         self._dropped = LabelledCounter() if dropped is None else dropped
@@ -164,13 +170,17 @@ class IngestWorker:
         self._saved_positions: dict[str, dict[str, Position]] = {}
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
-        self._next_reference_check = 0.0
         self._synced_models: object = None
         self._next_rediscovery = 0.0
         self._tail_versions: dict[str, VersionKey] = {}
         # Paths the file events named since the last poll, or None: look everywhere.
         self._events_lock = threading.Lock()
         self._event_paths: set[Path] | None = None
+        # Something the checkpoint holds changed since it was last written.
+        self._unsaved = False
+        # Tails to read at the next poll even if no event names their folder: new, not
+        # read to their end, or without a watch.
+        self._unsettled: set[LogTail] = set(self._path_tails.values())
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
@@ -310,13 +320,13 @@ class IngestWorker:
         """One tail per existing log directory of a known version. A version that is
         gone takes its tallies and positions with it: no stale series. Looking for the
         directories costs two stats per known version, so it is done only when the
-        registry's models changed, when an event named a log folder or a version folder,
-        or when everything is to be looked at (`events` None)."""
+        registry's models changed, when an event named a log folder, or when everything
+        is to be looked at (`events` None)."""
         models = self._snapshot().models
         if (
             models is self._synced_models
             and events is not None
-            and not any(p.name in LOG_DIRS or p.parent.name in LOG_DIRS for p in events)
+            and not any(p.name in LOG_DIRS for p in events)
         ):
             return self._tail_versions
         self._synced_models = models
@@ -332,11 +342,13 @@ class IngestWorker:
             self._windows.pop(version_key, None)
             self._views.pop(version_key, None)
         if stale:
+            self._unsaved = True
             self._publish(everything=True)
         for tail_key in list(self._saved_positions):
             model, version, _ = tail_key.split("/", 2)
             if (model, version) not in present:
                 del self._saved_positions[tail_key]
+                self._unsaved = True
         for view in self._snapshot().versions():
             for name in LOG_DIRS:
                 directory = view.directory / name
@@ -346,14 +358,21 @@ class IngestWorker:
                         directory,
                     )
         for key in [k for k in self._tails if k not in wanted]:
-            self._saved_positions[key] = self._tails.pop(key).positions
+            gone = self._tails.pop(key)
+            self._unsettled.discard(gone)
+            self._saved_positions[key] = gone.positions
+            self._unsaved = True
         for key, (_, directory) in wanted.items():
             tail = self._tails.get(key)
             if tail is None or tail.directory != directory:
+                self._unsaved = True
                 positions = self._saved_positions.pop(key, None)
+                if tail is not None:
+                    self._unsettled.discard(tail)
                 self._tails[key] = LogTail(
                     directory, positions, max_line_bytes=self._config.max_line_bytes
                 )
+                self._unsettled.add(self._tails[key])
         return {key: version for key, (version, _) in wanted.items()}
 
     def poll_once(self) -> int:
@@ -362,30 +381,51 @@ class IngestWorker:
         between those, only the files already known are looked at."""
         events = self._take_events()
         versions = self._sync_tails(events)
-        if time.monotonic() >= self._next_reference_check:
+        if events is None:
             self._sync_references()
-            self._next_reference_check = time.monotonic() + max(
-                self._config.summary_refresh, self._config.rediscover_interval
-            )
+        else:
+            # a reference file, or a version folder (one moved in comes with its files)
+            outside_logs = {p for p in events if _LOG_DIR_NAMES.isdisjoint((p.name, p.parent.name))}
+            if outside_logs:
+                self._sync_references(outside_logs | {p.parent for p in outside_logs})
         named = None if events is None else {p if p.name in LOG_DIRS else p.parent for p in events}
         lines = 0
         for key, tail in self._tails.items():
-            for chunk in tail.poll(relist=named is None or tail.directory in named):
-                lines += self._tally(chunk, versions[key])
-                tail.commit(chunk)
+            lines += self._read_tail(tail, named, versions[key])
         present = (
             {(v.model, v.version) for v in self._snapshot().versions()}
             if self._path_tails
             else set()
         )
         for tail in self._path_tails.values():
-            for chunk in tail.poll(relist=named is None or tail.directory in named):
-                lines += self._tally(chunk, present)
-                tail.commit(chunk)
+            lines += self._read_tail(tail, named, present)
         if lines:
             self._publish()
         elif self._stale_summaries:
             self._publish(fresh=self._stale_summaries)
+        return lines
+
+    def _read_tail(
+        self, tail: LogTail, named: set[Path] | None, target: VersionKey | set[VersionKey]
+    ) -> int:
+        """Read what is new in one folder's logs, if anything can be: with file events,
+        only when one named the folder (or everything is looked at, or it is unsettled).
+        The folder is listed again only when named or when everything is looked at."""
+        relist = named is None or tail.directory in named
+        if self._arm is not None:
+            if not relist and tail not in self._unsettled:
+                return 0  # read to its end, and no event since
+            if self._arm(tail.directory):  # before reading: a later append is told
+                self._unsettled.discard(tail)
+            else:
+                self._unsettled.add(tail)  # no watch: read at every poll
+        lines = 0
+        for chunk in tail.poll(relist=relist):
+            lines += self._tally(chunk, target)
+            tail.commit(chunk)
+            self._unsaved = True
+        if tail.behind:
+            self._unsettled.add(tail)
         return lines
 
     def _tally(self, chunk: Chunk, target: VersionKey | set[VersionKey]) -> int:
@@ -452,11 +492,14 @@ class IngestWorker:
 
     # ---- references -------------------------------------------------------------------
 
-    def _sync_references(self) -> None:
+    def _sync_references(self, directories: set[Path] | None = None) -> None:
         """Give each version's window the reference next to its metrics.json, re-read
         when the file changes; without one the window builds its own from the first
-        predictions."""
+        predictions. Only the versions in `directories`, if given (file events named
+        them); else every version (the safety net)."""
         for view in self._snapshot().versions():
+            if directories is not None and view.directory not in directories:
+                continue
             key = (view.model, view.version)
             path = find_reference(view.directory)
             stamp = None if path is None else _stamp(path)
@@ -470,6 +513,7 @@ class IngestWorker:
                 continue  # unusable file: keep what the window has
             self._window_for(key).set_reference(reference)
             self._changed.add(key)
+            self._unsaved = True
         present = {(v.model, v.version) for v in self._snapshot().versions()}
         for key in [k for k in self._reference_stamps if k not in present]:
             del self._reference_stamps[key]
@@ -622,7 +666,9 @@ class IngestWorker:
                     self._publish(everything=True)
                     next_refresh = time.monotonic() + self._config.summary_refresh
                 if time.monotonic() >= next_checkpoint:
-                    self.save_checkpoint()
+                    if self._unsaved:  # else it would be written with the same content
+                        self.save_checkpoint()
+                        self._unsaved = False
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval
             except Exception:  # keep ingesting; the next poll retries
                 log.exception("ingest failed")
