@@ -284,3 +284,45 @@ def test_log_tail_reuses_its_listing_and_skips_unchanged_files(tmp_path: Path) -
     with (tmp_path / "b.jsonl").open("ab") as f:  # read to its end, then appended to
         f.write(prediction(3))
     assert poll(relist=False) == [prediction(3).rstrip()]
+
+
+def test_checkpoint_is_written_only_when_something_changed(tmp_path: Path) -> None:
+    root, state = tmp_path / "models", tmp_path / "state"
+    state.mkdir()
+    write_json(root / "m/v1/metrics.json", good_metrics())
+    (root / "m/v1/predictions").mkdir()
+    log = root / "m/v1/predictions/a.jsonl"
+    log.write_bytes(prediction(0))
+    registry = make_registry(root)
+    registry.full_scan()
+
+    class Counting(IngestWorker):
+        saves = polls = 0
+
+        def save_checkpoint(self) -> None:
+            self.saves += 1
+            super().save_checkpoint()
+
+        def poll_once(self) -> int:
+            self.polls += 1
+            return super().poll_once()
+
+    ingest = Counting(
+        IngestConfig(state_dir=state, poll_interval=0.01, checkpoint_interval=0.02),
+        lambda: registry.snapshot,
+        LabelledCounter(initial_error_keys()),
+    )
+    ingest.start()
+    try:
+        wait_until(lambda: counted(ingest, "m", "v1") == 1, 10, "the first line")
+        wait_until(lambda: ingest.saves >= 1, 10, "the first checkpoint")
+        saves, polls = ingest.saves, ingest.polls
+        wait_until(lambda: ingest.polls >= polls + 30, 10, "30 idle polls")
+        assert ingest.saves == saves  # about 15 checkpoint intervals with nothing new
+        with log.open("ab") as f:
+            f.write(prediction(1))
+        wait_until(lambda: counted(ingest, "m", "v1") == 2, 10, "the appended line")
+        wait_until(lambda: ingest.saves == saves + 1, 10, "a checkpoint of it")
+    finally:
+        ingest.stop()
+    assert json.loads((state / "checkpoint.json").read_bytes())["tallies"]["m/v1"]
