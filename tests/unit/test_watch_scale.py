@@ -326,3 +326,28 @@ def test_checkpoint_is_written_only_when_something_changed(tmp_path: Path) -> No
     finally:
         ingest.stop()
     assert json.loads((state / "checkpoint.json").read_bytes())["tallies"]["m/v1"]
+
+
+def test_health_follows_a_changed_model_without_stale_views(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    for version in ("v1", "v2"):
+        write_json(root / f"m/{version}/metrics.json", good_metrics(version=version))
+    write_json(root / "other/v1/metrics.json", good_metrics())
+    (root / "m/ACTIVE").write_text("v2\n")
+    registry = make_registry(root)
+    registry.full_scan()
+    ingest = start_ingest(registry, rediscover_interval=3600)
+    try:
+        wait_until(lambda: set(ingest.health) == {("m", "v2"), ("other", "v1")}, 10, "active")
+        other = ingest.health[("other", "v1")]
+        (root / "m/ACTIVE").write_text("v1\n")
+        registry.full_scan()  # only model m changed
+        wait_until(lambda: set(ingest.health) == {("m", "v1"), ("other", "v1")}, 10, "switch")
+        assert ingest.health[("other", "v1")] is other  # not rebuilt
+        (root / "m/v2/metrics.json").unlink()
+        (root / "m/v2").rmdir()
+        (root / "m/ACTIVE").write_text("v1\n")
+        registry.full_scan()
+        wait_until(lambda: set(ingest.health) == {("m", "v1"), ("other", "v1")}, 10, "gone")
+    finally:
+        ingest.stop()

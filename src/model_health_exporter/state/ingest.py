@@ -47,7 +47,7 @@ from model_health_exporter.state.live import (
     TalliesView,
     VersionTallies,
 )
-from model_health_exporter.state.registry import Snapshot
+from model_health_exporter.state.registry import ModelView, Snapshot
 from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary, summaries
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
@@ -171,6 +171,7 @@ class IngestWorker:
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
         self._synced_models: object = None
+        self._synced_versions: frozenset[tuple[str, str, Path]] = frozenset()
         self._next_rediscovery = 0.0
         self._tail_versions: dict[str, VersionKey] = {}
         # Paths the file events named since the last poll, or None: look everywhere.
@@ -319,17 +320,22 @@ class IngestWorker:
     def _sync_tails(self, events: set[Path] | None) -> dict[str, VersionKey]:
         """One tail per existing log directory of a known version. A version that is
         gone takes its tallies and positions with it: no stale series. Looking for the
-        directories costs two stats per known version, so it is done only when the
-        registry's models changed, when an event named a log folder, or when everything
-        is to be looked at (`events` None)."""
+        directories costs two stats per known version, so it is done only when versions
+        came, went or moved (not when a metrics.json changed), when an event named a log
+        folder, or when everything is to be looked at (`events` None)."""
         models = self._snapshot().models
-        if (
-            models is self._synced_models
-            and events is not None
-            and not any(p.name in LOG_DIRS for p in events)
-        ):
+        if models is not self._synced_models:
+            self._synced_models = models
+            present = frozenset(
+                (view.model, view.version, view.directory)
+                for m in models.values()
+                for view in m.versions
+            )
+            if present != self._synced_versions:
+                self._synced_versions = present
+                events = None
+        if events is not None and not any(p.name in LOG_DIRS for p in events):
             return self._tail_versions
-        self._synced_models = models
         self._tail_versions = self._find_tails()
         return self._tail_versions
 
@@ -619,11 +625,35 @@ class IngestWorker:
         self.tallies = MappingProxyType(dict(sorted(self._views.items())))
         self._publish_health(now, None if everything else changed)
 
+    def _follow_registry(
+        self, old: Mapping[str, ModelView] | None, new: Mapping[str, ModelView]
+    ) -> bool:
+        """Refresh the health views of the models whose view changed (a metrics.json
+        or marker changed, a version came); False if that is not enough: a model or
+        version went (its series go too), or there was nothing before."""
+        if old is new:
+            return True
+        if old is None or old.keys() - new.keys():
+            return False
+        keys: set[VersionKey] = set()
+        for name, view in new.items():
+            before = old.get(name)
+            if before is view:
+                continue
+            versions = {v.version for v in view.versions}
+            if before is not None and {v.version for v in before.versions} - versions:
+                return False
+            keys |= {(name, version) for version in versions}
+        self._publish_health(time.time(), keys)
+        return True
+
     def _publish_health(self, now: float, only: set[VersionKey] | None) -> None:
         """A view per active version and per version with logs (all of them, or those in
         `only`); a view equal to the one before is kept, so its rendered text is reused."""
         previous = self.health
         views = {} if only is None else dict(previous)
+        for key in only or ():  # rebuilt below if still wanted (no longer active: not)
+            views.pop(key, None)
         models = self._snapshot().models
         if only is not None:  # the few that changed, not every known version
             models = {name: models[name] for name, _ in only if name in models}
@@ -653,7 +683,7 @@ class IngestWorker:
     def _run(self) -> None:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
-        seen_models: object = None
+        seen_models: Mapping[str, ModelView] | None = None
         while not self._stopping.is_set():
             try:
                 self.poll_once()
@@ -661,10 +691,12 @@ class IngestWorker:
                 # the registry's models change every view is refreshed at once, not at the
                 # next period. (A resync that found nothing new keeps the same object.)
                 models = self._snapshot().models
-                if time.monotonic() >= next_refresh or models is not seen_models:
-                    seen_models = models
+                if time.monotonic() >= next_refresh or not self._follow_registry(
+                    seen_models, models
+                ):
                     self._publish(everything=True)
                     next_refresh = time.monotonic() + self._config.summary_refresh
+                seen_models = models
                 if time.monotonic() >= next_checkpoint:
                     if self._unsaved:  # else it would be written with the same content
                         self.save_checkpoint()
