@@ -125,9 +125,10 @@ class ModelDirWatcher:
         self._thread = None
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = None
+        with self._arm_lock:  # arm() may be running in the reader's thread
+            if self._inotify is not None:
+                self._inotify.close()
+                self._inotify = None
         self._paths.clear()
         self._wds.clear()
         self._unwatched.clear()
