@@ -55,6 +55,9 @@ _DIR_MASK: Final = _CHANGE | int(flags.DELETE_SELF | flags.ONLYDIR | flags.EXCL_
 # reader, about to read, `arm`s it again. So a busy log costs an event and two system
 # calls per read, not an event per write, and an idle one costs nothing.
 _MODIFY: Final = int(flags.MODIFY)
+# Appends are told by IN_MODIFY there; a writer that opens and closes the file for every
+# line would otherwise also send a close event per line.
+_LOG_DIR_MASK: Final = _DIR_MASK & ~int(flags.CLOSE_WRITE)
 _LOG_EVERY_SECONDS: Final = 10.0
 
 # Labels of the errors counter the daemon keeps for the watching.
@@ -154,7 +157,7 @@ class ModelDirWatcher:
             if inotify is None:
                 return False
             try:
-                inotify.add_watch(directory, _DIR_MASK | _MODIFY)
+                inotify.add_watch(directory, _LOG_DIR_MASK | _MODIFY)
             except OSError:
                 return False
             self._disarmed.discard(directory)
@@ -165,7 +168,7 @@ class ModelDirWatcher:
             if directory in self._disarmed or self._inotify is None:
                 return
             try:
-                self._inotify.add_watch(directory, _DIR_MASK)
+                self._inotify.add_watch(directory, _LOG_DIR_MASK)
             except OSError:
                 return  # gone: its deletion event follows
             self._disarmed.add(directory)
@@ -181,7 +184,7 @@ class ModelDirWatcher:
         if self._inotify is None:
             self._note_unwatched(directory)
             return False
-        mask = _DIR_MASK | (_MODIFY if self._is_log_dir(directory) else 0)
+        mask = _LOG_DIR_MASK | _MODIFY if self._is_log_dir(directory) else _DIR_MASK
         try:
             with self._arm_lock:
                 wd = self._inotify.add_watch(directory, mask)
