@@ -311,7 +311,12 @@ def report(results: dict[str, Any], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="versions,logs,logs-path")
-    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle measured")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=60.0,
+        help="seconds of idle measured (60: one of each periodic task of the daemon)",
+    )
     parser.add_argument("--trials", type=int, default=10, help="metrics.json changes timed")
     parser.add_argument("--burst", type=int, default=20_000, help="files; 0: no overflow test")
     parser.add_argument("--seed", type=int, default=20261203)

@@ -11,7 +11,7 @@ import gc
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,9 +61,6 @@ from model_health_exporter.stats.reference import DriftSettings
 log = structlog.get_logger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-# The ingester looks for new log folders and files and changed reference files this often
-# on its own; file events tell it of them as they come.
-_INGEST_REDISCOVER_SECONDS = 30.0
 
 
 def registry_config(settings: Settings) -> RegistryConfig:
@@ -109,7 +106,10 @@ def ingest_config(settings: Settings) -> IngestConfig:
             reference_top_k=settings.drift.top_categories,
             max_features=settings.drift.max_features,
         ),
-        rediscover_interval=_INGEST_REDISCOVER_SECONDS,
+        # File events tell of new log folders and files and changed reference files as
+        # they come; the ingester looks for them on its own as often as models are
+        # rescanned, the same safety net for lost events.
+        rediscover_interval=settings.models.resync_interval,
         health=HealthConfig(
             triggers=RetrainTriggers(
                 performance_drop=health.retrain_performance_drop,
@@ -366,7 +366,10 @@ class Daemon:
             running.server.stop()
             server.start()
         configure_logging(settings.log.level, settings.log.format)
-        if ingest_config(settings) != ingest_config(old):
+        # (the safety-net interval follows --models.resync-interval; not worth a warning)
+        if replace(ingest_config(settings), rediscover_interval=0) != replace(
+            ingest_config(old), rediscover_interval=0
+        ):
             # Swapping checkpoints under a running ingester could count lines twice.
             log.warning("changes to logs.* and state.dir take effect at the next restart")
         running.watcher.stop()
