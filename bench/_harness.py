@@ -257,6 +257,10 @@ class Daemon:
                 proc.wait(5)
         return proc.returncode
 
+    def proc_signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -375,7 +379,7 @@ def machine(source: dict[str, Any]) -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "prometheus_client": dist_version("prometheus-client"),
-        "watchdog": dist_version("watchdog"),
+        "inotify_simple": dist_version("inotify-simple"),
         "source": source,
     }
 

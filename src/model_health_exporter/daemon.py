@@ -12,8 +12,9 @@ import gc
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
@@ -37,6 +38,8 @@ from model_health_exporter.exposition.render import CachedExposition, CachedSect
 from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sharding import Shard
+from model_health_exporter.sources.watcher import ERROR_REASONS as WATCH_ERROR_REASONS
+from model_health_exporter.sources.watcher import ERROR_SOURCE as WATCH_ERROR_SOURCE
 from model_health_exporter.sources.watcher import ModelDirWatcher
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import HealthConfig, HealthView
@@ -110,6 +113,10 @@ def ingest_config(settings: Settings, shard: Shard | None = None) -> IngestConfi
             reference_top_k=settings.drift.top_categories,
             max_features=settings.drift.max_features,
         ),
+        # File events tell of new log folders and files and changed reference files as
+        # they come; the ingester looks for them on its own as often as models are
+        # rescanned, the same safety net for lost events.
+        rediscover_interval=settings.models.resync_interval,
         health=HealthConfig(
             triggers=RetrainTriggers(
                 performance_drop=health.retrain_performance_drop,
@@ -174,7 +181,11 @@ class Daemon:
         self._settings = settings
         self._reload_settings = reload_settings
         self.status = ExporterStatus(
-            errors=LabelledCounter(initial_error_keys() + ingest_error_keys()),
+            errors=LabelledCounter(
+                initial_error_keys()
+                + ingest_error_keys()
+                + [(WATCH_ERROR_SOURCE, reason) for reason in WATCH_ERROR_REASONS]
+            ),
             dropped=LabelledCounter((limit,) for limit in (*DROP_LIMITS, DROP_LIMIT_FEATURES)),
             config_reload_timestamp=time.time(),
             state_writable=lambda: self._ingest is None or self._ingest.state_writable,
@@ -184,6 +195,7 @@ class Daemon:
             registry_config(settings), self.status.errors, self.status.dropped
         )
         self._ingest: IngestWorker | None = None
+        self._watcher: ModelDirWatcher | None = None
 
     def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
         return {} if self._ingest is None else self._ingest.tallies
@@ -198,6 +210,7 @@ class Daemon:
             lambda: self.registry.snapshot,
             self.status.errors,
             self.status.dropped,
+            arm=lambda directory: self._watcher is not None and self._watcher.arm(directory),
         )
         ingest.start()
         self._ingest = ingest
@@ -220,8 +233,8 @@ class Daemon:
         ns = settings.namespace
 
         def models() -> tuple[object, Iterable[ModelView]]:
-            snap = self.registry.snapshot
-            return snap, snap.models.values()
+            models = self.registry.snapshot.models  # the same object until a model changes
+            return models, models.values()
 
         def versions() -> tuple[object, Iterable[TalliesView]]:
             tallies = self._tallies()
@@ -255,8 +268,29 @@ class Daemon:
         worker = ScanWorker(
             self.registry, settings.models.resync_interval, settings.models.debounce
         )
-        watcher = ModelDirWatcher(settings.models.dirs, worker.notify)
+
+        def on_path(path: Path) -> None:
+            worker.notify(path)
+            if self._ingest is not None:
+                self._ingest.notify(path)
+
+        def on_overflow() -> None:  # events were lost: one rescan of everything
+            self.status.errors.inc((WATCH_ERROR_SOURCE, "inotify_overflow"))
+            worker.request_full_scan()
+            if self._ingest is not None:
+                self._ingest.rediscover()
+
+        watcher = ModelDirWatcher(
+            settings.models.dirs,
+            on_path,
+            extra_dirs=[Path(pattern).parent for pattern in settings.logs.paths],
+            on_overflow=on_overflow,
+            on_watch_limit=lambda: self.status.errors.inc((WATCH_ERROR_SOURCE, "watch_limit")),
+        )
         watcher.start()  # before the scan below, so no change between them is missed
+        self._watcher = watcher
+        if self._ingest is not None:  # a reload: appends meanwhile were told to no one
+            self._ingest.rediscover()
         self.registry.full_scan()
         worker.start()
         return watcher, worker
@@ -372,7 +406,10 @@ class Daemon:
                 shard=str(shard),
                 configured=str(settings.models.shard),
             )
-        if ingest_config(settings, shard) != ingest_config(old, shard):
+        # (the safety-net interval follows --models.resync-interval; not worth a warning)
+        if replace(ingest_config(settings, shard), rediscover_interval=0) != replace(
+            ingest_config(old, shard), rediscover_interval=0
+        ):
             # Swapping checkpoints under a running ingester could count lines twice.
             log.warning("changes to logs.* and state.dir take effect at the next restart")
         running.watcher.stop()

@@ -192,6 +192,9 @@ def test_state_dir_not_writable(
     state.chmod(0o777)
     d.wait_value("routing_ml_exporter_state_writable", 1.0)
     state.chmod(0o555)
+    # found out at the next save, which comes with something new to save
+    with (root / "m/v1/predictions/p.jsonl").open("a") as log:
+        log.write('{"id": 2, "prediction": "a"}\n')
     wait_until(lambda: d.value("routing_ml_exporter_state_writable") == 0 or None, 20, "unwritable")
     assert d.stop() == 0  # before: exit 1 with a traceback
     assert "Traceback" not in d.log()

@@ -1,4 +1,4 @@
-"""Real watchdog observer + scan worker on tmp_path: events become snapshot changes,
+"""Real inotify watcher + scan worker on tmp_path: events become snapshot changes,
 and stopping leaves no thread behind."""
 
 from __future__ import annotations

@@ -291,6 +291,10 @@ class _Poll:
     replaced: list[tuple[Path, str]] = field(default_factory=list)
 
 
+# A file's inode, size, modification and change times (ns): any write changes them.
+_Stat = tuple[int, int, int, int]
+
+
 class LogTail:
     """Follows every log file of one directory. `poll()` reads what is new; `commit()`
     advances a file's position once the caller has taken its lines, so that positions
@@ -323,7 +327,13 @@ class LogTail:
         self._fingerprints: dict[Path, tuple[int, int, str]] = {}
         # fingerprint -> when (monotonic) no file of the folder was found to have it
         self._missing_since: dict[str, float] = {}
-        self._behind: set[Path] = set()  # files whose last read stopped at max_bytes
+        self._files: list[Path] | None = None  # the last listing of the directory
+        # path -> (its stat, fingerprint, position) when it was read to its end: while
+        # the stat and the position stay the same there is nothing new to read.
+        self._read_to_end: dict[Path, tuple[_Stat, str, Position]] = {}
+        # Files the last poll left something in: more than it reads at once (a backlog),
+        # or the start of a line.
+        self._behind: set[Path] = set()
         self.polled = False  # whether poll() has run: until then, how much is new is unknown
 
     @property
@@ -368,22 +378,40 @@ class LogTail:
                 continue
         return False
 
-    def poll(self, behind_only: bool = False, max_bytes: int | None = None) -> list[Chunk]:
+    def poll(
+        self, behind_only: bool = False, max_bytes: int | None = None, relist: bool = True
+    ) -> list[Chunk]:
         """One chunk per file with something new: every file, or (`behind_only`) only
-        the files whose last read stopped at the size limit, oldest first either way.
-        `max_bytes` lowers the size limit of this poll's reads (at least one line each)."""
+        the files the last poll left something in, oldest first either way. `max_bytes`
+        lowers the size limit of this poll's reads (at least one line each). With
+        `relist` False the last listing is reused (the caller learns of files coming and
+        going from file events). A file unchanged since it was read to its end costs one
+        stat, not an open and a read."""
         limit = self._max_bytes if max_bytes is None else max(1, max_bytes)
-        if behind_only:
-            files = [path for path in self._fingerprints if path in self._behind]
-        else:
-            files = list_log_files(self.directory, self.pattern)
-            for stale in set(self._fingerprints) - set(files):
+        if relist or self._files is None:
+            self._files = list_log_files(self.directory, self.pattern)
+            listed = set(self._files)
+            for stale in set(self._fingerprints) - listed:
                 del self._fingerprints[stale]
-        self._behind.clear()
+            for stale in set(self._read_to_end) - listed:
+                del self._read_to_end[stale]
+        behind, self._behind = self._behind, set()
+        files = [path for path in self._files if path in behind] if behind_only else self._files
         seen = _Poll()
-        chunks = [
-            chunk for path in files if (chunk := self._poll_file(path, seen, limit)) is not None
-        ]
+        chunks = []
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # gone
+            stat: _Stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            done = self._read_to_end.get(path)
+            if done is not None and done[0] == stat and self.positions.get(done[1]) == done[2]:
+                seen.present.add(done[1])
+                seen.matched.add(done[1])
+                continue
+            if (chunk := self._poll_file(path, seen, limit, stat)) is not None:
+                chunks.append(chunk)
         # A file whose first line has a position but whose content is not what was read
         # there is new, unless another file with that first line still holds that content.
         for path, fp in seen.replaced:
@@ -392,16 +420,15 @@ class LogTail:
                 if isinstance(fresh, Chunk):
                     seen.matched.add(fp)
                     chunks.append(fresh)
-        for chunk in chunks:
-            if chunk.more:
-                self._behind.add(chunk.path)
+                    if fresh.more:
+                        self._behind.add(path)
         # Only a full listing tells which files are gone.
         if seen.identified and not behind_only:
             self._forget_missing(seen.present)
         self.polled = True
         return chunks
 
-    def _poll_file(self, path: Path, seen: _Poll, max_bytes: int) -> Chunk | None:
+    def _poll_file(self, path: Path, seen: _Poll, max_bytes: int, stat: _Stat) -> Chunk | None:
         """What is new in one file, if anything."""
         fp, unreadable = self._fingerprint(path)
         if fp is not None and fp in seen.taken:
@@ -437,6 +464,10 @@ class LogTail:
         if not isinstance(chunk, Chunk):
             return None
         seen.matched.add(fp)
+        if chunk.end.finished or chunk.end.offset == stat[1]:
+            self._read_to_end[path] = (stat, fp, chunk.end)  # once committed
+        else:
+            self._behind.add(path)
         if chunk.end == position and not chunk.texts:
             return None  # nothing new: another file with this first line may have more
         seen.taken.add(fp)

@@ -57,7 +57,7 @@ from model_health_exporter.state.live import (
     TalliesView,
     VersionTallies,
 )
-from model_health_exporter.state.registry import Snapshot
+from model_health_exporter.state.registry import ModelView, Snapshot
 from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary, summaries
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
@@ -65,7 +65,8 @@ log = structlog.get_logger(__name__)
 
 CHECKPOINT_FILE: Final = "checkpoint.json"
 CHECKPOINT_FORMAT: Final = 1
-LOG_DIRS: Final = ("predictions", "feedback")
+LOG_DIRS: Final = ("predictions", "feedback")  # in this order: a prediction before its feedback
+_LOG_DIR_NAMES: Final = frozenset(LOG_DIRS)
 ERROR_SOURCE: Final = "prediction_log"
 REFERENCE_SOURCE: Final = "reference"
 _LOG_EVERY_SECONDS: Final = 10.0
@@ -73,7 +74,6 @@ _LOG_EVERY_SECONDS: Final = 10.0
 STATE_SOURCE: Final = "state_dir"
 STATE_ERROR_REASONS: Final = ("permission_denied", "unwritable")
 _STATE_LOG_EVERY_SECONDS: Final = 300.0
-_TAIL_SYNC_SECONDS: Final = 1.0  # a new predictions/ or feedback/ folder is seen this soon
 # The shortest record lines (`{"id":"1","prediction":1}`, `{"id":"1","actual":1}`): a read
 # of `room` times this many bytes holds at most `room` records.
 _MIN_LINE_BYTES: Final = {"predictions": 24, "feedback": 20}
@@ -138,6 +138,10 @@ class IngestConfig:
     # Records in logs outside the version folders go to the shard of the model they name;
     # lines that name none, or are not a valid record, are counted by shard 0.
     shard: Shard = field(default_factory=Shard)
+    # Seconds between looks for new log folders and files, and for changed reference
+    # files, when nothing said where to look. The daemon tells of them as they come (file
+    # events: `notify`) and sets this long, as a safety net; alone, a worker looks often.
+    rediscover_interval: float = 1.0
 
 
 def _json(value: object) -> bytes:
@@ -190,8 +194,13 @@ class IngestWorker:
         snapshot: Callable[[], Snapshot],
         errors: LabelledCounter,
         dropped: LabelledCounter | None = None,
+        arm: Callable[[Path], bool] | None = None,
     ) -> None:
+        """`arm`, if given, is called with a log folder just before its files are read;
+        it returns whether the next append there will be told by `notify` (a file event).
+        Then a folder is read only when told, and otherwise at every poll."""
         self._config = config
+        self._arm = arm
         self._snapshot = snapshot
         self._errors = errors
         self._dropped = LabelledCounter() if dropped is None else dropped
@@ -219,10 +228,18 @@ class IngestWorker:
         self._held_before: set[str] = set()  # the same, the round before
         self._last_error_log = 0.0
         self._reference_stamps: dict[VersionKey, _Stamp | None] = {}
-        self._next_reference_check = 0.0
-        self._synced_snapshot: Snapshot | None = None
-        self._next_tail_sync = 0.0
+        self._synced_models: object = None
+        self._synced_versions: frozenset[tuple[str, str, Path]] = frozenset()
+        self._next_rediscovery = 0.0
         self._tail_versions: dict[str, VersionKey] = {}
+        # Paths the file events named since the last poll, or None: look everywhere.
+        self._events_lock = threading.Lock()
+        self._event_paths: set[Path] | None = None
+        # Something the checkpoint holds changed since it was last written.
+        self._unsaved = False
+        # Tails to read at the next poll even if no event names their folder: new, not
+        # read to their end, or without a watch.
+        self._unsettled: set[LogTail] = set(self._path_tails.values())
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
@@ -381,16 +398,50 @@ class IngestWorker:
             self._windows[key] = window
         return window
 
-    def _sync_tails(self) -> dict[str, VersionKey]:
+    # ---- where to look ----------------------------------------------------------------
+
+    def notify(self, path: Path) -> None:
+        """A file or folder changed (called from the watcher's thread): the log folder
+        it is in, or that it is, is listed again at the next poll."""
+        with self._events_lock:
+            if self._event_paths is not None:
+                self._event_paths.add(path)
+
+    def rediscover(self) -> None:
+        """Events were lost (called from the watcher's thread): look everywhere once."""
+        with self._events_lock:
+            self._event_paths = None
+
+    def _take_events(self) -> set[Path] | None:
+        """The paths events named since the last call, or None when everything is to be
+        looked at: events were lost, or the safety-net interval has passed."""
+        clock = time.monotonic()
+        with self._events_lock:
+            paths, self._event_paths = self._event_paths, set()
+        if clock >= self._next_rediscovery:
+            self._next_rediscovery = clock + self._config.rediscover_interval
+            return None
+        return paths
+
+    def _sync_tails(self, events: set[Path] | None) -> dict[str, VersionKey]:
         """One tail per existing log directory of a known version. A version that is
         gone takes its tallies and positions with it: no stale series. Looking for the
-        directories costs two stats per known version, so while the registry's snapshot
-        stays the same it is done at most every _TAIL_SYNC_SECONDS."""
-        snapshot = self._snapshot()
-        clock = time.monotonic()
-        if snapshot is self._synced_snapshot and clock < self._next_tail_sync:
+        directories costs two stats per known version, so it is done only when versions
+        came, went or moved (not when a metrics.json changed), when an event named a log
+        folder, or when everything is to be looked at (`events` None)."""
+        models = self._snapshot().models
+        if models is not self._synced_models:
+            self._synced_models = models
+            present = frozenset(
+                (view.model, view.version, view.directory)
+                for m in models.values()
+                for view in m.versions
+            )
+            if present != self._synced_versions:
+                self._synced_versions = present
+                events = None
+        if events is not None and not any(p.name in LOG_DIRS for p in events):
             return self._tail_versions
-        self._synced_snapshot, self._next_tail_sync = snapshot, clock + _TAIL_SYNC_SECONDS
         self._tail_versions = self._find_tails()
         return self._tail_versions
 
@@ -403,11 +454,13 @@ class IngestWorker:
             self._windows.pop(version_key, None)
             self._views.pop(version_key, None)
         if stale:
+            self._unsaved = True
             self._publish(everything=True)
         for tail_key in list(self._saved_positions):
             model, version, _ = tail_key.split("/", 2)
             if (model, version) not in present:
                 del self._saved_positions[tail_key]
+                self._unsaved = True
         for view in self._snapshot().versions():
             for name in LOG_DIRS:
                 directory = view.directory / name
@@ -417,17 +470,24 @@ class IngestWorker:
                         directory,
                     )
         for key in [k for k in self._tails if k not in wanted]:
-            self._saved_positions[key] = self._tails.pop(key).positions
+            gone = self._tails.pop(key)
+            self._unsettled.discard(gone)
+            self._saved_positions[key] = gone.positions
+            self._unsaved = True
         for key, (_, directory) in wanted.items():
             tail = self._tails.get(key)
             if tail is None or tail.directory != directory:
+                self._unsaved = True
                 positions = self._saved_positions.pop(key, None)
+                if tail is not None:
+                    self._unsettled.discard(tail)
                 self._tails[key] = LogTail(
                     directory,
                     positions,
                     max_line_bytes=self._config.max_line_bytes,
                     forget_after=self._config.forget_logs_after,
                 )
+                self._unsettled.add(self._tails[key])
         return {key: version for key, (version, _) in wanted.items()}
 
     @property
@@ -466,13 +526,16 @@ class IngestWorker:
         return limit
 
     def poll_once(self, behind_only: bool = False) -> int:
-        """Read and tally what is new, at most one bounded chunk per file: of every
-        file, or (`behind_only`) of the files the last poll left behind. Returns the
-        number of lines read."""
-        versions = self._sync_tails()
-        if time.monotonic() >= self._next_reference_check:
-            self._sync_references()
-            self._next_reference_check = time.monotonic() + self._config.summary_refresh
+        """Read and tally what is new, at most one bounded chunk per file; returns the
+        number of lines read. A full poll looks where file events point (or everywhere,
+        when events were lost or the safety net is due): a folder is listed again only
+        when an event named it. A `behind_only` round reads on from the files the last
+        round left behind and leaves the events for the next full poll."""
+        named: set[Path] | None = set()
+        if behind_only:
+            versions = self._tail_versions
+        else:
+            versions, named = self._follow_events()
         lines = 0
         held = self._held_before = self._held
         self._held = set()
@@ -486,10 +549,11 @@ class IngestWorker:
                     limit = None  # both full: predictions go on, pushing the oldest out
             if limit == 0:
                 self._held.add(key)
+                self._unsettled.add(tail)  # read in a later round, event or not
                 continue
-            for chunk in tail.poll(behind_only and key not in held, limit):
-                lines += self._tally(chunk, versions[key])
-                tail.commit(chunk)
+            lines += self._read_tail(
+                tail, named, versions[key], behind_only and key not in held, limit
+            )
         present = (
             {(v.model, v.version) for v in self._snapshot().versions()}
             if self._path_tails
@@ -498,13 +562,54 @@ class IngestWorker:
         for tail in self._path_tails.values():
             if behind_only and not tail.behind:
                 continue
-            for chunk in tail.poll(behind_only):
-                lines += self._tally(chunk, present)
-                tail.commit(chunk)
+            lines += self._read_tail(tail, named, present, behind_only)
         if lines:
             self._publish()
         elif self._stale_summaries:
             self._publish(fresh=self._stale_summaries)
+        return lines
+
+    def _follow_events(self) -> tuple[dict[str, VersionKey], set[Path] | None]:
+        """Take the file events since the last poll: the log tails and references they
+        touch are brought up to date. Returns the tails' versions and the folders to list
+        again (None: all of them)."""
+        events = self._take_events()
+        versions = self._sync_tails(events)
+        if events is None:
+            self._sync_references()
+            return versions, None
+        # a reference file, or a version folder (one moved in comes with its files)
+        outside_logs = {p for p in events if _LOG_DIR_NAMES.isdisjoint((p.name, p.parent.name))}
+        if outside_logs:
+            self._sync_references(outside_logs | {p.parent for p in outside_logs})
+        return versions, {p if p.name in LOG_DIRS else p.parent for p in events}
+
+    def _read_tail(
+        self,
+        tail: LogTail,
+        named: set[Path] | None,
+        target: VersionKey | set[VersionKey],
+        behind_only: bool = False,
+        limit: int | None = None,
+    ) -> int:
+        """Read what is new in one folder's logs, if anything can be: with file events,
+        only when one named the folder (or everything is looked at, or it is unsettled).
+        The folder is listed again only when named or when everything is looked at."""
+        relist = named is None or tail.directory in named
+        if self._arm is not None:
+            if not relist and tail not in self._unsettled:
+                return 0  # read to its end, and no event since
+            if self._arm(tail.directory):  # before reading: a later append is told
+                self._unsettled.discard(tail)
+            else:
+                self._unsettled.add(tail)  # no watch: read at every poll
+        lines = 0
+        for chunk in tail.poll(behind_only, limit, relist=relist):
+            lines += self._tally(chunk, target)
+            tail.commit(chunk)
+            self._unsaved = True
+        if tail.behind:
+            self._unsettled.add(tail)
         return lines
 
     def _tally(self, chunk: Chunk, target: VersionKey | set[VersionKey]) -> int:
@@ -577,11 +682,14 @@ class IngestWorker:
 
     # ---- references -------------------------------------------------------------------
 
-    def _sync_references(self) -> None:
+    def _sync_references(self, directories: set[Path] | None = None) -> None:
         """Give each version's window the reference next to its metrics.json, re-read
         when the file changes; without one the window builds its own from the first
-        predictions."""
+        predictions. Only the versions in `directories`, if given (file events named
+        them); else every version (the safety net)."""
         for view in self._snapshot().versions():
+            if directories is not None and view.directory not in directories:
+                continue
             key = (view.model, view.version)
             path = find_reference(view.directory)
             stamp = None if path is None else _stamp(path)
@@ -595,6 +703,7 @@ class IngestWorker:
                 continue  # unusable file: keep what the window has
             self._window_for(key).set_reference(reference)
             self._changed.add(key)
+            self._unsaved = True
         present = {(v.model, v.version) for v in self._snapshot().versions()}
         for key in [k for k in self._reference_stamps if k not in present]:
             del self._reference_stamps[key]
@@ -708,11 +817,35 @@ class IngestWorker:
         self.tallies = MappingProxyType(dict(sorted(self._views.items())))
         self._publish_health(now, None if everything else changed)
 
+    def _follow_registry(
+        self, old: Mapping[str, ModelView] | None, new: Mapping[str, ModelView]
+    ) -> bool:
+        """Refresh the health views of the models whose view changed (a metrics.json
+        or marker changed, a version came); False if that is not enough: a model or
+        version went (its series go too), or there was nothing before."""
+        if old is new:
+            return True
+        if old is None or old.keys() - new.keys():
+            return False
+        keys: set[VersionKey] = set()
+        for name, view in new.items():
+            before = old.get(name)
+            if before is view:
+                continue
+            versions = {v.version for v in view.versions}
+            if before is not None and {v.version for v in before.versions} - versions:
+                return False
+            keys |= {(name, version) for version in versions}
+        self._publish_health(time.time(), keys)
+        return True
+
     def _publish_health(self, now: float, only: set[VersionKey] | None) -> None:
         """A view per active version and per version with logs (all of them, or those in
         `only`); a view equal to the one before is kept, so its rendered text is reused."""
         previous = self.health
         views = {} if only is None else dict(previous)
+        for key in only or ():  # rebuilt below if still wanted (no longer active: not)
+            views.pop(key, None)
         models = self._snapshot().models
         if only is not None:  # the few that changed, not every known version
             models = {name: models[name] for name, _ in only if name in models}
@@ -747,26 +880,32 @@ class IngestWorker:
     def _run(self) -> None:
         """Poll every poll_interval; while a file has a backlog, read on from the files
         that have one, a bounded chunk of each per round (fair, and the views are
-        published between rounds), listing every directory again each poll_interval."""
+        published between rounds); a folder is listed again when a file event names it."""
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
         next_poll = 0.0
-        seen_snapshot: object = None
+        seen_models: Mapping[str, ModelView] | None = None
         while not self._stopping.is_set():
             try:
                 draining = time.monotonic() < next_poll
                 if not draining:
                     next_poll = time.monotonic() + self._config.poll_interval
                 lines = self.poll_once(behind_only=draining)
-                # Health also follows metrics.json, active markers and new versions: a new
-                # registry snapshot refreshes every view at once, not at the next period.
-                snapshot = self._snapshot()
-                if time.monotonic() >= next_refresh or snapshot is not seen_snapshot:
-                    seen_snapshot = snapshot
+                # Health also follows metrics.json, active markers and new versions: when
+                # the registry's models change every view is refreshed at once, not at the
+                # next period. (A resync that found nothing new keeps the same object.)
+                models = self._snapshot().models
+                if time.monotonic() >= next_refresh or not self._follow_registry(
+                    seen_models, models
+                ):
                     self._publish(everything=True)
                     next_refresh = time.monotonic() + self._config.summary_refresh
+                seen_models = models
                 if time.monotonic() >= next_checkpoint:
-                    self.save_checkpoint()
+                    # Unchanged, it would be written with the same content; a failed save
+                    # is tried again at the next interval.
+                    if self._unsaved and self.save_checkpoint():
+                        self._unsaved = False
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval
             except Exception:  # keep ingesting; the next poll retries
                 log.exception("ingest failed")

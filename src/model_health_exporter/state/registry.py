@@ -141,6 +141,8 @@ def quality_trends(versions: Iterable[VersionView]) -> Mapping[str, float]:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    # The same object from one snapshot to the next while no model changed (a resync
+    # that found nothing new), so readers can tell with `is`.
     models: Mapping[str, ModelView]
     ready: bool
     last_scan: float | None
@@ -217,6 +219,7 @@ class ModelRegistry:
         self._dir_problems: dict[Path, str] = {}
         self._ready = False
         self._last_scan: float | None = None
+        self._views_changed = True
         self.snapshot: Snapshot = EMPTY_SNAPSHOT
 
     @property
@@ -229,6 +232,7 @@ class ModelRegistry:
         self._layouts = [None] * len(config.roots)
         self._records.clear()
         self._views.clear()
+        self._views_changed = True
         self._dropped_models.clear()
         self._containment = _containment(config)
         self._skipped.clear()
@@ -364,7 +368,8 @@ class ModelRegistry:
 
     def _forget(self, name: str) -> None:
         self._records.pop(name, None)
-        self._views.pop(name, None)
+        if self._views.pop(name, None) is not None:
+            self._views_changed = True
 
     def _refresh_model(self, root_index: int, model: ModelDir) -> None:
         if not is_utf8_name(model.name):
@@ -410,6 +415,7 @@ class ModelRegistry:
         # across the periodic resync.
         if changed or model.name not in self._views:
             self._views[model.name] = self._build_view(record, listing)
+            self._views_changed = True
 
     def _list(self, record: _ModelRecord) -> ModelListing | None:
         """The model's folder listing, or None (counted, logged, the view marked) if the
@@ -425,6 +431,7 @@ class ModelRegistry:
                 if record.listing is None:  # never listed: a model without versions yet
                     record.listing = ModelListing(model, {}, None, None)
                 self._views[model.name] = self._build_view(record, record.listing)
+                self._views_changed = True
             return None
         if record.dir_problem is not None:
             record.dir_problem = None
@@ -603,7 +610,10 @@ class ModelRegistry:
         )
 
     def _publish(self) -> None:
-        models = MappingProxyType(dict(sorted(self._views.items())))
+        models = self.snapshot.models
+        if self._views_changed:
+            models = MappingProxyType(dict(sorted(self._views.items())))
+            self._views_changed = False
         self.snapshot = Snapshot(
             models, ready=self._ready, last_scan=self._last_scan, containment=self._containment
         )

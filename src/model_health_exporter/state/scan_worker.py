@@ -1,5 +1,6 @@
 """The one thread that writes the registry: acts on file events after a short quiet
-period (so a burst of writes costs one refresh) and resyncs everything periodically."""
+period (so a burst of writes costs one refresh), resyncs everything periodically, and
+once more when asked (events were lost: however many times it is asked meanwhile)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class ScanWorker:
         self._resync_interval = resync_interval
         self._debounce = debounce
         self._pending: set[Path] = set()
+        self._rescan = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -39,6 +41,18 @@ class ScanWorker:
             self._pending.add(path)
         self._wake.set()
 
+    def request_full_scan(self) -> None:
+        """Called from the watcher's thread when events were lost: one full scan soon,
+        however many requests arrive before it starts."""
+        with self._lock:
+            self._rescan = True
+        self._wake.set()
+
+    def _take_rescan(self) -> bool:
+        with self._lock:
+            rescan, self._rescan = self._rescan, False
+        return rescan
+
     def _take_pending(self) -> set[Path]:
         with self._lock:
             pending, self._pending = self._pending, set()
@@ -51,15 +65,16 @@ class ScanWorker:
             if self._stopping.is_set():
                 break
             try:
-                if not woken or time.monotonic() >= next_resync:
+                # Let a burst settle; stop() still interrupts the wait.
+                if woken:
+                    self._stopping.wait(self._debounce)
+                    self._wake.clear()
+                if self._take_rescan() or time.monotonic() >= next_resync:
                     self._take_pending()
                     # Set first: a scan that fails must not be retried at once, forever.
                     next_resync = time.monotonic() + self._resync_interval
                     self._registry.full_scan()
                     continue
-                # Let the burst settle; stop() still interrupts the wait.
-                self._stopping.wait(self._debounce)
-                self._wake.clear()
                 paths = self._take_pending()
                 keys = {k for p in paths if (k := self._registry.key_for_path(p)) is not None}
                 if keys:
