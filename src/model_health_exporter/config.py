@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -156,10 +164,16 @@ class LogsSettings(BaseModel):
         20, gt=0, description="Distinct error_type labels per version; more count as 'other'."
     )
     window_bucket_seconds: float = Field(
-        300.0, gt=0, description="Length of one time bucket of the live windows."
+        60.0, gt=0, description="Length of one time bucket of the live windows."
     )
     window_buckets: int = Field(
-        12, gt=0, le=1440, description="Buckets per window (window = buckets x bucket length)."
+        60, gt=0, le=1440, description="Buckets per window (window = buckets x bucket length)."
+    )
+    window_short_buckets: int = Field(
+        5,
+        gt=0,
+        le=1440,
+        description="Buckets of the short horizon (the newest ones), which fast alerts read.",
     )
     window_min_samples: int = Field(
         100, gt=0, description="Window metrics are reported only from this many samples."
@@ -193,6 +207,15 @@ class LogsSettings(BaseModel):
         if not all(math.isfinite(v) for v in value):
             raise ValueError("bucket bounds must be finite (+Inf is implied)")
         return value
+
+    @model_validator(mode="after")
+    def _short_within_window(self) -> LogsSettings:
+        if self.window_short_buckets > self.window_buckets:
+            raise ValueError(
+                f"window_short_buckets ({self.window_short_buckets}) must not exceed "
+                f"window_buckets ({self.window_buckets})"
+            )
+        return self
 
     @field_validator("paths")
     @classmethod

@@ -7,7 +7,10 @@ number of predictions. Per version and bucket, about
 "other"), plus at most `max_pending` predictions awaiting their feedback.
 
 Labelled samples are placed in the bucket of the moment their feedback is joined, so a
-window answers "how did the predictions labelled in the last hour do"."""
+window answers "how did the predictions labelled in the last hour do".
+
+Each summary also covers a short horizon, the newest `short_buckets` buckets merged (the
+newest one still filling): fast alerts read it, confirmed by the whole window."""
 
 from __future__ import annotations
 
@@ -39,8 +42,11 @@ OTHER_CLASS: Final = "__other__"
 
 @dataclass(frozen=True, slots=True)
 class WindowConfig:
+    # The daemon's defaults are LogsSettings' (1-minute buckets, 60 of them, 5 short).
     bucket_seconds: float = 300.0
     buckets: int = 12
+    # The short horizon: the newest this many buckets (the newest one still filling).
+    short_buckets: int = 1
     max_classes: int = 10
     auc_bins: int = 50
     confidence_bins: int = 100
@@ -68,6 +74,8 @@ class WindowSummary:
     samples: MappingProxyType[str, int]
     features: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _NO_FEATURES)
     reference_source: str | None = None
+    # The same over the short horizon (WindowConfig.short_buckets); None inside `short`.
+    short: WindowSummary | None = None
 
 
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
@@ -435,6 +443,16 @@ class LiveWindow:
         totals.add(self._flushed(self._buckets[-1]))
         return totals
 
+    def _short_totals(self, now: float) -> _Totals:
+        """The newest `short_buckets` buckets merged (after `_totals`, which expires)."""
+        totals = _Totals()
+        first = math.floor(now / self._config.bucket_seconds) - self._config.short_buckets + 1
+        for bucket in reversed(self._buckets):
+            if bucket.index < first:
+                break
+            totals.add(self._flushed(bucket))
+        return totals
+
     def _flushed(self, bucket: _Bucket) -> _Bucket:
         bucket.flush()
         bucket.flush_labelled(self._n_classes, self._config.auc_bins)
@@ -578,10 +596,17 @@ class LiveWindow:
 
 
 def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
-    """`LiveWindow.summary(now)` of each window, their drift computed in one batch
-    (`stats.reference.drift_reports`): what the ingester's periodic refresh of every
-    version calls."""
+    """`LiveWindow.summary(now)` of each window, with its short horizon, their drift
+    computed in one batch (`stats.reference.drift_reports`): what the ingester's periodic
+    refresh of every version calls."""
     totals = [w._totals(now) for w in windows]
+    shorts = [w._short_totals(now) for w in windows]
+    long = _summaries(windows, totals)
+    short = _summaries(windows, shorts)
+    return [replace(summary, short=s) for summary, s in zip(long, short, strict=True)]
+
+
+def _summaries(windows: Sequence[LiveWindow], totals: Sequence[_Totals]) -> list[WindowSummary]:
     heads = [w._head_metrics(t) for w, t in zip(windows, totals, strict=True)]
     with_drift = [
         (i, w.reference, t.drift)
