@@ -12,23 +12,32 @@ local lib = import '../lib.libsonnet';
       lib.group('model-data', [
         // The exporter's own detection: --drift.method with its threshold and multiple-testing
         // correction, as the user configured it. The short horizon sees a shift within
-        // minutes; the long window's flag confirms it, so a chance flag of a few minutes'
-        // data (about 1 window in 200 under the default p-value test) notifies nobody.
+        // minutes; it is confirmed by the long window's flag, or by the short horizon
+        // flagging for a whole horizon's length (two horizons with no data in common), so
+        // a chance flag of a few minutes' data (about 1 window in 200 under the default
+        // p-value test) notifies nobody, and a shift too small a share of the long window
+        // yet is not held up by it.
         lib.alert(
           c,
           'ModelDataDrift',
           |||
             %(p)s_short_data_drift_share > 0
-            and %(on)s (%(p)s_data_drift_share > 0)
+            and %(on)s (
+              %(p)s_data_drift_share > 0
+              or (
+                min_over_time(%(p)s_short_data_drift_share[%(shortRange)s]) > 0
+                and %(p)s_short_data_drift_share offset %(shortRange)s > 0
+              )
+            )
             and %(on)s (%(p)s_short_window_samples{kind="features"} >= %(minSamples)s)
             and %(on)s (%(p)s_model_active == 1)
-          ||| % v,
+          ||| % (v { shortRange: '%ds' % c.shortWindowSeconds }),
           'warning',
           'ml-data',
           'data_drift',
           'Input features drifted from the reference data',
           '{{ $value | humanizePercentage }}',
-          ('Model {{ $labels.model }} version {{ $labels.version }} (active): {{ $value | humanizePercentage }} of the features drifted from the reference over the last minutes, confirmed over the last window; drifted: ' +
+          ('Model {{ $labels.model }} version {{ $labels.version }} (active): {{ $value | humanizePercentage }} of the features drifted from the reference over the last minutes, confirmed over the last window or for a whole short horizon; drifted: ' +
            '{{ range $i, $f := printf `%(p)s_short_feature_drift_detected{instance=%%q,model=%%q,version=%%q} == 1` $labels.instance $labels.model $labels.version | query | sortByLabel "feature" }}{{ if $i }}, {{ end }}{{ $f.Labels.feature }}{{ end }}.') % v,
         ),
         // Both an effect size (PSI above 0.2 is drift) and significance (p < 0.05): with

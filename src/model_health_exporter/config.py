@@ -171,9 +171,10 @@ class LogsSettings(BaseModel):
     )
     window_short_buckets: int = Field(
         5,
-        gt=0,
+        ge=0,
         le=1440,
-        description="Buckets of the short horizon (the newest ones), which fast alerts read.",
+        description="Buckets of the short horizon (the newest ones), which fast alerts read; "
+        "0 publishes none and saves its cost (each refresh computes drift twice with it).",
     )
     window_min_samples: int = Field(
         100, gt=0, description="Window metrics are reported only from this many samples."

@@ -184,3 +184,17 @@ def test_short_horizon_covers_the_newest_buckets_only() -> None:
         accuracy_score(y_true[400:], y_pred[400:])
     )
     assert later.samples["labelled"] == 600
+
+
+def test_no_short_horizon_when_disabled() -> None:
+    config = WindowConfig(bucket_seconds=60, buckets=10, short_buckets=0, min_samples=50)
+    window = LiveWindow(config)
+    predictions, feedback = classification_stream(200, seed=8)
+    for p, f in zip(predictions, feedback, strict=True):
+        window.observe_prediction(p, now=30.0)
+        window.observe_feedback(f, now=30.0)
+    summary = window.summary(now=40.0)
+    assert summary.short is None
+    assert summary.metrics["accuracy"] == pytest.approx(
+        accuracy_score([f.actual for f in feedback], [p.label for p in predictions])
+    )
