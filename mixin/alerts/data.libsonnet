@@ -16,20 +16,31 @@ local lib = import '../lib.libsonnet';
         // flagging for a whole horizon's length (two horizons with no data in common), so
         // a chance flag of a few minutes' data (about 1 window in 200 under the default
         // p-value test) notifies nobody, and a shift too small a share of the long window
-        // yet is not held up by it.
+        // yet is not held up by it. A model with too little traffic for the short horizon
+        // (or an exporter with --logs.window-short-buckets=0) warns from the window alone.
         lib.alert(
           c,
           'ModelDataDrift',
           |||
-            %(p)s_short_data_drift_share > 0
-            and %(on)s (
-              %(p)s_data_drift_share > 0
-              or (
-                min_over_time(%(p)s_short_data_drift_share[%(shortRange)s]) > 0
-                and %(p)s_short_data_drift_share offset %(shortRange)s > 0
+            (
+              (
+                %(p)s_short_data_drift_share > 0
+                and %(on)s (
+                  %(p)s_data_drift_share > 0
+                  or (
+                    min_over_time(%(p)s_short_data_drift_share[%(shortRange)s]) > 0
+                    and %(p)s_short_data_drift_share offset %(shortRange)s > 0
+                  )
+                )
+                and %(on)s (%(p)s_short_window_samples{kind="features"} >= %(minSamples)s)
+              )
+              or
+              (
+                %(p)s_data_drift_share > 0
+                and %(on)s (%(p)s_window_samples{kind="features"} >= %(minSamples)s)
+                unless %(on)s (%(p)s_short_window_samples{kind="features"} >= %(minSamples)s)
               )
             )
-            and %(on)s (%(p)s_short_window_samples{kind="features"} >= %(minSamples)s)
             and %(on)s (%(p)s_model_active == 1)
           ||| % (v { shortRange: '%ds' % c.shortWindowSeconds }),
           'warning',
@@ -37,8 +48,8 @@ local lib = import '../lib.libsonnet';
           'data_drift',
           'Input features drifted from the reference data',
           '{{ $value | humanizePercentage }}',
-          ('Model {{ $labels.model }} version {{ $labels.version }} (active): {{ $value | humanizePercentage }} of the features drifted from the reference over the last minutes, confirmed over the last window or for a whole short horizon; drifted: ' +
-           '{{ range $i, $f := printf `%(p)s_short_feature_drift_detected{instance=%%q,model=%%q,version=%%q} == 1` $labels.instance $labels.model $labels.version | query | sortByLabel "feature" }}{{ if $i }}, {{ end }}{{ $f.Labels.feature }}{{ end }}.') % v,
+          ('Model {{ $labels.model }} version {{ $labels.version }} (active): {{ $value | humanizePercentage }} of the features drifted from the reference by the exporter drift test (over the last minutes, confirmed; over the window where traffic is too low for minutes); drifted: ' +
+           '{{ range $i, $f := printf `max by (feature) (%(p)s_short_feature_drift_detected{instance=%%q,model=%%q,version=%%q} == 1 or %(p)s_feature_drift_detected{instance=%%q,model=%%q,version=%%q} == 1)` $labels.instance $labels.model $labels.version $labels.instance $labels.model $labels.version | query | sortByLabel "feature" }}{{ if $i }}, {{ end }}{{ $f.Labels.feature }}{{ end }}.') % v,
         ),
         // Both an effect size (PSI above 0.2 is drift) and significance (p < 0.05): with
         // large windows a p-value alone flags differences too small to matter.
