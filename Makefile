@@ -17,11 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	@echo "==> Installed into $(VENV)"
 
 # The daemon and the demo writer (synthetic predictions and feedback, drift after 3 minutes)
-# on a fresh copy of the example models in .demo/, so the git tree stays clean.
+# on a fresh copy of the example models in .demo/, so the git tree stays clean; the copy's
+# metrics.json are stamped relative to today (the newest a day old).
 run: $(VENV)/.installed
 	rm -rf .demo && mkdir .demo && cp -a examples/models .demo/models
 	@echo "model-health-exporter on http://$(LISTEN)/ (metrics at http://$(LISTEN)/metrics), fed by the demo writer; Ctrl-C stops both"
-	@$(VENV)/bin/model-health-exporter demo --models.dir .demo/models & demo=$$!; \
+	@$(VENV)/bin/model-health-exporter demo --models.dir .demo/models --stamp-now & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	$(VENV)/bin/model-health-exporter --models.dir .demo/models --state.dir .demo/state \
 		--web.listen-address $(LISTEN)

@@ -346,6 +346,12 @@ def _demo(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="Stop after this many seconds."
     )
+    parser.add_argument(
+        "--stamp-now",
+        action="store_true",
+        help="First move the generated_at of every metrics.json under --models.dir so the "
+        "newest is a day old (for copies of the dated example models; rewrites the files).",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be positive")
@@ -355,6 +361,7 @@ def _demo(argv: Sequence[str]) -> int:
         drift_after=args.drift_after,
         seed=args.seed,
         duration=args.duration,
+        stamp=args.stamp_now,
     )
 
 

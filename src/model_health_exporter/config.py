@@ -24,6 +24,7 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -184,10 +185,17 @@ class LogsSettings(BaseModel):
         20, gt=0, description="Distinct error_type labels per version; more count as 'other'."
     )
     window_bucket_seconds: float = Field(
-        300.0, gt=0, description="Length of one time bucket of the live windows."
+        60.0, gt=0, description="Length of one time bucket of the live windows."
     )
     window_buckets: int = Field(
-        12, gt=0, le=1440, description="Buckets per window (window = buckets x bucket length)."
+        60, gt=0, le=1440, description="Buckets per window (window = buckets x bucket length)."
+    )
+    window_short_buckets: int = Field(
+        5,
+        ge=0,
+        le=1440,
+        description="Buckets of the short horizon (the newest ones), which fast alerts read; "
+        "0 publishes none and saves its cost (each refresh computes drift twice with it).",
     )
     window_min_samples: int = Field(
         100, gt=0, description="Window metrics are reported only from this many samples."
@@ -221,6 +229,15 @@ class LogsSettings(BaseModel):
         if not all(math.isfinite(v) for v in value):
             raise ValueError("bucket bounds must be finite (+Inf is implied)")
         return value
+
+    @model_validator(mode="after")
+    def _short_within_window(self) -> LogsSettings:
+        if self.window_short_buckets > self.window_buckets:
+            raise ValueError(
+                f"window_short_buckets ({self.window_short_buckets}) must not exceed "
+                f"window_buckets ({self.window_buckets})"
+            )
+        return self
 
     @field_validator("paths")
     @classmethod

@@ -98,6 +98,7 @@ def ingest_config(settings: Settings, shard: Shard | None = None) -> IngestConfi
         window=WindowConfig(
             bucket_seconds=logs.window_bucket_seconds,
             buckets=logs.window_buckets,
+            short_buckets=logs.window_short_buckets,
             max_classes=logs.max_classes,
             low_confidence_threshold=logs.low_confidence_threshold,
             max_pending=logs.max_pending,

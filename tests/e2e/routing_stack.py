@@ -154,9 +154,14 @@ def _shorten_timers(route: dict[str, Any]) -> None:
 
 
 def rewrite_shipped_alertmanager_config(
-    dest: Path, secrets_dir: Path, http: HttpRecorder, smtp: SmtpRecorder
+    dest: Path,
+    secrets_dir: Path,
+    http: HttpRecorder,
+    smtp: SmtpRecorder,
+    shorten_timers: bool = True,
 ) -> Path:
-    """The shipped config with every receiver pointed at the local recorders."""
+    """The shipped config with every receiver pointed at the local recorders (and its
+    group_wait / group_interval shortened, unless the test measures them)."""
     doc = yaml.safe_load((SHIPPED_ALERTMANAGER_DIR / "alertmanager.yml").read_text("utf-8"))
     secrets_dir.mkdir(parents=True, exist_ok=True)
 
@@ -166,15 +171,19 @@ def rewrite_shipped_alertmanager_config(
         return str(path)
 
     glob = doc["global"]
-    glob["slack_api_url_file"] = secret("slack-webhook-url", f"{http.base_url}/slack")
     glob["pagerduty_url"] = f"{http.base_url}/pagerduty"
     glob["smtp_smarthost"] = smtp.address
     glob["smtp_require_tls"] = False  # the recorder speaks plain SMTP
     glob.pop("smtp_auth_username", None)  # and offers no AUTH
     glob.pop("smtp_auth_password_file", None)
     doc["templates"] = [str(SHIPPED_ALERTMANAGER_DIR / "templates" / "*.tmpl")]
-    _shorten_timers(doc["route"])
+    if shorten_timers:
+        _shorten_timers(doc["route"])
     for receiver in doc["receivers"]:
+        for config in receiver.get("slack_configs", []):
+            # each receiver its own webhook; both recorded under /slack, told apart by channel
+            name = Path(config["api_url_file"]).name
+            config["api_url_file"] = secret(name, f"{http.base_url}/slack")
         for config in receiver.get("pagerduty_configs", []):
             config["routing_key_file"] = secret("pagerduty-routing-key", PAGERDUTY_ROUTING_KEY)
         for config in receiver.get("webhook_configs", []):

@@ -26,6 +26,8 @@ VARIABLES = {
     "$__range": "1h",
     "$model": "routing",
     "$version": "production-v3",
+    "$job": "model-health-exporter",
+    "$instance": ".+",  # All
 }
 DEADLINE_S = 120.0
 

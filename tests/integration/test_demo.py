@@ -20,6 +20,8 @@ from model_health_exporter import demo
 from model_health_exporter.records import LINE_ERROR_REASONS, Feedback, parse_line
 from tests.support import RunningDaemon, wait_until
 
+REPO = Path(__file__).resolve().parents[2]
+
 Start = Callable[..., RunningDaemon]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples/models"
 ACTIVE = {"routing": "production-v3", "fraud": "2026-11-01"}
@@ -151,6 +153,42 @@ def test_calibrated_until_drift() -> None:
     drifted_accuracy, drifted_confidence = accuracy_and_confidence(drift=True)
     assert drifted_confidence == pytest.approx(confidence, abs=0.01)
     assert 0.1 < accuracy - drifted_accuracy < 0.2
+
+
+def test_healthy_routing_stream_matches_its_evaluation_accuracy() -> None:
+    """Live accuracy of the undrifted routing stream is production-v3's evaluation accuracy
+    within sampling error, so the 5% drop alerts keep their whole margin when healthy."""
+    rng = random.Random(11)  # noqa: S311 - a seeded stream
+    stream = demo.generate(demo.PROFILES["routing"], rng, "r", lambda: False)
+    joined = [i for i in itertools.islice(stream, 20_000) if i.feedback is not None]
+    accuracy = sum(i.feedback["actual"] == i.prediction["prediction"] for i in joined) / len(joined)
+    metrics = REPO / "examples" / "models" / "routing" / "production-v3" / "metrics.json"
+    evaluated = json.loads(metrics.read_text())["accuracy"]
+    assert abs(accuracy - evaluated) / evaluated < 0.01
+
+
+def test_stamp_now_moves_every_version_by_one_offset(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415 - this test only
+
+    shutil.copytree(REPO / "examples" / "models", tmp_path / "models", symlinks=True)
+    before = {
+        p: json.loads(p.read_text()) for p in sorted((tmp_path / "models").rglob("metrics.json"))
+    }
+    now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert demo.stamp_now(tmp_path / "models", now) == len(before) == 5
+    after = {p: json.loads(p.read_text()) for p in before}
+    moved = {
+        p: datetime.fromisoformat(after[p]["generated_at"])
+        - datetime.fromisoformat(before[p]["generated_at"])
+        for p in before
+    }
+    assert len(set(moved.values())) == 1  # the spacing between versions is kept
+    newest = max(datetime.fromisoformat(a["generated_at"]) for a in after.values())
+    assert newest == now - timedelta(days=1)
+    for p, old in before.items():  # nothing else changes
+        assert {k: v for k, v in after[p].items() if k != "generated_at"} == {
+            k: v for k, v in old.items() if k != "generated_at"
+        }
 
 
 def _run_demo(root: Path, *args: str) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-ALERTMANAGER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager"
+REPO = Path(__file__).resolve().parents[2]
+ALERTMANAGER_DIR = REPO / "deploy" / "alertmanager"
 CONFIG = ALERTMANAGER_DIR / "alertmanager.yml"
 TEMPLATES_GLOB = str(ALERTMANAGER_DIR / "templates" / "*.tmpl")
 
@@ -101,11 +102,30 @@ def test_secrets_only_through_files() -> None:
     assert [path for path, _ in leaves if secret_keys.search(path)] == []
     file_fields = {path.rsplit(".", 1)[-1] for path, _ in leaves if path.endswith("_file")}
     assert {
-        "slack_api_url_file",
+        "api_url_file",
         "routing_key_file",
         "smtp_auth_password_file",
         "credentials_file",
     } <= file_fields
+
+
+def test_each_slack_receiver_has_its_own_webhook_file() -> None:
+    """A Slack app's incoming webhook posts to one channel only: critical and warning
+    each need their own URL, read from their own file."""
+    config = _config()
+    assert "slack_api_url_file" not in config["global"]
+    files = {
+        receiver["name"]: [c["api_url_file"] for c in receiver["slack_configs"]]
+        for receiver in config["receivers"]
+        if "slack_configs" in receiver
+    }
+    assert files == {
+        "slack-critical": ["/etc/alertmanager/secrets/slack-critical-webhook-url"],
+        "slack-warning": ["/etc/alertmanager/secrets/slack-warning-webhook-url"],
+    }
+    documented = (REPO / "docs" / "alerting.md").read_text(encoding="utf-8")
+    for (path,) in files.values():
+        assert path in documented
 
 
 def _render(template: str, data: dict[str, Any], tmp_path: Path) -> str:

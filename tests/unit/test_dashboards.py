@@ -32,7 +32,11 @@ VARIABLE_VALUES = {
     "$__range": "1h",
     "$model": "m",
     "$version": "v1",
+    "$job": ".+",
+    "$instance": ".+",
 }
+# The job and instance variables, as every model-metric selector filters by them.
+BY_TARGET = 'job=~"$job", instance=~"$instance"'
 
 
 def _load(path: Path) -> Any:
@@ -100,11 +104,17 @@ def test_model_dashboard_variables() -> None:
         v["name"]: v
         for v in _load(GRAFANA_DIR / "dashboards" / "model-health-model.json")["templating"]["list"]
     }
-    assert list(variables) == ["datasource", "model", "version"]
-    assert variables["model"]["definition"] == "label_values(routing_ml_model_active, model)"
-    assert variables["version"]["definition"] == (
-        'label_values(routing_ml_model_active{model="$model"}, version)'
+    assert list(variables) == ["datasource", "job", "instance", "model", "version"]
+    assert variables["job"]["definition"] == 'label_values(up{job="model-health-exporter"}, job)'
+    assert variables["instance"]["definition"] == 'label_values(up{job=~"$job"}, instance)'
+    assert variables["model"]["definition"] == (
+        f"label_values(routing_ml_model_active{{{BY_TARGET}}}, model)"
     )
+    assert variables["version"]["definition"] == (
+        f'label_values(routing_ml_model_active{{{BY_TARGET}, model="$model"}}, version)'
+    )
+    for name in ("job", "instance"):
+        assert variables[name]["includeAll"] and variables[name]["multi"]
     assert variables["version"]["includeAll"] and variables["version"]["allValue"] == ".*"
 
 
@@ -140,7 +150,8 @@ def test_threshold_lines_come_from_the_configured_thresholds() -> None:
         t["legendFormat"]: t["expr"] for t in accuracy["targets"] if "threshold" in t["expr"]
     }
     selector = (
-        'routing_ml_model_quality_threshold{model="$model", metric="accuracy", severity="%s"}'
+        f"routing_ml_model_quality_threshold{{{BY_TARGET}, "
+        'model="$model", metric="accuracy", severity="%s"}'
     )
     assert thresholds == {
         "warning threshold": selector % "warning",

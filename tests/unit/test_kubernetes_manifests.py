@@ -5,15 +5,12 @@ plus the shard from the pod ordinal, behind a headless Service."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,7 +21,6 @@ from tests.support import cli_flags
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
-GENERATOR = REPO / "scripts" / "gen-prometheusrule.py"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 Doc = dict[str, Any]
@@ -182,20 +178,7 @@ def test_image_tag_is_the_project_version() -> None:
 # ---- the PrometheusRule ----------------------------------------------------------------
 
 
-def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_prometheusrule", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_prometheusrule_is_generated_from_the_rule_files() -> None:
-    committed = (K8S / "prometheusrule.yaml").read_text(encoding="utf-8")
-    assert committed == generator().render(), (
-        "deploy/kubernetes/prometheusrule.yaml is out of date with prometheus/rules/*.yml: "
-        "run `python3 scripts/gen-prometheusrule.py` and commit the result"
-    )
+# Generated with the rule files from mixin/: tests/unit/test_mixin.py keeps it in sync.
 
 
 def test_prometheusrule_holds_every_rule_unchanged() -> None:
@@ -206,26 +189,6 @@ def test_prometheusrule_holds_every_rule_unchanged() -> None:
     ]
     assert expected
     assert one("PrometheusRule")["spec"]["groups"] == expected
-
-
-def test_generator_rejects_a_group_name_used_twice(tmp_path: Path) -> None:
-    group = "groups:\n  - name: same\n    rules:\n      - record: a:b\n        expr: up\n"
-    (tmp_path / "a.yml").write_text(group)
-    (tmp_path / "b.yml").write_text(group)
-    with pytest.raises(ValueError, match="same"):
-        generator().render(tmp_path)
-
-
-def test_generator_check_mode_fails_on_a_stale_file(tmp_path: Path) -> None:
-    stale = tmp_path / "prometheusrule.yaml"
-    stale.write_text("# old\n")
-    result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check", f"--output={stale}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 1 and "gen-prometheusrule.py" in result.stdout
 
 
 # ---- kustomize ---------------------------------------------------------------------------

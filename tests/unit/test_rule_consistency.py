@@ -161,3 +161,9 @@ def test_alert_names_are_unique() -> None:
 
 def test_every_runbook_section_belongs_to_an_alert() -> None:
     assert _runbook_anchors() - {a["alert"].lower() for a in shipped_alerts()} == set()
+
+
+def test_every_recording_rule_is_read_by_an_alert_or_a_panel() -> None:
+    readers = [rule["expr"] for rule in shipped_alerts()] + [e for _, e in dashboard_exprs()]
+    used = set().union(*(metric_names(expr) for expr in readers))
+    assert recording_rule_names() - used == set()

@@ -304,3 +304,31 @@ def test_merged_closed_buckets_follow_every_change_of_the_window() -> None:
     assert seen_counts[6] == sum(sizes[2:4]) + sizes[6]
     assert seen_counts[9] == sum(sizes[6:10])
     assert seen_counts[13] == sum(sizes[8:14])
+
+
+def test_short_horizon_flags_a_recent_shift_the_window_dilutes() -> None:
+    """Five minutes of traffic shifted by one standard deviation after 55 calm ones: the
+    short horizon (its 500 rows only) flags x, its drift share is 1 of 2 features, and the
+    short summary carries the flags only."""
+    rng = np.random.default_rng(21)
+    window = LiveWindow(
+        WindowConfig(bucket_seconds=60, buckets=60, short_buckets=5, min_samples=100)
+    )
+    window.set_reference(_reference(_rows(rng, 5000)))
+    start = NOW - 3600
+    calm, shifted = _rows(rng, 5500), _rows(rng, 500, shift=1.0)
+    for minute in range(60):
+        rows = (
+            calm[minute * 100 : minute * 100 + 100]
+            if minute < 55
+            else shifted[(minute - 55) * 100 : (minute - 54) * 100]
+        )
+        window.observe_predictions([_prediction(r) for r in rows], now=start + 60 * minute + 1)
+    summary = window.summary(now=start + 60 * 59 + 30)
+    short = summary.short
+    assert short is not None
+    assert short.samples["features"] == 500
+    assert set(short.features["x"]) == {"drift_detected"}
+    assert short.features["x"]["drift_detected"] == 1.0
+    assert short.metrics["data_drift_share"] == pytest.approx(0.5)
+    assert summary.samples["features"] == 6000  # the window holds the calm hour too

@@ -242,3 +242,50 @@ def test_checkpoint_with_pending_probabilities_as_dicts_still_loads() -> None:
     assert old.to_dict() == window.to_dict()
     assert old.summary(2.0) == window.summary(2.0)
     assert old.summary(2.0).metrics["log_loss"] == pytest.approx(-(np.log(0.3) + np.log(0.6)) / 2)
+
+
+def test_short_horizon_covers_the_newest_buckets_only() -> None:
+    """The short horizon merges the newest `short_buckets` buckets: its accuracy is
+    scikit-learn's on the pairs joined there, the window's on all pairs."""
+    config = WindowConfig(bucket_seconds=60, buckets=10, short_buckets=2, min_samples=50)
+    window = LiveWindow(config)
+    predictions, feedback = classification_stream(600, seed=7)
+    # 200 pairs joined in each of the buckets 0, 5 and 6 (the newest two at t=400 s).
+    for part, at in ((0, 30.0), (1, 330.0), (2, 390.0)):
+        chunk = slice(200 * part, 200 * part + 200)
+        for p in predictions[chunk]:
+            window.observe_prediction(p, now=at)
+        for f in feedback[chunk]:
+            window.observe_feedback(f, now=at)
+    summary = window.summary(now=400.0)
+    assert summary.short is not None
+    y_pred = [p.label for p in predictions]
+    y_true = [f.actual for f in feedback]
+    assert summary.metrics["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert summary.short.metrics["accuracy"] == pytest.approx(
+        accuracy_score(y_true[200:], y_pred[200:])
+    )
+    assert summary.short.samples["labelled"] == 400
+    assert summary.short.short is None
+    # One bucket later the older of the two leaves the short horizon, not the window.
+    later = window.summary(now=450.0)
+    assert later.short is not None
+    assert later.short.samples["labelled"] == 200
+    assert later.short.metrics["accuracy"] == pytest.approx(
+        accuracy_score(y_true[400:], y_pred[400:])
+    )
+    assert later.samples["labelled"] == 600
+
+
+def test_no_short_horizon_when_disabled() -> None:
+    config = WindowConfig(bucket_seconds=60, buckets=10, short_buckets=0, min_samples=50)
+    window = LiveWindow(config)
+    predictions, feedback = classification_stream(200, seed=8)
+    for p, f in zip(predictions, feedback, strict=True):
+        window.observe_prediction(p, now=30.0)
+        window.observe_feedback(f, now=30.0)
+    summary = window.summary(now=40.0)
+    assert summary.short is None
+    assert summary.metrics["accuracy"] == pytest.approx(
+        accuracy_score([f.actual for f in feedback], [p.label for p in predictions])
+    )

@@ -7,6 +7,7 @@ import math
 import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,6 +31,10 @@ from model_health_exporter.stats.degradation import (
     SeverityBands,
     degradation_severity_level,
 )
+
+# Only for types: windows imports numpy, whose import starts a thread (see cli._run).
+if TYPE_CHECKING:
+    from model_health_exporter.state.windows import WindowSummary
 
 _VERSION = ("model", "version")
 
@@ -445,6 +450,30 @@ _FEATURE_GAUGES: dict[str, tuple[str, str]] = {
 }
 
 
+# The short horizon (--logs.window-short-buckets): only what the fast alerts read, so the
+# per-feature series grow by one family, not ten.
+_SHORT_GAUGES: dict[str, tuple[str, str]] = {
+    "accuracy": (
+        "short_live_accuracy",
+        "Accuracy on predictions labelled in the short horizon of the live window (0-1).",
+    ),
+    "estimated_accuracy": (
+        "short_estimated_accuracy",
+        "Accuracy estimated without labels over the short horizon (0-1).",
+    ),
+    "data_drift_share": (
+        "short_data_drift_share",
+        "Share of features flagged as drifted over the short horizon (0-1).",
+    ),
+}
+_SHORT_FEATURE_GAUGES: dict[str, tuple[str, str]] = {
+    "drift_detected": (
+        "short_feature_drift_detected",
+        "1 if the feature drifted over the short horizon (see --drift.method).",
+    ),
+}
+
+
 class PredictionCollector(Collector):
     """Counters, histograms and live-window gauges from the prediction logs."""
 
@@ -509,6 +538,19 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
         key: GaugeMetricFamily(f"{ns}_{name}", help_, labels=[*_VERSION, "feature"])
         for key, (name, help_) in _FEATURE_GAUGES.items()
     }
+    short_samples = GaugeMetricFamily(
+        f"{ns}_short_window_samples",
+        "Samples in the short horizon of the live window, by kind as window_samples.",
+        labels=[*_VERSION, "kind"],
+    )
+    short_gauges = {
+        key: GaugeMetricFamily(f"{ns}_{name}", help_, labels=_VERSION)
+        for key, (name, help_) in _SHORT_GAUGES.items()
+    }
+    short_feature_gauges = {
+        key: GaugeMetricFamily(f"{ns}_{name}", help_, labels=[*_VERSION, "feature"])
+        for key, (name, help_) in _SHORT_FEATURE_GAUGES.items()
+    }
     reference = InfoMetricFamily(
         f"{ns}_reference",
         "The reference a version's window is compared against: profile, jsonl, csv "
@@ -538,11 +580,34 @@ def prediction_families(namespace: str, views: Iterable[TalliesView]) -> Iterato
                 feature_gauges[key].add_metric([*labels, feature], value)
         if t.window.reference_source is not None:
             reference.add_metric(labels, {"source": t.window.reference_source})
+        if t.window.short is not None:
+            _add_short(labels, t.window.short, short_samples, short_gauges, short_feature_gauges)
     yield from (predictions, errors, feedback, latency, confidence, *joins.values(), waiting)
     yield window_samples
     yield from window_gauges.values()
     yield from feature_gauges.values()
+    yield short_samples
+    yield from short_gauges.values()
+    yield from short_feature_gauges.values()
     yield reference
+
+
+def _add_short(
+    labels: list[str],
+    short: WindowSummary,
+    samples: GaugeMetricFamily,
+    gauges: Mapping[str, GaugeMetricFamily],
+    feature_gauges: Mapping[str, GaugeMetricFamily],
+) -> None:
+    for kind, count in short.samples.items():
+        samples.add_metric([*labels, kind], count)
+    for key, gauge in gauges.items():
+        if (value := short.metrics.get(key)) is not None:
+            gauge.add_metric(labels, value)
+    for feature, stats in short.features.items():
+        for key, gauge in feature_gauges.items():
+            if (value := stats.get(key)) is not None:
+                gauge.add_metric([*labels, feature], value)
 
 
 def _buckets(cumulative: tuple[tuple[float, int], ...]) -> list[tuple[str, float]]:

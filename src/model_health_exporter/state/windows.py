@@ -9,7 +9,10 @@ per class, `stats.auc_sketch`), plus at most `max_pending` predictions awaiting 
 feedback.
 
 Labelled samples are placed in the bucket of the moment their feedback is joined, so a
-window answers "how did the predictions labelled in the last hour do"."""
+window answers "how did the predictions labelled in the last hour do".
+
+Each summary also covers a short horizon, the newest `short_buckets` buckets merged (the
+newest one still filling): fast alerts read it, confirmed by the whole window."""
 
 from __future__ import annotations
 
@@ -43,8 +46,11 @@ OTHER_CLASS: Final = "__other__"
 
 @dataclass(frozen=True, slots=True)
 class WindowConfig:
+    # The daemon's defaults are LogsSettings' (1-minute buckets, 60 of them, 5 short).
     bucket_seconds: float = 300.0
     buckets: int = 12
+    # The short horizon: the newest this many buckets (the newest one still filling); 0: none.
+    short_buckets: int = 1
     max_classes: int = 10
     auc_cells: int = DEFAULT_MAX_CELLS  # ROC AUC sketch cells per class (stats.auc_sketch)
     confidence_bins: int = 100
@@ -72,6 +78,8 @@ class WindowSummary:
     samples: MappingProxyType[str, int]
     features: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _NO_FEATURES)
     reference_source: str | None = None
+    # The same over the short horizon (WindowConfig.short_buckets); None inside `short`.
+    short: WindowSummary | None = None
 
 
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
@@ -507,6 +515,16 @@ class LiveWindow:
         totals.add(self._flushed(self._buckets[-1]))
         return totals
 
+    def _short_totals(self, now: float) -> _Totals:
+        """The newest `short_buckets` buckets merged (after `_totals`, which expires)."""
+        totals = _Totals()
+        first = math.floor(now / self._config.bucket_seconds) - self._config.short_buckets + 1
+        for bucket in reversed(self._buckets):
+            if bucket.index < first:
+                break
+            totals.add(self._flushed(bucket))
+        return totals
+
     def _flushed(self, bucket: _Bucket) -> _Bucket:
         bucket.flush()
         bucket.flush_labelled(self._n_classes, self._config.auc_cells)
@@ -610,6 +628,37 @@ class LiveWindow:
             None if reference is None else reference.source,
         )
 
+    def _short_summary(self, totals: _Totals, report: DriftReport | None) -> WindowSummary:
+        """What the fast alerts read over the short horizon: the sample counts, accuracy,
+        the label-free estimate, the drift share and each feature's drift flag (the rest of
+        a full summary would cost as much again on every refresh, for no reader)."""
+        labelled, regression = totals.labelled, totals.regression
+        samples = {
+            "predictions": totals.predictions,
+            "labelled": (labelled.n_samples if labelled is not None else 0)
+            + (regression.n if regression is not None else 0),
+            "confidence": totals.confidence.count if totals.confidence is not None else 0,
+            "features": totals.drift.rows if totals.drift is not None else 0,
+        }
+        metrics: dict[str, float] = {}
+        features: Mapping[str, Mapping[str, float]] = _NO_FEATURES
+        if report is not None:
+            metrics |= {
+                k: v
+                for k in ("estimated_accuracy", "data_drift_share")
+                if (v := report.metrics.get(k)) is not None
+            }
+            features = {
+                f: {"drift_detected": stats["drift_detected"]}
+                for f, stats in report.features.items()
+                if "drift_detected" in stats
+            }
+        if labelled is not None and labelled.n_samples >= self._config.min_samples:
+            accuracy = perf.accuracy(labelled)
+            if accuracy is not None:
+                metrics["accuracy"] = accuracy
+        return WindowSummary(MappingProxyType(metrics), MappingProxyType(samples), features)
+
     # ---- checkpoint ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -689,26 +738,39 @@ class LiveWindow:
 
 
 def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
-    """`LiveWindow.summary(now)` of each window, their drift computed in one batch
-    (`stats.reference.drift_reports`): what the ingester's periodic refresh of every
-    version calls."""
+    """`LiveWindow.summary(now)` of each window, with its short horizon, the drift of both
+    horizons of all windows computed in one batch (`stats.reference.drift_reports`): what
+    the ingester's periodic refresh of every version calls."""
     totals = [w._totals(now) for w in windows]
+    shorts = [w._short_totals(now) if w._config.short_buckets else _Totals() for w in windows]
     heads = [w._head_metrics(t) for w, t in zip(windows, totals, strict=True)]
-    with_drift = [
+    # One batch for both horizons: numpy's cost per call, not the arithmetic, dominates.
+    jobs = [
         (i, w.reference, t.drift)
-        for i, (w, t) in enumerate(zip(windows, totals, strict=True))
+        for i, (w, t) in enumerate(
+            [*zip(windows, totals, strict=True), *zip(windows, shorts, strict=True)]
+        )
         if w.reference is not None and t.drift is not None
     ]
-    reports: list[DriftReport | None] = [None] * len(windows)
+    reports: list[DriftReport | None] = [None] * (2 * len(windows))
     computed = drift_reports(
-        [(reference, drift, windows[i]._drift_settings) for i, reference, drift in with_drift]
+        [(reference, drift, _window_of(windows, i)._drift_settings) for i, reference, drift in jobs]
     )
-    for (i, _, _), report in zip(with_drift, computed, strict=True):
+    for (i, _, _), report in zip(jobs, computed, strict=True):
         reports[i] = report
+    n = len(windows)
     return [
-        w._summary(t, head, report)
-        for w, t, head, report in zip(windows, totals, heads, reports, strict=True)
+        replace(
+            w._summary(t, head, reports[i]),
+            short=w._short_summary(short, reports[n + i]) if w._config.short_buckets else None,
+        )
+        for i, (w, t, short, head) in enumerate(zip(windows, totals, shorts, heads, strict=True))
     ]
+
+
+def _window_of(windows: Sequence[LiveWindow], i: int) -> LiveWindow:
+    """The window of job `i` of `summaries`: the long horizons first, then the short ones."""
+    return windows[i % len(windows)]
 
 
 @dataclass(slots=True)

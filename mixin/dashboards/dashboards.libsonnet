@@ -1,0 +1,1 @@
+(import 'model-health-model.libsonnet') + (import 'model-health-overview.libsonnet')
