@@ -91,6 +91,42 @@ def test_symlink_out_of_the_models_dir(tmp_path: Path, start_daemon: Start) -> N
     assert by_env.value("routing_ml_model_accuracy", model="m", version="v2") == 0.5
 
 
+def test_log_symlinks_out_of_the_models_dir(tmp_path: Path, start_daemon: Start) -> None:
+    """A version's predictions/ folder, or a log file in one, linked out of the models
+    directories is not read unless the user allows it; logs linked within them are."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    line = b'{"id": "1", "prediction": "a"}\n'
+    (outside / "p.jsonl").write_bytes(line * 3)
+    root = tmp_path / "models"
+    for version in ("v1", "v2", "v3"):
+        write_json(root / f"m/{version}/metrics.json", good_metrics(version=version))
+    (root / "m/v1/predictions").symlink_to(outside)  # a folder out
+    (root / "m/v2/predictions").mkdir()
+    (root / "m/v2/predictions/p.jsonl").symlink_to(outside / "p.jsonl")  # a file out
+    (root / "m/v3/predictions").mkdir()
+    (root / "m/v3/data.jsonl").write_bytes(line * 2)
+    (root / "m/v3/predictions/p.jsonl").symlink_to(root / "m/v3/data.jsonl")  # within
+    d = start_daemon(f"--models.dir={root}")
+    d.wait_value("routing_ml_predictions_total", 2.0, model="m", version="v3")
+    wait_until(
+        lambda: d.value(ERRORS, source="prediction_log", reason="outside_root") == 2,
+        10,
+        "both refused logs counted",
+    )
+    for version in ("v1", "v2"):
+        assert not d.value("routing_ml_predictions_total", model="m", version=version)
+    refused = [r["path"] for r in d.log_records() if "log not read" in r.get("event", "")]
+    assert sorted(refused) == [
+        str(root / "m/v1/predictions"),
+        str(root / "m/v2/predictions/p.jsonl"),
+    ]
+    allowed = start_daemon(f"--models.dir={root}", "--models.follow-external-symlinks=true")
+    for version in ("v1", "v2"):
+        allowed.wait_value("routing_ml_predictions_total", 3.0, model="m", version=version)
+    assert allowed.value(ERRORS, source="prediction_log", reason="outside_root") == 0
+
+
 # ---- permissions: as root, only a daemon running as another user sees them -------------
 
 

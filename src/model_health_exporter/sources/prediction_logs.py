@@ -36,7 +36,7 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -314,8 +314,10 @@ class LogTail:
         pattern: str = "*",
         *,
         forget_after: float = FORGET_AFTER_SECONDS,
+        keep: Callable[[Path], bool] | None = None,
     ) -> None:
         self.directory = directory
+        self._keep = keep  # which of the listed files may be read (None: all)
         self.pattern = pattern
         self.positions: dict[str, Position] = dict(positions or {})
         self._max_bytes = max_bytes
@@ -361,12 +363,17 @@ class LogTail:
     ) -> Chunk | Mismatch | None:
         return read_new_lines(path, fp, position, max_bytes, self._max_line_bytes)
 
+    def _list(self) -> list[Path]:
+        files = list_log_files(self.directory, self.pattern)
+        keep = self._keep
+        return files if keep is None else [path for path in files if keep(path)]
+
     def unread(self, beyond: int = 0) -> bool:
         """Whether a file holds more than `beyond` bytes after its position, or the last
         read stopped at its limit: a listing and stats, no reads."""
         if self._behind:
             return True
-        for path in list_log_files(self.directory, self.pattern):
+        for path in self._list():
             fp, _ = self._fingerprint(path)
             if fp is None:
                 continue
@@ -389,7 +396,7 @@ class LogTail:
         stat, not an open and a read."""
         limit = self._max_bytes if max_bytes is None else max(1, max_bytes)
         if relist or self._files is None:
-            self._files = list_log_files(self.directory, self.pattern)
+            self._files = self._list()
             listed = set(self._files)
             for stale in set(self._fingerprints) - listed:
                 del self._fingerprints[stale]

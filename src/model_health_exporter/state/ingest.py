@@ -74,6 +74,9 @@ _LOG_EVERY_SECONDS: Final = 10.0
 STATE_SOURCE: Final = "state_dir"
 STATE_ERROR_REASONS: Final = ("permission_denied", "unwritable")
 _STATE_LOG_EVERY_SECONDS: Final = 300.0
+# A version's predictions/ or feedback/ folder, or a log file in one, that is a symlink
+# leading out of the models directories: not read (unless the user allows it).
+OUTSIDE_ROOT: Final = "outside_root"
 # The shortest record lines (`{"id":"1","prediction":1}`, `{"id":"1","actual":1}`): a read
 # of `room` times this many bytes holds at most `room` records.
 _MIN_LINE_BYTES: Final = {"predictions": 24, "feedback": 20}
@@ -92,6 +95,7 @@ def initial_error_keys() -> list[tuple[str, str]]:
         [(ERROR_SOURCE, reason) for reason in LINE_ERROR_REASONS]
         + [(REFERENCE_SOURCE, reason) for reason in REFERENCE_ERROR_REASONS]
         + [(STATE_SOURCE, reason) for reason in STATE_ERROR_REASONS]
+        + [(ERROR_SOURCE, OUTSIDE_ROOT)]
     )
 
 
@@ -240,6 +244,7 @@ class IngestWorker:
         # Tails to read at the next poll even if no event names their folder: new, not
         # read to their end, or without a watch.
         self._unsettled: set[LogTail] = set(self._path_tails.values())
+        self._outside_root: set[Path] = set()  # log paths refused, each reported once
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
@@ -464,7 +469,7 @@ class IngestWorker:
         for view in self._snapshot().versions():
             for name in LOG_DIRS:
                 directory = view.directory / name
-                if _is_dir(directory):
+                if _is_dir(directory) and self._contained(directory):
                     wanted[f"{view.model}/{view.version}/{name}"] = (
                         (view.model, view.version),
                         directory,
@@ -486,9 +491,27 @@ class IngestWorker:
                     positions,
                     max_line_bytes=self._config.max_line_bytes,
                     forget_after=self._config.forget_logs_after,
+                    keep=self._contained,
                 )
                 self._unsettled.add(self._tails[key])
         return {key: version for key, (version, _) in wanted.items()}
+
+    def _contained(self, path: Path) -> bool:
+        """Whether a log folder of a version, or a file in one, may be read: not one that
+        is a symlink leading out of the models directories, unless the user allows it.
+        Each refused path is counted and logged once."""
+        containment = self._snapshot().containment
+        if containment is None or containment.allows_child(path):
+            return True
+        if path not in self._outside_root:
+            self._outside_root.add(path)
+            self._errors.inc((ERROR_SOURCE, OUTSIDE_ROOT))
+            log.error(
+                "log not read: a symlink leading outside the models directories "
+                "(--models.follow-external-symlinks=true allows it)",
+                path=str(path),
+            )
+        return False
 
     @property
     def behind(self) -> bool:
