@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar
@@ -37,6 +37,7 @@ from model_health_exporter.stats.reference import (
     DriftSettings,
     ModelReference,
     build_reference,
+    drift_flag_reports,
     drift_reports,
 )
 
@@ -799,33 +800,40 @@ def _compute_summaries(windows: Sequence[LiveWindow], now: float) -> list[Window
     totals = [w._totals(now) for w in windows]
     shorts = [w._short_totals(now) if w._config.short_buckets else _Totals() for w in windows]
     heads = [w._head_metrics(t) for w, t in zip(windows, totals, strict=True)]
-    # One batch for both horizons: numpy's cost per call, not the arithmetic, dominates.
-    jobs = [
-        (i, w.reference, t.drift)
-        for i, (w, t) in enumerate(
-            [*zip(windows, totals, strict=True), *zip(windows, shorts, strict=True)]
-        )
-        if w.reference is not None and t.drift is not None
-    ]
-    reports: list[DriftReport | None] = [None] * (2 * len(windows))
-    computed = drift_reports(
-        [(reference, drift, _window_of(windows, i)._drift_settings) for i, reference, drift in jobs]
-    )
-    for (i, _, _), report in zip(jobs, computed, strict=True):
-        reports[i] = report
-    n = len(windows)
+    # One batch per horizon: numpy's cost per call, not the arithmetic, dominates. The
+    # short horizon's holds only what its summary keeps (`_short_summary`).
+    reports = _drift_of(windows, totals, drift_reports)
+    short_reports = _drift_of(windows, shorts, drift_flag_reports)
     return [
         replace(
-            w._summary(t, head, reports[i]),
-            short=w._short_summary(short, reports[n + i]) if w._config.short_buckets else None,
+            w._summary(t, head, report),
+            short=w._short_summary(short, short_report) if w._config.short_buckets else None,
         )
-        for i, (w, t, short, head) in enumerate(zip(windows, totals, shorts, heads, strict=True))
+        for w, t, short, head, report, short_report in zip(
+            windows, totals, shorts, heads, reports, short_reports, strict=True
+        )
     ]
 
 
-def _window_of(windows: Sequence[LiveWindow], i: int) -> LiveWindow:
-    """The window of job `i` of `summaries`: the long horizons first, then the short ones."""
-    return windows[i % len(windows)]
+def _drift_of(
+    windows: Sequence[LiveWindow],
+    totals: Sequence[_Totals],
+    batch: Callable[
+        [Sequence[tuple[ModelReference, DriftCounts, DriftSettings]]], list[DriftReport]
+    ],
+) -> list[DriftReport | None]:
+    """The drift report of each window's `totals` (None without reference or rows), all
+    of them computed by one call of `batch`."""
+    jobs = [
+        (i, w.reference, t.drift, w._drift_settings)
+        for i, (w, t) in enumerate(zip(windows, totals, strict=True))
+        if w.reference is not None and t.drift is not None
+    ]
+    reports: list[DriftReport | None] = [None] * len(windows)
+    computed = batch([(reference, drift, settings) for _, reference, drift, settings in jobs])
+    for (i, _, _, _), report in zip(jobs, computed, strict=True):
+        reports[i] = report
+    return reports
 
 
 @dataclass(slots=True)
