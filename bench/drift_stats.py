@@ -19,8 +19,9 @@ batched rows into the bucket arrays):
   estimation and live metrics, the drift of all versions in one batch;
 - then a `TalliesView` and `state.health.health_view` (health score, checks, retraining
   reasons) for every version.
-Each call recomputes every statistic; what a window keeps between calls is the merge of
-its closed buckets, until a bucket opens or expires. So each repeat also times
+Each call recomputes every statistic (the last summary a window keeps for a refresh with
+nothing new is dropped before each call); what a window keeps between calls is the merge
+of its closed buckets, until a bucket opens or expires. So each repeat also times
 `summaries` once right after dropping that merge in every window ("cold"), the cost of
 the first refresh after a bucket boundary.
 
@@ -42,6 +43,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -193,10 +195,13 @@ def measure_time(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.repeats):
         for w in windows:
             w._closed = None  # as when a bucket opens: the closed buckets merged afresh
+            w._last_summary = None  # and as when every window took records: computed again
         gc.collect()
         start = time.perf_counter()
         summaries(windows, now)
         cold_runs.append(time.perf_counter() - start)
+        for w in windows:
+            w._last_summary = None
         gc.collect()
         start = time.perf_counter()
         computed = summaries(windows, now)
@@ -223,6 +228,7 @@ def measure_time(args: argparse.Namespace) -> dict[str, Any]:
         "features": args.features,
         "per_bucket": args.per_bucket,
         "buckets": CONFIG.buckets,
+        "short_buckets": CONFIG.short_buckets,
         "build_s": build_s,
         "summary_s_runs": summary_runs,
         "health_s_runs": health_runs,
@@ -257,10 +263,18 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-versions", type=int, default=50, help="versions of their own, for memory"
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--short-buckets",
+        type=int,
+        default=1,
+        help="the short horizon's buckets (--logs.window-short-buckets); 0: none",
+    )
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
     args = parser.parse_args(argv)
+    global CONFIG  # noqa: PLW0603 - one setting for the whole run, from the command line
+    CONFIG = replace(CONFIG, short_buckets=args.short_buckets)
     guard = SourceGuard()
     result = measure_time(args) | measure_memory(args)
     result["machine"] = machine(guard.after())

@@ -37,6 +37,44 @@ class HealthView:
     retrain_recommended: bool
 
 
+def _model_age_days(version: VersionView, now: float) -> float | None:
+    generated = version.metrics.generated_at if version.metrics is not None else None
+    return None if generated is None else health.age_in_days(generated.timestamp(), now)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthInputs:
+    """What a health view is made of: the registry's and the window's immutable views
+    (replaced, never changed, when what they show changes) and the one thing time moves,
+    whether the version is past the model-age trigger."""
+
+    model: ModelView
+    version: VersionView
+    tallies: TalliesView | None
+    too_old: bool
+
+    @classmethod
+    def of(
+        cls,
+        model: ModelView,
+        version: VersionView,
+        tallies: TalliesView | None,
+        now: float,
+        config: HealthConfig,
+    ) -> HealthInputs:
+        age, limit = _model_age_days(version, now), config.triggers.max_age_days
+        return cls(model, version, tallies, age is not None and limit is not None and age > limit)
+
+    def same(self, other: HealthInputs) -> bool:
+        """By identity: comparing the views by value would cost what it saves."""
+        return (
+            self.model is other.model
+            and self.version is other.version
+            and self.tallies is other.tallies
+            and self.too_old == other.too_old
+        )
+
+
 def _max(values: list[float]) -> float | None:
     return max(values) if values else None
 
@@ -91,16 +129,13 @@ def health_view(
         ),
     }
     score = health.health_score(checks)
-    generated = version.metrics.generated_at if version.metrics is not None else None
     drift_detected = None
     if share is not None or "prediction_drift_detected" in window:
         drift_detected = bool(share) or bool(window.get("prediction_drift_detected"))
     reasons = health.retrain_reasons(
         performance_drop=drop,
         drift_detected=drift_detected,
-        model_age_days=(
-            None if generated is None else health.age_in_days(generated.timestamp(), now)
-        ),
+        model_age_days=_model_age_days(version, now),
         new_data_points=None if tallies is None else tallies.predictions,
         error_rate=window.get("error_ratio"),
         triggers=config.triggers,

@@ -50,7 +50,7 @@ from model_health_exporter.sources.reference import (
     read_reference,
 )
 from model_health_exporter.state.counters import LabelledCounter
-from model_health_exporter.state.health import HealthConfig, HealthView, health_view
+from model_health_exporter.state.health import HealthConfig, HealthInputs, HealthView, health_view
 from model_health_exporter.state.live import (
     DEFAULT_CONFIDENCE_BUCKETS,
     DEFAULT_LATENCY_BUCKETS,
@@ -162,6 +162,18 @@ def _window_json(window: LiveWindow) -> bytes:
     return _json(data)[:-1] + b',"pending":' + msgspec.json.encode(pending) + b"}"
 
 
+def _view_current(view: TalliesView, window: LiveWindow, summary: WindowSummary) -> bool:
+    """Whether `view` (of tallies that did not change since) still says what the window
+    does: the same summary, and the join counts that time alone moves (waits expiring)."""
+    return (
+        view.window is summary
+        and view.feedback_matched == window.matched
+        and view.feedback_expired == window.expired
+        and view.feedback_unmatched == window.unmatched
+        and view.feedback_waiting == window.feedback_waiting
+    )
+
+
 def _position(saved: list[Any]) -> Position:
     """A position as saved: [offset, line, finished, check]; checkpoints written before
     the check was kept have three items, and their offsets are trusted as they are."""
@@ -250,6 +262,7 @@ class IngestWorker:
         self.tallies: Mapping[VersionKey, TalliesView] = MappingProxyType({})
         # Active versions and versions with logs; rebuilt with the tallies.
         self.health: Mapping[VersionKey, HealthView] = MappingProxyType({})
+        self._health_inputs: dict[VersionKey, HealthInputs] = {}
         # False while the checkpoint cannot be written to the state dir (the daemon counts
         # on, but a restart would count again what came after the last save).
         self.state_writable = True
@@ -828,16 +841,20 @@ class IngestWorker:
         ):
             self._summaries[key] = (clock, summary)
             self._stale_summaries.discard(key)
+        renewed = set()
         for key in changed:
-            window = self._window_for(key)
-            self._views[key] = TalliesView.of(
-                key, self._tallies[key], window, now, self._summaries[key][1]
-            )
+            window, summary = self._window_for(key), self._summaries[key][1]
+            old = self._views.get(key)
+            if key not in self._changed and old is not None and _view_current(old, window, summary):
+                continue  # a refresh with nothing new: the view stays, the same object
+            self._views[key] = TalliesView.of(key, self._tallies[key], window, now, summary)
+            renewed.add(key)
         self._changed.clear()
         for key in [k for k in self._summaries if k not in self._tallies]:
             del self._summaries[key]
             self._stale_summaries.discard(key)
-        self.tallies = MappingProxyType(dict(sorted(self._views.items())))
+        if renewed or self.tallies.keys() != self._views.keys():
+            self.tallies = MappingProxyType(dict(sorted(self._views.items())))
         self._publish_health(now, None if everything else changed)
 
     def _follow_registry(
@@ -864,7 +881,9 @@ class IngestWorker:
 
     def _publish_health(self, now: float, only: set[VersionKey] | None) -> None:
         """A view per active version and per version with logs (all of them, or those in
-        `only`); a view equal to the one before is kept, so its rendered text is reused."""
+        `only`); a view equal to the one before is kept, so its rendered text is reused.
+        A view whose inputs are those it was made of (the same model and tallies views,
+        and the same side of the model-age trigger) is not made again."""
         previous = self.health
         views = {} if only is None else dict(previous)
         for key in only or ():  # rebuilt below if still wanted (no longer active: not)
@@ -880,10 +899,19 @@ class IngestWorker:
                 tallies = self.tallies.get(key)
                 if tallies is None and not version.active:
                     continue
-                view = health_view(model, version, tallies, now, self._config.health)
                 old = previous.get(key)
+                inputs = HealthInputs.of(model, version, tallies, now, self._config.health)
+                made = self._health_inputs.get(key)
+                if old is not None and made is not None and made.same(inputs):
+                    views[key] = old
+                    continue
+                view = health_view(model, version, tallies, now, self._config.health)
                 views[key] = old if old == view else view
-        self.health = MappingProxyType(dict(sorted(views.items())))
+                self._health_inputs[key] = inputs
+        for key in [k for k in self._health_inputs if k not in views]:
+            del self._health_inputs[key]
+        if views.keys() != previous.keys() or any(v is not previous[k] for k, v in views.items()):
+            self.health = MappingProxyType(dict(sorted(views.items())))
 
     # ---- thread -------------------------------------------------------------------------
 

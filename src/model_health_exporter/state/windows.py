@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar
@@ -37,6 +37,7 @@ from model_health_exporter.stats.reference import (
     DriftSettings,
     ModelReference,
     build_reference,
+    drift_flag_reports,
     drift_reports,
 )
 
@@ -208,6 +209,11 @@ class LiveWindow:
         self.unmatched = 0
         self.reference: ModelReference | None = None
         self._reference_rows: list[Prediction] = []  # collecting the automatic reference
+        # Counts the changes of what a summary is made of (records, reference); with which
+        # buckets the horizons hold at a moment, the key of the last summary, reused while
+        # neither moved (`summaries`).
+        self._generation = 0
+        self._last_summary: tuple[tuple[int, int, int], WindowSummary] | None = None
 
     # ---- reference ----------------------------------------------------------------------
 
@@ -232,6 +238,7 @@ class LiveWindow:
         for bucket in self._buckets:
             bucket.drift, bucket.drift_rows = None, []
         self._closed = None
+        self._generation += 1
 
     def _collect_reference(self, predictions: list[Prediction]) -> int:
         """Take successful predictions into the automatic reference until it is built;
@@ -289,6 +296,9 @@ class LiveWindow:
     # ---- buckets ------------------------------------------------------------------------
 
     def _bucket(self, now: float) -> _Bucket:
+        """The bucket of `now`, for a record about to enter it (every path that changes
+        a bucket's content comes here, so the last summary is no longer current)."""
+        self._generation += 1
         index = math.floor(now / self._config.bucket_seconds)
         if not self._buckets or self._buckets[-1].index < index:
             self._expire_pending(now)
@@ -499,6 +509,28 @@ class LiveWindow:
 
     def summary(self, now: float) -> WindowSummary:
         return summaries([self], now)[0]
+
+    def _summary_key(self, now: float) -> tuple[int, int, int]:
+        """What the summary at `now` depends on: the content's generation and how many
+        of the buckets each horizon holds at `now` (buckets only enter at the newest end
+        and leave from the oldest, so the counts tell which). As time passes with nothing
+        logged, the key changes only when a bucket leaves a horizon."""
+        index = math.floor(now / self._config.bucket_seconds)
+        oldest_long = index - self._config.buckets + 1
+        oldest_short = index - self._config.short_buckets + 1
+        n_long = n_short = 0
+        for bucket in reversed(self._buckets):
+            if bucket.index < oldest_long:
+                break
+            n_long += 1
+            if bucket.index >= oldest_short:
+                n_short += 1
+        return (self._generation, n_long, n_short)
+
+    def expire_pending(self, now: float) -> None:
+        """Let predictions and feedback that waited too long go (a summary does it too;
+        this is for a refresh that reuses the last summary)."""
+        self._expire_pending(now)
 
     def _totals(self, now: float) -> _Totals:
         """The window's buckets merged. Only the newest bucket takes records, so the
@@ -723,6 +755,7 @@ class LiveWindow:
         self.reference = reference
         self._buckets = buckets
         self._closed = None
+        self._generation += 1
         self._pending = PendingPredictions(self._config.max_pending)
         row_of = _ProbabilityRows(self)
         for k, at, predicted, probabilities in data["pending"]:
@@ -738,39 +771,69 @@ class LiveWindow:
 
 
 def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
-    """`LiveWindow.summary(now)` of each window, with its short horizon, the drift of both
-    horizons of all windows computed in one batch (`stats.reference.drift_reports`): what
-    the ingester's periodic refresh of every version calls."""
+    """`LiveWindow.summary(now)` of each window, with its short horizon: what the
+    ingester's periodic refresh of every version calls. A window whose records, reference
+    and horizons' buckets are those of its last summary gets that summary again (the same
+    object); the others are computed, the drift of both horizons of all of them in one
+    batch (`stats.reference.drift_reports`)."""
+    keys = [w._summary_key(now) for w in windows]
+    out: list[WindowSummary | None] = []
+    stale: list[int] = []
+    for i, (w, key) in enumerate(zip(windows, keys, strict=True)):
+        last = w._last_summary
+        if last is not None and last[0] == key:
+            w._expire_pending(now)
+            out.append(last[1])
+        else:
+            out.append(None)
+            stale.append(i)
+    if stale:
+        computed = _compute_summaries([windows[i] for i in stale], now)
+        for i, summary in zip(stale, computed, strict=True):
+            windows[i]._last_summary = (keys[i], summary)
+            out[i] = summary
+    return [s for s in out if s is not None]
+
+
+def _compute_summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
+    """The summaries of `windows` at `now`, computed (see `summaries`)."""
     totals = [w._totals(now) for w in windows]
     shorts = [w._short_totals(now) if w._config.short_buckets else _Totals() for w in windows]
     heads = [w._head_metrics(t) for w, t in zip(windows, totals, strict=True)]
-    # One batch for both horizons: numpy's cost per call, not the arithmetic, dominates.
-    jobs = [
-        (i, w.reference, t.drift)
-        for i, (w, t) in enumerate(
-            [*zip(windows, totals, strict=True), *zip(windows, shorts, strict=True)]
-        )
-        if w.reference is not None and t.drift is not None
-    ]
-    reports: list[DriftReport | None] = [None] * (2 * len(windows))
-    computed = drift_reports(
-        [(reference, drift, _window_of(windows, i)._drift_settings) for i, reference, drift in jobs]
-    )
-    for (i, _, _), report in zip(jobs, computed, strict=True):
-        reports[i] = report
-    n = len(windows)
+    # One batch per horizon: numpy's cost per call, not the arithmetic, dominates. The
+    # short horizon's holds only what its summary keeps (`_short_summary`).
+    reports = _drift_of(windows, totals, drift_reports)
+    short_reports = _drift_of(windows, shorts, drift_flag_reports)
     return [
         replace(
-            w._summary(t, head, reports[i]),
-            short=w._short_summary(short, reports[n + i]) if w._config.short_buckets else None,
+            w._summary(t, head, report),
+            short=w._short_summary(short, short_report) if w._config.short_buckets else None,
         )
-        for i, (w, t, short, head) in enumerate(zip(windows, totals, shorts, heads, strict=True))
+        for w, t, short, head, report, short_report in zip(
+            windows, totals, shorts, heads, reports, short_reports, strict=True
+        )
     ]
 
 
-def _window_of(windows: Sequence[LiveWindow], i: int) -> LiveWindow:
-    """The window of job `i` of `summaries`: the long horizons first, then the short ones."""
-    return windows[i % len(windows)]
+def _drift_of(
+    windows: Sequence[LiveWindow],
+    totals: Sequence[_Totals],
+    batch: Callable[
+        [Sequence[tuple[ModelReference, DriftCounts, DriftSettings]]], list[DriftReport]
+    ],
+) -> list[DriftReport | None]:
+    """The drift report of each window's `totals` (None without reference or rows), all
+    of them computed by one call of `batch`."""
+    jobs = [
+        (i, w.reference, t.drift, w._drift_settings)
+        for i, (w, t) in enumerate(zip(windows, totals, strict=True))
+        if w.reference is not None and t.drift is not None
+    ]
+    reports: list[DriftReport | None] = [None] * len(windows)
+    computed = batch([(reference, drift, settings) for _, reference, drift, settings in jobs])
+    for (i, _, _, _), report in zip(jobs, computed, strict=True):
+        reports[i] = report
+    return reports
 
 
 @dataclass(slots=True)

@@ -621,16 +621,22 @@ def numeric_drift_many(
     current_min: Sequence[float | None],
     current_max: Sequence[float | None],
     eps: float = DEFAULT_EPS,
+    *,
+    only: DriftMethod | None = None,
 ) -> list[NumericDrift | None]:
     """`numeric_drift` of many features at once, in a few numpy operations over all of them.
 
     `counts[i]` holds the window's counts over `profiles[i]`'s bins, `current_min[i]` /
     `current_max[i]` the window's observed extremes (None if unknown). None where a window is
     empty; otherwise the same values as `numeric_drift(profiles[i], counts[i], ...)`, up to
-    floating-point rounding."""
+    floating-point rounding. With `only`, just what that method's drift flag reads is
+    computed (the rest is None): the KS statistic and p-value, the three divergences, or
+    the Wasserstein distance."""
     if not profiles:
         return []
     rows = _rows(profiles, counts)
+    if only is not None:
+        return _numeric_statistic_many(profiles, rows, (current_min, current_max), eps, only)
     psi_rows, kl_rows, js_rows, proportions = _divergences(rows, eps)
     # as `ks_from_counts`; on padded cells the cumulative sums repeat the row's last value
     cdf = np.cumsum(rows.counts, axis=2) / rows.safe_totals[:, :, None]
@@ -648,6 +654,41 @@ def numeric_drift_many(
         else NumericDrift(int(m), psi_, kl, js, d, p, None if math.isnan(w) else w, bound)
         for m, psi_, kl, js, d, p, w, bound in zip(
             rows.m.tolist(), *(column.tolist() for column in columns), strict=True
+        )
+    ]
+
+
+def _numeric_statistic_many(
+    profiles: Sequence[NumericProfile],
+    rows: _Rows,
+    extremes: tuple[Sequence[float | None], Sequence[float | None]],
+    eps: float,
+    method: DriftMethod,
+) -> list[NumericDrift | None]:
+    """`numeric_drift_many` reduced to what `method`'s flag reads (`extremes`: the
+    windows' observed minima and maxima)."""
+    m_rows = rows.m.tolist()
+    nones: list[float | None] = [None] * len(m_rows)
+    psi_rows = kl_rows = js_rows = d_rows = p_rows = w_rows = nones
+    if method in ("psi", "kl", "js"):
+        psi, kl, js, _ = _divergences(rows, eps)
+        psi_rows, kl_rows, js_rows = psi.tolist(), kl.tolist(), js.tolist()
+    else:
+        cdf = np.cumsum(rows.counts, axis=2) / rows.safe_totals[:, :, None]
+        cdf_gaps = cdf[0] - cdf[1]
+        if method == "p_value":
+            statistic = np.minimum(np.abs(cdf_gaps).max(axis=1), 1.0)
+            n, m = rows.totals
+            effective_n = np.maximum(1.0, np.round(n * m / (n + rows.safe_totals[1])))
+            d_rows = statistic.tolist()
+            p_rows = ks_p_value(statistic, effective_n).tolist()
+        else:
+            w = _wasserstein_rows(profiles, rows, cdf_gaps, *extremes)
+            w_rows = [None if math.isnan(x) else x for x in w.tolist()]
+    return [
+        None if m == 0 else NumericDrift(int(m), psi_, kl_, js_, d, p, w_)
+        for m, psi_, kl_, js_, d, p, w_ in zip(
+            m_rows, psi_rows, kl_rows, js_rows, d_rows, p_rows, w_rows, strict=True
         )
     ]
 
@@ -704,19 +745,27 @@ def categorical_drift_many(
     profiles: Sequence[CategoricalProfile],
     counts: Sequence[npt.ArrayLike],
     eps: float = DEFAULT_EPS,
+    *,
+    only: DriftMethod | None = None,
 ) -> list[CategoricalDrift | None]:
     """`categorical_drift` of many features at once; None where a window is empty, otherwise
-    the same values as `categorical_drift(profiles[i], counts[i], eps)` up to rounding."""
+    the same values as `categorical_drift(profiles[i], counts[i], eps)` up to rounding. With
+    `only`, just what that method's drift flag reads is computed (the rest is None): the
+    chi-squared p-value or the three divergences (Wasserstein: nothing, it is undefined)."""
     if not profiles:
         return []
     rows = _rows(profiles, counts)
-    psi_rows, kl_rows, js_rows, _ = _divergences(rows, eps)
-    p_rows = _chi2_p_value_rows(_with_test_counts(rows, profiles))
-    columns = (psi_rows, kl_rows, js_rows, p_rows)
+    nones: list[float | None] = [None] * len(profiles)
+    psi_rows = kl_rows = js_rows = p_rows = nones
+    if only is None or only in ("psi", "kl", "js"):
+        psi, kl, js, _ = _divergences(rows, eps)
+        psi_rows, kl_rows, js_rows = psi.tolist(), kl.tolist(), js.tolist()
+    if only is None or only == "p_value":
+        p_rows = _chi2_p_value_rows(_with_test_counts(rows, profiles)).tolist()
     return [
-        None if m == 0 else CategoricalDrift(int(m), psi_, kl, js, p)
-        for m, psi_, kl, js, p in zip(
-            rows.m.tolist(), *(column.tolist() for column in columns), strict=True
+        None if m == 0 else CategoricalDrift(int(m), psi_, kl_, js_, p)
+        for m, psi_, kl_, js_, p in zip(
+            rows.m.tolist(), psi_rows, kl_rows, js_rows, p_rows, strict=True
         )
     ]
 

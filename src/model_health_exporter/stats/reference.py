@@ -647,6 +647,31 @@ def drift_reports(
     feature, prediction and confidence of all of them is computed in one batch per kind
     (`drift.numeric_drift_many`, `drift.categorical_drift_many`): numpy's cost per call,
     not the arithmetic, is what recomputing thousands of small windows spends."""
+    return _reports(windows, None)
+
+
+def drift_flag_reports(
+    windows: Sequence[tuple[ModelReference, DriftCounts, DriftSettings]],
+) -> list[DriftReport]:
+    """What fast alerts read of each window, in batches like `drift_reports`: each
+    feature's drift flag (its only statistic), the drift share and the label-free
+    estimates. Each feature's test computes only what the window's drift method's flag
+    reads (the KS or chi-squared p-value, a divergence or the Wasserstein distance), and
+    neither the data-quality ratios nor the prediction's and confidence's drift."""
+    reports: list[DriftReport | None] = [None] * len(windows)
+    for method in dict.fromkeys(settings.method for _, _, settings in windows):
+        indices = [i for i, (_, _, s) in enumerate(windows) if s.method == method]
+        for i, report in zip(indices, _reports([windows[i] for i in indices], method), strict=True):
+            reports[i] = report
+    return [r for r in reports if r is not None]
+
+
+def _reports(
+    windows: Sequence[tuple[ModelReference, DriftCounts, DriftSettings]],
+    only: drift.DriftMethod | None,
+) -> list[DriftReport]:
+    """`drift_reports` (`only` None), or `drift_flag_reports` of windows whose drift
+    method is `only`."""
     if not windows:
         return []
     prepared = []
@@ -654,10 +679,13 @@ def drift_reports(
     categorical: list[_CategoricalJob] = []
     for reference, counts, settings in windows:
         first_numeric, first_categorical = len(numeric), len(categorical)
-        features = _quality_and_jobs(reference, counts, settings.min_samples, numeric, categorical)
-        _add_output_jobs(reference, counts, settings.min_samples, numeric, categorical)
+        features = _quality_and_jobs(
+            reference, counts, settings.min_samples, (numeric, categorical), quality=only is None
+        )
+        if only is None:
+            _add_output_jobs(reference, counts, settings.min_samples, numeric, categorical)
         prepared.append((features, first_numeric, first_categorical))
-    numeric_results, categorical_results = _run_jobs(numeric, categorical)
+    numeric_results, categorical_results = _run_jobs(numeric, categorical, only)
     bounds = [*prepared[1:], (None, len(numeric), len(categorical))]
     return [
         _report(
@@ -667,6 +695,7 @@ def drift_reports(
             features,
             _named(numeric[n0:n1], numeric_results[n0:n1])
             | _named(categorical[c0:c1], categorical_results[c0:c1]),
+            full=only is None,
         )
         for (reference, counts, settings), (features, n0, c0), (_, n1, c1) in zip(
             windows, prepared, bounds, strict=True
@@ -686,9 +715,12 @@ def _report(
     settings: DriftSettings,
     features: dict[str, dict[str, float | None]],
     results: Mapping[str, drift.FeatureDrift],
+    *,
+    full: bool = True,
 ) -> DriftReport:
+    """`full`: every statistic; else the drift flags and share and the estimates only."""
     feature_results = {k: v for k, v in results.items() if k in features}
-    for name, result in feature_results.items():
+    for name, result in feature_results.items() if full else ():
         features[name] |= {
             "psi": result.psi,
             "js_distance": result.js_distance,
@@ -706,7 +738,8 @@ def _report(
         for name, flag in flags.items():
             features[name]["drift_detected"] = 1.0 if flag else 0.0
         metrics["data_drift_share"] = drift.drift_share(flags)
-    metrics |= _prediction_drift(reference, counts, results, settings)
+    if full:
+        metrics |= _prediction_drift(reference, counts, results, settings)
     metrics |= _estimation(reference, counts, settings)
     return DriftReport(
         # Per feature a plain dict of floats, read-only by its type: unlike a
@@ -728,12 +761,15 @@ def _quality_and_jobs(
     reference: ModelReference,
     counts: DriftCounts,
     minimum: int,
-    numeric: list[_NumericJob],
-    categorical: list[_CategoricalJob],
+    jobs: tuple[list[_NumericJob], list[_CategoricalJob]],
+    *,
+    quality: bool = True,
 ) -> dict[str, dict[str, float | None]]:
-    """Data-quality ratios per feature, from `minimum` values on (like every window
-    statistic: a ratio of 1 in 3 is noise, and the health score would act on it); the
-    features with enough rows for drift are appended to `numeric` and `categorical`."""
+    """Data-quality ratios per feature (if `quality`), from `minimum` values on (like
+    every window statistic: a ratio of 1 in 3 is noise, and the health score would act on
+    it); the features with enough rows for drift are appended to the numeric and
+    categorical `jobs`."""
+    numeric, categorical = jobs
     features: dict[str, dict[str, float | None]] = {}
     enough = counts.rows >= minimum
     bins_of = counts.feature_counts
@@ -756,10 +792,10 @@ def _quality_and_jobs(
         seen = observed + missing + invalid
         stats: dict[str, float | None] = {}
         features[name] = stats
-        if seen >= minimum:
+        if quality and seen >= minimum:
             stats["missing_ratio"] = _ratio(missing, seen)
         if isinstance(profile, NumericProfile):
-            if seen >= minimum:
+            if quality and seen >= minimum:
                 stats["out_of_range_ratio"] = _ratio(first_of[i] + last_of[i] + invalid, seen)
             if enough and observed >= minimum:
                 low, high = minmax_of[i]
@@ -773,7 +809,7 @@ def _quality_and_jobs(
                     )
                 )
             continue
-        if name in reference.known_categories and observed >= minimum:
+        if quality and name in reference.known_categories and observed >= minimum:
             stats["unseen_category_ratio"] = _ratio(unseen_of[i], observed)
         if enough and observed >= minimum:
             categorical.append((name, profile, bins_of[i]))
@@ -799,15 +835,18 @@ def _add_output_jobs(
 
 
 def _run_jobs(
-    numeric: list[_NumericJob], categorical: list[_CategoricalJob]
+    numeric: list[_NumericJob],
+    categorical: list[_CategoricalJob],
+    only: drift.DriftMethod | None = None,
 ) -> tuple[list[drift.NumericDrift | None], list[drift.CategoricalDrift | None]]:
     return drift.numeric_drift_many(
         [job[1] for job in numeric],
         [job[2] for job in numeric],
         [job[3] for job in numeric],
         [job[4] for job in numeric],
+        only=only,
     ), drift.categorical_drift_many(
-        [job[1] for job in categorical], [job[2] for job in categorical]
+        [job[1] for job in categorical], [job[2] for job in categorical], only=only
     )
 
 
