@@ -3,7 +3,7 @@ soon a changed metrics.json shows on /metrics, and how an inotify queue overflow
 recovered, with thousands of model versions and prediction-log files.
 
 Cases (each a fresh tree and a fresh daemon, started as users start it: a subprocess
-with default flags, --models.dir and --state.dir):
+with default flags, --models.dir and --state.dir; --flags adds some):
 
 - `versions`: 1,100 models with 4,000 versions between them (3 or 4 each), 1,000 of
   them with a one-line prediction log in `<version>/predictions/`;
@@ -20,6 +20,7 @@ queue), let it go on (SIGCONT), and count the overflows and rescans it reports, 
 CPU in the 10 s after.
 
     .venv/bin/python bench/idle_scale.py [--cases versions,logs,logs-path] [--idle 20]
+        [--flags='--logs.window-short-buckets=0']
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import json
 import random
 import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -222,7 +224,7 @@ def run_case(case: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     root = work / case / "models"
     state = work / case / "state"
     state.mkdir(parents=True)
-    extra = [f"--state.dir={state}", f"--namespace={NAMESPACE}"]
+    extra = [f"--state.dir={state}", f"--namespace={NAMESPACE}", *args.flags]
     t0 = time.perf_counter()
     if case == "versions":
         versions = build(root, 1100, 4000, 1000, args.seed)
@@ -319,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--trials", type=int, default=10, help="metrics.json changes timed")
     parser.add_argument("--burst", type=int, default=20_000, help="files; 0: no overflow test")
+    parser.add_argument(
+        "--flags",
+        type=shlex.split,
+        default=[],
+        help="extra daemon flags, e.g. '--logs.window-short-buckets=0'",
+    )
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--workdir", type=Path, help="where to build the trees (default: tmp)")
     parser.add_argument("--output", type=Path, help=f"default: bench/results/{NAME}.json")
