@@ -64,10 +64,11 @@ PREDICTIONS_PATH = f"/metrics?name[]={NAMESPACE}_predictions_total"
 EXPORTER_PATH = f"/metrics?name[]={NAMESPACE}_exporter_errors_total"
 
 
-def log_line(model: str, version: str, with_names: bool) -> str:
+def log_line(model: str, version: str, with_names: bool, n: int = 0) -> str:
     record: dict[str, Any] = {
         "timestamp": "2026-11-22T09:00:00Z",
-        "id": f"{model}-{version}-0",
+        # distinct in every file: files with the same lines are copies, read once
+        "id": f"{model}-{version}-{n}",
         "features": {"ITEM_CD": "I8", "QTY": 41},
         "prediction": "P100",
         "probabilities": {"P100": 0.75, "P200": 0.25},
@@ -238,7 +239,7 @@ def run_case(case: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         logs.mkdir()
         for i in range(2000):
             v = versions[i % len(versions)]
-            (logs / f"predictions-{i:04d}.jsonl").write_text(log_line(v.model, v.version, True))
+            (logs / f"predictions-{i:04d}.jsonl").write_text(log_line(v.model, v.version, True, i))
         extra.append(f"--logs.path={logs}/predictions-*.jsonl")
         lines = 2000
     build_s = time.perf_counter() - t0
