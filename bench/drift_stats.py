@@ -5,12 +5,14 @@ window state takes, measured and against the formula in docs/benchmarks.md.
 Setup, deterministic from --seed: --distinct streams, each a reference of REFERENCE rows
 with 15 numeric features (normal) and 5 categorical ones (Zipf over 30 categories), 3
 classes with probabilities, built with `stats.reference.build_reference` (labelled, so
-CBPE calibration is fitted), and 12 buckets x PER_BUCKET predictions parsed by the real
-record parser, half of them shifted by 0.3 std, with feedback for half the records.
+CBPE calibration is fitted), and BUCKETS buckets x PER_BUCKET predictions parsed by the
+real record parser, half of them shifted by 0.3 std, with feedback for half the records.
 Every version gets its own copy of one stream's reference (a `ModelReference` of its
-own, as the daemon holds one per version) and its own `LiveWindow` (12 buckets of 5 min),
-fed bucket by bucket through `observe_predictions` / `observe_feedbacks`, as the
-ingester does with each chunk it reads.
+own, as the daemon holds one per version) and its own `LiveWindow` (by default the
+daemon's: 60 buckets of 1 min, a short horizon of the newest 5; --buckets,
+--bucket-seconds and --short-buckets as the --logs.window-* flags), fed bucket by
+bucket through `observe_predictions` / `observe_feedbacks`, as the ingester does with
+each chunk it reads.
 
 Timed, REPEATS times, median reported, after one untimed pass (which flushes the
 batched rows into the bucket arrays):
@@ -31,6 +33,7 @@ pending feedback store reported apart, since it is bounded by --logs.max-pending
 than by the bins.
 
     .venv/bin/python bench/drift_stats.py [--versions 1000 --features 20 --repeats 5]
+        [--per-bucket 20] [--buckets 12 --bucket-seconds 300 --short-buckets 1]
 """
 
 from __future__ import annotations
@@ -43,12 +46,12 @@ import statistics
 import sys
 import time
 import tracemalloc
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from _harness import SourceGuard, machine, table, write_results
 from model_health_exporter.baselines import BaselineOverrides, merge_baseline
+from model_health_exporter.config import LogsSettings
 from model_health_exporter.records import Feedback, Prediction, parse_line
 from model_health_exporter.schema import Levels
 from model_health_exporter.state.health import HealthConfig, health_view
@@ -62,7 +65,8 @@ TARGET_S = 1.0
 CLASSES = ("a", "b", "c")
 CATEGORIES = tuple(f"k{i:02d}" for i in range(30))
 WEIGHTS = tuple(1 / (k + 1) for k in range(len(CATEGORIES)))
-CONFIG = WindowConfig(bucket_seconds=300.0, buckets=12, min_samples=100)
+# The daemon's window defaults (--logs.window-*), unless the options say otherwise.
+_LOGS = LogsSettings()
 START = 1_800_000_000.0
 
 
@@ -113,11 +117,12 @@ class Stream:
     """One version's data: its reference and its records, bucket by bucket."""
 
     def __init__(self, rng: random.Random, args: argparse.Namespace, shift: float) -> None:
+        self.config: WindowConfig = args.config
         numeric, categorical = feature_names(args.features)
         self.reference = reference(rng, args.reference, numeric, categorical)
         self.buckets: list[tuple[list[Prediction], list[Feedback]]] = []
         n = 0
-        for _ in range(CONFIG.buckets):
+        for _ in range(self.config.buckets):
             predictions = [
                 record(rng, n + i, numeric, categorical, shift) for i in range(args.per_bucket)
             ]
@@ -126,11 +131,11 @@ class Stream:
             n += args.per_bucket
 
     def window(self) -> LiveWindow:
-        window = LiveWindow(CONFIG)
+        window = LiveWindow(self.config)
         # a reference object of its own, as the daemon loads one per version
         window.set_reference(ModelReference.from_dict(self.reference.to_dict(), "jsonl"))
         for b, (predictions, feedback) in enumerate(self.buckets):
-            now = START + b * CONFIG.bucket_seconds
+            now = START + b * self.config.bucket_seconds
             window.observe_predictions(predictions, now)
             window.observe_feedbacks(feedback, now)
         return window
@@ -161,7 +166,7 @@ def measure_memory(args: argparse.Namespace) -> dict[str, Any]:
     for stream in streams(rng, args, args.memory_versions):
         windows.append(stream.window())
         del stream  # the window keeps what it keeps, nothing else
-    now = START + CONFIG.buckets * CONFIG.bucket_seconds - 1
+    now = START + args.config.buckets * args.config.bucket_seconds - 1
     for w in windows:
         w.summary(now)  # flushes the batched rows into the bucket arrays
     gc.collect()
@@ -189,19 +194,20 @@ def measure_time(args: argparse.Namespace) -> dict[str, Any]:
     build_s = time.perf_counter() - build_start
     model_views = views(args.versions)
     health = HealthConfig()
-    now = START + CONFIG.buckets * CONFIG.bucket_seconds - 1
+    now = START + args.config.buckets * args.config.bucket_seconds - 1
     summaries(windows, now)  # the untimed pass: flushes the batched rows
     summary_runs, health_runs, cold_runs = [], [], []
     for _ in range(args.repeats):
         for w in windows:
             w._closed = None  # as when a bucket opens: the closed buckets merged afresh
-            w._last_summary = None  # and as when every window took records: computed again
+            # and as when every window took records: computed again, not a kept summary
+            w._last_summary = None  # type: ignore[attr-defined]  # kept since the incremental refresh
         gc.collect()
         start = time.perf_counter()
         summaries(windows, now)
         cold_runs.append(time.perf_counter() - start)
         for w in windows:
-            w._last_summary = None
+            w._last_summary = None  # type: ignore[attr-defined]
         gc.collect()
         start = time.perf_counter()
         computed = summaries(windows, now)
@@ -227,8 +233,9 @@ def measure_time(args: argparse.Namespace) -> dict[str, Any]:
         "distinct_streams": args.distinct,
         "features": args.features,
         "per_bucket": args.per_bucket,
-        "buckets": CONFIG.buckets,
-        "short_buckets": CONFIG.short_buckets,
+        "buckets": args.config.buckets,
+        "bucket_seconds": args.config.bucket_seconds,
+        "short_buckets": args.config.short_buckets,
         "build_s": build_s,
         "summary_s_runs": summary_runs,
         "health_s_runs": health_runs,
@@ -262,23 +269,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--memory-versions", type=int, default=50, help="versions of their own, for memory"
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--buckets", type=int, default=_LOGS.window_buckets)
+    parser.add_argument("--bucket-seconds", type=float, default=_LOGS.window_bucket_seconds)
     parser.add_argument(
         "--short-buckets",
         type=int,
-        default=1,
-        help="the short horizon's buckets (--logs.window-short-buckets); 0: none",
+        default=_LOGS.window_short_buckets,
+        help="buckets of the short horizon; 0: none",
     )
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
     args = parser.parse_args(argv)
-    global CONFIG  # noqa: PLW0603 - one setting for the whole run, from the command line
-    CONFIG = replace(CONFIG, short_buckets=args.short_buckets)
+    args.config = WindowConfig(
+        bucket_seconds=args.bucket_seconds,
+        buckets=args.buckets,
+        short_buckets=args.short_buckets,
+        min_samples=100,
+    )
     guard = SourceGuard()
     result = measure_time(args) | measure_memory(args)
     result["machine"] = machine(guard.after())
-    result["params"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result["params"] = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "config"
+    }
     out = write_results(NAME, result, args.output)
     print(
         table(

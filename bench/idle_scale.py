@@ -3,7 +3,7 @@ soon a changed metrics.json shows on /metrics, and how an inotify queue overflow
 recovered, with thousands of model versions and prediction-log files.
 
 Cases (each a fresh tree and a fresh daemon, started as users start it: a subprocess
-with default flags, --models.dir and --state.dir):
+with default flags, --models.dir and --state.dir; --flags adds some):
 
 - `versions`: 1,100 models with 4,000 versions between them (3 or 4 each), 1,000 of
   them with a one-line prediction log in `<version>/predictions/`;
@@ -20,6 +20,7 @@ queue), let it go on (SIGCONT), and count the overflows and rescans it reports, 
 CPU in the 10 s after.
 
     .venv/bin/python bench/idle_scale.py [--cases versions,logs,logs-path] [--idle 20]
+        [--flags='--logs.window-short-buckets=0']
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import json
 import random
 import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -62,10 +64,11 @@ PREDICTIONS_PATH = f"/metrics?name[]={NAMESPACE}_predictions_total"
 EXPORTER_PATH = f"/metrics?name[]={NAMESPACE}_exporter_errors_total"
 
 
-def log_line(model: str, version: str, with_names: bool) -> str:
+def log_line(model: str, version: str, with_names: bool, n: int = 0) -> str:
     record: dict[str, Any] = {
         "timestamp": "2026-11-22T09:00:00Z",
-        "id": f"{model}-{version}-0",
+        # distinct in every file: files with the same lines are copies, read once
+        "id": f"{model}-{version}-{n}",
         "features": {"ITEM_CD": "I8", "QTY": 41},
         "prediction": "P100",
         "probabilities": {"P100": 0.75, "P200": 0.25},
@@ -222,7 +225,7 @@ def run_case(case: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     root = work / case / "models"
     state = work / case / "state"
     state.mkdir(parents=True)
-    extra = [f"--state.dir={state}", f"--namespace={NAMESPACE}"]
+    extra = [f"--state.dir={state}", f"--namespace={NAMESPACE}", *args.flags]
     t0 = time.perf_counter()
     if case == "versions":
         versions = build(root, 1100, 4000, 1000, args.seed)
@@ -236,7 +239,7 @@ def run_case(case: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         logs.mkdir()
         for i in range(2000):
             v = versions[i % len(versions)]
-            (logs / f"predictions-{i:04d}.jsonl").write_text(log_line(v.model, v.version, True))
+            (logs / f"predictions-{i:04d}.jsonl").write_text(log_line(v.model, v.version, True, i))
         extra.append(f"--logs.path={logs}/predictions-*.jsonl")
         lines = 2000
     build_s = time.perf_counter() - t0
@@ -319,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--trials", type=int, default=10, help="metrics.json changes timed")
     parser.add_argument("--burst", type=int, default=20_000, help="files; 0: no overflow test")
+    parser.add_argument(
+        "--flags",
+        type=shlex.split,
+        default=[],
+        help="extra daemon flags, e.g. '--logs.window-short-buckets=0'",
+    )
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--workdir", type=Path, help="where to build the trees (default: tmp)")
     parser.add_argument("--output", type=Path, help=f"default: bench/results/{NAME}.json")

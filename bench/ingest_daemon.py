@@ -1,5 +1,6 @@
 """Prediction-log ingestion end to end through the daemon, as a user starts it: a
-subprocess with `--models.dir` and `--state.dir` and otherwise default flags.
+subprocess with `--models.dir` and `--state.dir` and otherwise default flags (--flags
+adds some, e.g. to compare window settings).
 
 1. throughput: one version with a reference.jsonl (1,000 rows), RECORDS predictions of
    FEATURES features (3 classes with probabilities, ids, 1% failed) and feedback for 30%
@@ -29,6 +30,7 @@ subprocess with `--models.dir` and `--state.dir` and otherwise default flags.
     .venv/bin/python bench/ingest_daemon.py [--parts throughput backlog memory rss scrapes]
         [--records 200000] [--backlog 1000000 --files 4] [--versions 200]
         [--rss-records 3000000 --rss-step 500000] [--scrapes 20000]
+        [--flags='--logs.window-buckets=12 --logs.window-short-buckets=0']
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shlex
 import shutil
 import statistics
 import sys
@@ -178,7 +181,7 @@ def part_throughput(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     log = version_dir / "predictions" / "p.jsonl"
     lines = write_log(log, args.seed, 0, args.records, args.features, joined=True)
     ref_before = orjson_rate(log)
-    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}"]) as d:
+    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}", *args.flags]) as d:
         d.wait_ready(60)
         start = time.monotonic()
         cpu0 = d.cpu_seconds()
@@ -222,7 +225,7 @@ def part_backlog(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         write_log(d / "predictions" / "p.jsonl", args.seed + i, 0, per_file, args.features, False)
     latencies: list[float] = []
     worst_spread = 0.0
-    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}"]) as d:
+    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}", *args.flags]) as d:
         d.wait_ready(60)
         start = time.monotonic()
         done = False
@@ -270,7 +273,7 @@ def part_memory(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             pred, _ = records(args.seed + i, 0, 1000, 20)
             (d / "predictions" / "p.jsonl").write_bytes(b"\n".join(pred) + b"\n")
         state = work / f"state-{n}"
-        with Daemon(root, work / f"daemon-{n}.log", [f"--state.dir={state}"]) as d:
+        with Daemon(root, work / f"daemon-{n}.log", [f"--state.dir={state}", *args.flags]) as d:
             d.wait_ready(120)
             wait_until(
                 lambda port=d.port, n=n: sum(counts(port).values()) >= 1000 * n,
@@ -295,7 +298,7 @@ def part_rss(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     samples: list[dict[str, float]] = []
     scrapes = 0
     stop = threading.Event()
-    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}"]) as d:
+    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}", *args.flags]) as d:
         d.wait_ready(60)
 
         def scraper() -> None:
@@ -349,7 +352,7 @@ def part_scrapes(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     log = version_dir / "predictions" / "p.jsonl"
     stop = threading.Event()
     samples: list[dict[str, int]] = []
-    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}"]) as d:
+    with Daemon(root, work / "daemon.log", [f"--state.dir={work / 'state'}", *args.flags]) as d:
         d.wait_ready(60)
 
         def writer() -> None:
@@ -401,6 +404,12 @@ def main() -> None:
     parser.add_argument("--rss-records", type=int, default=3_000_000)
     parser.add_argument("--rss-step", type=int, default=500_000)
     parser.add_argument("--scrapes", type=int, default=20_000)
+    parser.add_argument(
+        "--flags",
+        type=shlex.split,
+        default=[],
+        help="extra daemon flags, e.g. '--logs.window-buckets=12'",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=None)
