@@ -137,6 +137,22 @@ BASELINE = {
 }
 
 
+def write_model(root: Path, model: str, names: list[str], seed: int) -> list[Version]:
+    """One model of the nested layout: a metrics.json per version in `names`, a
+    baseline_metrics.json and an ACTIVE file naming the last version."""
+    out = []
+    model_dir = root / model
+    for index, version in enumerate(names):
+        doc = metrics_doc(model, version, index, seed)
+        path = model_dir / version / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(doc, indent=2))
+        out.append(Version(model, version, path, doc))
+    (model_dir / "baseline_metrics.json").write_text(json.dumps(BASELINE, indent=2))
+    (model_dir / "ACTIVE").write_text(names[-1] + "\n")
+    return out
+
+
 def build_tree(root: Path, models: int, versions: int, seed: int) -> list[Version]:
     """Nested layout `root/<model>/<version>/metrics.json`, plus per model a
     baseline_metrics.json and an ACTIVE file naming the newest version (as
@@ -144,15 +160,7 @@ def build_tree(root: Path, models: int, versions: int, seed: int) -> list[Versio
     out = []
     names = version_names(versions)
     for model in model_names(models):
-        model_dir = root / model
-        for index, version in enumerate(names):
-            doc = metrics_doc(model, version, index, seed)
-            path = model_dir / version / "metrics.json"
-            path.parent.mkdir(parents=True)
-            path.write_text(json.dumps(doc, indent=2))
-            out.append(Version(model, version, path, doc))
-        (model_dir / "baseline_metrics.json").write_text(json.dumps(BASELINE, indent=2))
-        (model_dir / "ACTIVE").write_text(names[-1] + "\n")
+        out += write_model(root, model, names, seed)
     return out
 
 

@@ -38,13 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from _harness import (
-    BASELINE,
     Daemon,
     SourceGuard,
     Version,
     http_get,
     machine,
-    metrics_doc,
     model_names,
     percentile,
     replace_json,
@@ -52,6 +50,7 @@ from _harness import (
     timed_get,
     version_names,
     wait_until,
+    write_model,
     write_results,
 )
 
@@ -83,24 +82,16 @@ def log_line(model: str, version: str, with_names: bool, n: int = 0) -> str:
 def build(root: Path, models: int, versions: int, logged: int, seed: int) -> list[Version]:
     """`versions` spread over `models` (nested layout), the first `logged` of them (in
     model order) with a one-line `predictions/predictions.jsonl`."""
-    out = []
+    out: list[Version] = []
     per_model, extra = divmod(versions, models)
     for m, model in enumerate(model_names(models)):
         names = version_names(per_model + (1 if m < extra else 0))
-        model_dir = root / model
-        for index, version in enumerate(names):
-            doc = metrics_doc(model, version, index, seed)
-            path = model_dir / version / "metrics.json"
-            path.parent.mkdir(parents=True)
-            path.write_text(json.dumps(doc, indent=2))
-            if len(out) < logged:
-                (path.parent / "predictions").mkdir()
-                (path.parent / "predictions" / "predictions.jsonl").write_text(
-                    log_line(model, version, with_names=False)
-                )
-            out.append(Version(model, version, path, doc))
-        (model_dir / "baseline_metrics.json").write_text(json.dumps(BASELINE, indent=2))
-        (model_dir / "ACTIVE").write_text(names[-1] + "\n")
+        out += write_model(root, model, names, seed)
+    for v in out[:logged]:
+        (v.path.parent / "predictions").mkdir()
+        (v.path.parent / "predictions" / "predictions.jsonl").write_text(
+            log_line(v.model, v.version, with_names=False)
+        )
     return out
 
 

@@ -369,7 +369,7 @@ class ModelRegistry:
     def _forget(self, name: str) -> None:
         self._records.pop(name, None)
         if self._views.pop(name, None) is not None:
-            self._views_changed = True
+            self._views_changed = True  # the published mapping is rebuilt
 
     def _refresh_model(self, root_index: int, model: ModelDir) -> None:
         if not is_utf8_name(model.name):
@@ -414,8 +414,13 @@ class ModelRegistry:
         # An unchanged model keeps its view object, so caches keyed on it stay valid
         # across the periodic resync.
         if changed or model.name not in self._views:
-            self._views[model.name] = self._build_view(record, listing)
-            self._views_changed = True
+            self._set_view(model.name, self._build_view(record, listing))
+
+    def _set_view(self, name: str, view: ModelView) -> None:
+        """Every change of a model's view goes through here: the published mapping is
+        rebuilt only after one (a resync that changed nothing keeps the same object)."""
+        self._views[name] = view
+        self._views_changed = True
 
     def _list(self, record: _ModelRecord) -> ModelListing | None:
         """The model's folder listing, or None (counted, logged, the view marked) if the
@@ -430,8 +435,7 @@ class ModelRegistry:
                 record.dir_problem = problem
                 if record.listing is None:  # never listed: a model without versions yet
                     record.listing = ModelListing(model, {}, None, None)
-                self._views[model.name] = self._build_view(record, record.listing)
-                self._views_changed = True
+                self._set_view(model.name, self._build_view(record, record.listing))
             return None
         if record.dir_problem is not None:
             record.dir_problem = None
