@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging as stdlib_logging
 import os
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -21,8 +21,12 @@ _LEVELS = {
 def configure_logging(
     level: Literal["debug", "info", "warning", "error"] = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
+    stream: TextIO | None = None,
 ) -> None:
-    terminal = sys.stdout.isatty()
+    """`stream`: where log lines go (default stdout; commands whose output is on stdout
+    log to stderr)."""
+    stream = sys.stdout if stream is None else stream
+    terminal = stream.isatty()
     use_json = fmt == "json" or (fmt == "auto" and not terminal)
     # Escape codes in a file or a journal are noise: colour only what a person watches.
     colors = terminal and not os.environ.get("NO_COLOR")
@@ -40,6 +44,6 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
