@@ -73,7 +73,13 @@ def _parser() -> Parser:
         "fails, 2 for bad flags or unusable input (or a --fail-on check the data is too "
         "small to evaluate), 3 for a runtime failure.",
     )
-    parser.add_argument("models_dir", nargs="?", type=Path, metavar="MODELS_DIR")
+    parser.add_argument(
+        "models_dirs",
+        nargs="*",
+        type=Path,
+        metavar="MODELS_DIR",
+        help="Root of the model folders, as given to the daemon (repeatable).",
+    )
     parser.add_argument(
         "--reference",
         type=Path,
@@ -162,11 +168,12 @@ def _models(args: Any, fail_on: list[str], limits: tuple[float, float]) -> int:
     from model_health_exporter.exposition.pages import models_json  # noqa: PLC0415
     from model_health_exporter.inspect_table import render_table  # noqa: PLC0415
 
-    if not args.models_dir.is_dir():
-        print(f"{args.models_dir}: not a directory", file=sys.stderr)
-        return exit_codes.USAGE
+    for directory in args.models_dirs:
+        if not directory.is_dir():
+            print(f"{directory}: not a directory", file=sys.stderr)
+            return exit_codes.USAGE
     try:
-        settings = _settings(args, {"models": {"dirs": [str(args.models_dir)]}})
+        settings = _settings(args, {"models": {"dirs": [str(d) for d in args.models_dirs]}})
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"model-health-exporter inspect: config error: {problem}", file=sys.stderr)
@@ -270,9 +277,9 @@ def main(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     pair = (args.reference, args.current)
-    if args.models_dir is not None and any(p is not None for p in pair):
+    if args.models_dirs and any(p is not None for p in pair):
         parser.error("give either MODELS_DIR or --reference and --current, not both")
-    if args.models_dir is None and None in pair:
+    if not args.models_dirs and None in pair:
         parser.error("give MODELS_DIR, or both --reference and --current")
     fail_on = _fail_on(args.fail_on, parser)
     quality_max = 0.10 if args.quality_max is None else args.quality_max
@@ -284,6 +291,6 @@ def main(argv: Sequence[str]) -> int:
     # stdout carries the result; problems with the files go to stderr
     configure_logging("warning", "console", stream=sys.stderr)
     limits = (quality_max, health_min)
-    if args.models_dir is not None:
+    if args.models_dirs:
         return _models(args, fail_on, limits)
     return _datasets(args, fail_on, limits)

@@ -108,24 +108,28 @@ def _quality_line(features: Mapping[str, Mapping[str, float]]) -> str | None:
     return "data quality, worst feature: " + "; ".join(worst) if worst else None
 
 
-def _live_lines(v: Mapping[str, Any]) -> list[str]:
+def _live_lines(v: Mapping[str, Any], thresholds: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """What the logs say of a version; live and estimated performance against the
+    evaluation thresholds (the same ones the alerts hold them to)."""
     lines = []
     if "window" in v:
         window = v["window"]
         metrics = window["metrics"]
         samples = ", ".join(f"{k} {n}" for k, n in sorted(window["samples"].items()))
         lines.append(f"predictions {v['predictions_total']}; window samples: {samples or 'none'}")
-        perf = [
-            f"{label} {_num(metrics[key])}"
-            for key, label in (
-                ("accuracy", "live accuracy"),
-                ("f1_score", "live F1"),
-                ("estimated_accuracy", "estimated accuracy"),
-                ("error_ratio", "error ratio"),
-                ("latency_mean_seconds", "mean latency (s)"),
-            )
-            if key in metrics
-        ]
+        perf = []
+        for key, label, levels in (
+            ("accuracy", "live accuracy", "accuracy"),
+            ("f1_score", "live F1", "f1_score"),
+            ("estimated_accuracy", "estimated accuracy", "accuracy"),
+            ("error_ratio", "error ratio", None),
+            ("latency_mean_seconds", "mean latency (s)", None),
+        ):
+            if key in metrics:
+                status = level_of(metrics[key], thresholds.get(levels, {})) if levels else "ok"
+                perf.append(
+                    f"{label} {_num(metrics[key])}" + ("" if status == "ok" else f" {status}")
+                )
         if perf:
             lines.append(", ".join(perf))
         lines += _drift_lines(window)
@@ -168,7 +172,7 @@ def _model_lines(model: Mapping[str, Any]) -> list[str]:
             + ", ".join(f"{n} {t:+.2g}" for n, t in trends.items() if n in dict(_SHOWN).values())
         )
     for v in model["versions"]:
-        live = _live_lines(v)
+        live = _live_lines(v, thresholds)
         if live:
             lines.append(f"  {v['version']}{' (active)' if v['active'] else ''}:")
             lines += [f"    {line}" for line in live]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -124,12 +125,20 @@ def test_json_equals_what_the_daemon_serves(
     assert "production-v2          yes" in table.stdout
     assert "0.780 CRITICAL" in table.stdout
     assert "DRIFTED DURATION_MIN" in table.stdout
+    # live accuracy from feedback, below the critical threshold of the evaluation metric
+    assert re.search(r"live accuracy 0\.7\d+ CRITICAL", table.stdout)
     assert "retraining RECOMMENDED" in table.stdout
     assert table.stderr == ""  # no progress bar when stderr is not a terminal
 
     gate = _inspect(str(root), "--fail-on", "drift")
     assert gate.returncode == 1
     assert "routing/production-v3: feature DURATION_MIN drifted" in gate.stdout
+
+
+def test_not_a_directory_exits_2(tmp_path: Path) -> None:
+    result = _inspect(str(tmp_path / "absent"))
+    assert result.returncode == 2
+    assert "absent: not a directory" in result.stderr
 
 
 class _Terminal(io.StringIO):
