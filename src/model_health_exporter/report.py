@@ -56,6 +56,7 @@ class ModelReport:
     max_missing_rate: float
     points: list[Point]
     skipped: list[str]  # versions left out of the trends, and why
+    trends: Mapping[str, float]  # metric -> least-squares slope per day across versions
     plots: dict[str, str] = field(default_factory=dict)  # kind -> path relative to the out dir
 
 
@@ -109,6 +110,7 @@ def model_reports(models: Sequence[ModelView]) -> list[ModelReport]:
                 ),
                 points=points,
                 skipped=skipped,
+                trends=model.trends,
             )
         )
     return reports
@@ -178,6 +180,14 @@ _DEGRADATION_HEADER: Final = ["Metric", "Degradation (+ is worse)", "Severity"]
 _VERSION_HEADER: Final = ["Version", "Generated", "Accuracy", "F1", "Samples", "Duration (s)"]
 
 
+def _trend_line(report: ModelReport) -> str | None:
+    """The slope per day of each quality metric across the versions' generated_at."""
+    if not report.trends:
+        return None
+    parts = [f"{name} {slope * 30:+.4f}" for name, slope in sorted(report.trends.items())]
+    return "Trend across versions, per 30 days (least squares): " + ", ".join(parts) + "."
+
+
 def _degradation_rows(point: Point, bands: SeverityBands) -> list[list[str]]:
     return [
         [name, f"{ratio:+.1%}", degradation_severity(ratio, bands)]
@@ -226,6 +236,8 @@ def _md_model(report: ModelReport, bands: SeverityBands) -> list[str]:
     lines.append("")
     if report.points:
         lines += [*_md_table(_VERSION_HEADER, _version_rows(report)), ""]
+    if (trend := _trend_line(report)) is not None:
+        lines += [trend, ""]
     for kind, path in report.plots.items():
         lines += [f"![{PLOT_TITLES[kind]}]({path})", ""]
     focus = _focus(report)
@@ -285,6 +297,8 @@ def _html_model(report: ModelReport, bands: SeverityBands) -> list[str]:
         out.append("<p>Left out of the trends: " + escape("; ".join(report.skipped)) + ".</p>")
     if report.points:
         out.append(_html_table(_VERSION_HEADER, _version_rows(report)))
+    if (trend := _trend_line(report)) is not None:
+        out.append(f"<p>{escape(trend)}</p>")
     for kind, path in report.plots.items():
         title = escape(PLOT_TITLES[kind])
         out.append(

@@ -172,3 +172,18 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     bar(size, size)
     bar.close()
     assert piped.getvalue() == ""
+
+
+def test_a_last_line_still_being_written_ends_the_pass(tmp_path: Path) -> None:
+    """The daemon waits for the rest of a line without its newline; a single pass counts
+    the complete lines and stops."""
+    root = tmp_path / "models"
+    shutil.copytree(EXAMPLES / "routing", root / "routing")
+    log = root / "routing" / "production-v3" / "predictions" / "predictions.jsonl"
+    with log.open("a") as f:
+        f.write('{"id": "half", "features": {"QTY": 3')
+    settings = load_settings({"models": {"dirs": [str(root)]}})
+    result = inspect_models(settings)
+    assert result.lines == 40 + 10
+    key = ("routing", "production-v3")
+    assert result.live.tallies[key].predictions == 40

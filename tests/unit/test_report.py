@@ -84,6 +84,15 @@ def test_report_on_the_example_models(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "| accuracy | -1.1% | none |" in markdown
     assert "| MATERIAL | 2.0% | ok |" in markdown
     assert '<td class="bad">0.780 CRITICAL</td>' in page
+    # the trend: a least-squares line through the three versions, computed here by numpy
+    days = [
+        np.datetime64(d, "s").astype(float) / 86400
+        for d in ("2026-09-01T12:00", "2026-10-01T12:00", "2026-11-01T12:00")
+    ]
+    slope = np.polyfit(days, [0.92, 0.78, 0.93], 1)[0]
+    assert f"Trend across versions, per 30 days (least squares): accuracy {slope * 30:+.4f}," in (
+        markdown
+    )
 
 
 def test_degraded_newest_version_and_high_missing_data(
