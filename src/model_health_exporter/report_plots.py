@@ -78,7 +78,13 @@ def _samples(report: ModelReport, fig: Any) -> bool:
         return False
     ax = fig.subplots()
     names = [p.version for p in points]
-    ax.bar(names, [p.training_samples for p in points], color="tab:blue")
+    minimum = report.min_samples
+    # a version trained on fewer samples than expected stands out
+    colours = [
+        "tab:red" if minimum is not None and (p.training_samples or 0) < minimum else "tab:blue"
+        for p in points
+    ]
+    ax.bar(names, [p.training_samples for p in points], color=colours)
     if report.min_samples is not None:
         ax.axhline(
             report.min_samples,
