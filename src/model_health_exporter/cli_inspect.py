@@ -272,7 +272,7 @@ def _datasets(args: Any, fail_on: list[str], limits: tuple[float, float]) -> int
 
 
 def main(argv: Sequence[str]) -> int:
-    from model_health_exporter.logging import configure_logging  # noqa: PLC0415
+    from model_health_exporter.logging import warnings_to_stderr  # noqa: PLC0415
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -288,9 +288,8 @@ def main(argv: Sequence[str]) -> int:
         parser.error(f"--quality-max: {quality_max} is not a ratio in [0, 1]")
     if not 0 <= health_min <= 100:
         parser.error(f"--health-min: {health_min} is not a score in [0, 100]")
-    # stdout carries the result; problems with the files go to stderr
-    configure_logging("warning", "console", stream=sys.stderr)
     limits = (quality_max, health_min)
-    if args.models_dirs:
-        return _models(args, fail_on, limits)
-    return _datasets(args, fail_on, limits)
+    with warnings_to_stderr():  # stdout carries the result
+        if args.models_dirs:
+            return _models(args, fail_on, limits)
+        return _datasets(args, fail_on, limits)

@@ -53,7 +53,7 @@ def main(argv: Sequence[str]) -> int:
         return exit_codes.USAGE
     from model_health_exporter import report  # noqa: PLC0415
     from model_health_exporter.daemon import registry_config, severity_bands  # noqa: PLC0415
-    from model_health_exporter.logging import configure_logging  # noqa: PLC0415
+    from model_health_exporter.logging import warnings_to_stderr  # noqa: PLC0415
     from model_health_exporter.state.counters import LabelledCounter  # noqa: PLC0415
     from model_health_exporter.state.registry import ModelRegistry  # noqa: PLC0415
 
@@ -66,9 +66,9 @@ def main(argv: Sequence[str]) -> int:
         for problem in exc.problems:
             print(f"model-health-exporter report: config error: {problem}", file=sys.stderr)
         return exit_codes.USAGE
-    configure_logging("warning", "console", stream=sys.stderr)
     registry = ModelRegistry(registry_config(settings), LabelledCounter(), LabelledCounter())
-    registry.full_scan()
+    with warnings_to_stderr():  # stdout says where the report is
+        registry.full_scan()
     reports = report.model_reports(list(registry.snapshot.models.values()))
     out: Path = args.out
     bands = severity_bands(settings)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging as stdlib_logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal, TextIO
 
 import structlog
@@ -47,3 +49,16 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+
+
+@contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """For a command whose result is on stdout: warnings and errors as console lines on
+    stderr while it runs, then the logging configuration as it was (a command may run in
+    a process that logs otherwise, e.g. a test session)."""
+    previous = structlog.get_config()
+    configure_logging("warning", "console", stream=sys.stderr)
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
 from scipy import stats as sps
 
 from model_health_exporter.cli import main
@@ -246,3 +247,26 @@ def test_input_and_flag_errors_exit_2_naming_the_problem(
         main(["inspect", "--reference", "a"])
     assert exc.value.code == 2
     assert "both --reference and --current" in capsys.readouterr().err
+
+
+def test_the_logging_configuration_is_left_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Warnings go to stderr while the command runs (stdout holds the result); a process
+    that runs it, such as a test session, keeps its own logging afterwards."""
+    _write_csv(tmp_path / "ref.csv", {"x": [str(i) for i in range(200)]})
+    before = structlog.get_config()
+    assert (
+        main(
+            [
+                "inspect",
+                "--reference",
+                str(tmp_path / "ref.csv"),
+                "--current",
+                str(tmp_path / "ref.csv"),
+            ]
+        )
+        == 0
+    )
+    assert structlog.get_config() == before
+    capsys.readouterr()
