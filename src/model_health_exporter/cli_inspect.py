@@ -191,6 +191,13 @@ def _models(args: Any, fail_on: list[str], limits: tuple[float, float]) -> int:
         print(json.dumps(document, indent=2))
     else:
         text = render_table(document)
+        problems = sorted((k, int(n)) for k, n in result.errors.values().items() if n)
+        if problems:
+            listed = "; ".join(f"{'/'.join(key)} {n}" for key, n in problems)
+            text += (
+                f"\nproblems while reading (source/reason count, as "
+                f"routing_ml_exporter_errors_total): {listed}\n"
+            )
         if fail_on:
             text += "\n" + "\n".join(_verdict_lines(verdicts, fail_on)) + "\n"
         sys.stdout.write(text)

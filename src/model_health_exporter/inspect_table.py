@@ -54,7 +54,7 @@ def _version_rows(model: Mapping[str, Any]) -> list[list[str]]:
             [
                 v["version"],
                 "*" if v["active"] else "",
-                "yes" if v["valid"] else "NO: " + (v["problem"] or ""),
+                "yes" if v["valid"] else "NO (below)",
                 str(metrics.get("generated_at", "-"))[:16].replace("T", " "),
                 *cells,
                 str(metrics.get("training_samples", "-")),
@@ -156,6 +156,11 @@ def _model_lines(model: Mapping[str, Any]) -> list[str]:
     if model["baseline_problem"]:
         lines.append(f"  baseline_metrics.json unusable: {model['baseline_problem']}")
     lines += _columns(_version_rows(model))
+    lines += [
+        f"  {v['version']}: metrics.json invalid: {v['problem']}"
+        for v in model["versions"]
+        if not v["valid"]
+    ]
     thresholds = model["baseline"]["quality_thresholds"]
     shown = [
         f"{n} warning {_num(thresholds[n].get('warning'), 2)} "
