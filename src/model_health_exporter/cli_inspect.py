@@ -78,7 +78,7 @@ def _parser() -> Parser:
         nargs="*",
         type=Path,
         metavar="MODELS_DIR",
-        help="Root of the model folders, as given to the daemon (repeatable).",
+        help="Root of the model folders, as given to the daemon with --models.dir (one or more).",
     )
     parser.add_argument(
         "--reference",
@@ -89,7 +89,13 @@ def _parser() -> Parser:
     parser.add_argument(
         "--current", type=Path, metavar="CUR", help="Current dataset: CSV or JSON Lines."
     )
-    parser.add_argument("--format", choices=_FORMATS, default="table", help="(default: table)")
+    parser.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="table",
+        help="table: for a terminal; json: one document (with MODELS_DIR, the one "
+        "/api/v1/models serves) (default: table).",
+    )
     parser.add_argument(
         "--fail-on",
         action="append",
