@@ -192,12 +192,21 @@ class Verdict:
     evaluated: bool = True
 
 
+def _evidence(stats: Mapping[str, float]) -> str:
+    shown = [
+        f"{label} {stats[key]:.3g}"
+        for key, label in (("drift_p_value", "p before correction"), ("psi", "PSI"))
+        if key in stats
+    ]
+    return ", ".join(shown) or "past the threshold"
+
+
 def drift_verdict(
     features: Mapping[str, Mapping[str, float]], metrics: Mapping[str, float]
 ) -> Verdict:
     tested = [n for n, s in features.items() if "drift_detected" in s]
     drifted = sorted(n for n in tested if features[n]["drift_detected"])
-    reasons = [f"feature {n} drifted (adjusted p or statistic past the threshold)" for n in drifted]
+    reasons = [f"feature {n} drifted ({_evidence(features[n])})" for n in drifted]
     if metrics.get("prediction_drift_detected"):
         reasons.append("the prediction's distribution drifted")
     if not tested and "prediction_drift_detected" not in metrics:
