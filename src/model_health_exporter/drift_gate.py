@@ -25,7 +25,8 @@ from model_health_exporter.sources.reference import (
 )
 from model_health_exporter.state.health import window_checks
 from model_health_exporter.stats import health
-from model_health_exporter.stats.profile import NumericProfile
+from model_health_exporter.stats.degradation import degradation_ratio
+from model_health_exporter.stats.profile import NumericProfile, category_key
 from model_health_exporter.stats.reference import (
     DriftCounts,
     DriftSettings,
@@ -114,6 +115,19 @@ def _schema(
     }
 
 
+def _accuracy(rows: ReferenceRows) -> tuple[float | None, int]:
+    """The share of labelled rows whose predicted class is the actual one, and how many
+    rows that is (classification rows with both a prediction and an actual)."""
+    pairs = [
+        (label, category_key(actual))
+        for label, actual in zip(rows.labels, rows.actuals, strict=True)
+        if label is not None and actual is not None
+    ]
+    if not pairs:
+        return None, 0
+    return sum(label == actual for label, actual in pairs) / len(pairs), len(pairs)
+
+
 def _mean(values: Sequence[float | None]) -> tuple[float | None, int]:
     known = [v for v in values if v is not None]
     return (sum(known) / len(known) if known else None), len(known)
@@ -138,9 +152,11 @@ def compare_datasets(
         )
         reference_names = _names(ref.features)
         ref_info = {"rows": len(ref), "skipped": ref.skipped, "truncated": ref.truncated}
+        target, _ = _accuracy(ref)
     else:
         reference, reference_names = ref, set(ref.features)
         ref_info = {"rows": ref.n, "skipped": 0, "truncated": False}
+        target = None  # a profile keeps no labels
     counts = DriftCounts.empty(reference)
     counts.add_rows(reference, _predictions(cur))
     drift_settings = DriftSettings(d.method, d.threshold, d.correction, logs.window_min_samples)
@@ -153,8 +169,20 @@ def compare_datasets(
     if latency is not None and reference.latency_mean is not None and n_latency >= minimum:
         metrics["latency_mean_seconds"] = latency
         metrics["reference_latency_mean_seconds"] = reference.latency_mean
+    accuracy, labelled = _accuracy(cur)
+    if accuracy is not None and labelled >= minimum:
+        metrics["accuracy"] = accuracy
+    # As the daemon's performance check: labelled accuracy, else the label-free estimate,
+    # against a target, here the reference's own accuracy.
+    picked = health.pick_performance(
+        metrics.get("accuracy"), metrics.get("estimated_accuracy"), None
+    )
+    drop = None
+    if picked is not None and target is not None:
+        metrics["reference_accuracy"] = target
+        drop = degradation_ratio(picked[1], target, higher_is_better=True)
     features = {name: dict(stats) for name, stats in report.features.items()}
-    checks = window_checks(metrics, features, None)
+    checks = window_checks(metrics, features, drop)
     score = health.health_score(checks)
     return {
         "reference": {"path": str(reference_path), "source": reference.source, **ref_info},
@@ -177,6 +205,7 @@ def compare_datasets(
         "features": features,
         "metrics": metrics,
         "health": {
+            "performance_source": None if picked is None or drop is None else picked[0],
             "score": score.score,
             "level": score.level,
             "checks": {c: s for c, s in checks.items() if s is not None},

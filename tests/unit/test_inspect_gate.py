@@ -270,3 +270,46 @@ def test_the_logging_configuration_is_left_as_it_was(
     )
     assert structlog.get_config() == before
     capsys.readouterr()
+
+
+def test_an_accuracy_drop_in_labelled_data_fails_health(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labelled rows (prediction and actual) on both sides: the current accuracy against
+    the reference's is the performance check, as live accuracy against the target is in
+    the daemon. Same features, so nothing drifts; only performance drops."""
+    rng = np.random.default_rng(9)
+
+    def sample(n: int, right: float) -> dict[str, list[object]]:
+        predicted = rng.choice(["a", "b"], n)
+        correct = rng.random(n) < right
+        actual = [
+            p if ok else ("b" if p == "a" else "a")
+            for p, ok in zip(predicted, correct, strict=True)
+        ]
+        return {
+            "x": [repr(float(v)) for v in rng.normal(0, 1, n)],
+            "prediction": [str(p) for p in predicted],
+            "actual": actual,
+        }
+
+    ref, cur = sample(1000, 0.9), sample(1000, 0.6)
+    _write_csv(tmp_path / "ref.csv", ref)
+    _write_csv(tmp_path / "cur.csv", cur)
+    expected_ref = sum(p == a for p, a in zip(ref["prediction"], ref["actual"], strict=True)) / 1000
+    expected_cur = sum(p == a for p, a in zip(cur["prediction"], cur["actual"], strict=True)) / 1000
+    args = ["--reference", str(tmp_path / "ref.csv"), "--current", str(tmp_path / "cur.csv")]
+    rc, doc, _ = _run(capsys, *args, "--fail-on", "health,drift")
+    assert rc == 1
+    metrics = doc["metrics"]
+    assert isinstance(metrics, dict)
+    assert metrics["accuracy"] == pytest.approx(expected_cur)
+    assert metrics["reference_accuracy"] == pytest.approx(expected_ref)
+    health = doc["health"]
+    assert isinstance(health, dict)
+    assert health["performance_source"] == "live"
+    # a drop of about a third: past the 20% (critical) band's edge, where the check is 25
+    assert health["checks"]["performance"] < 25
+    gate = doc["gate"]["checks"]  # type: ignore[index]
+    assert gate["drift"]["failed"] is False
+    assert gate["health"]["failed"] is True
