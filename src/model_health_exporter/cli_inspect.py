@@ -218,7 +218,7 @@ def _dataset_table(document: Mapping[str, Any]) -> list[str]:
         + (
             f", {cur['skipped']} invalid skipped ({cur['first_problem']})" if cur["skipped"] else ""
         ),
-        f"drift method {d['method']}, threshold {d['threshold'] or 'default'}, correction "
+        f"drift method {d['method']}, threshold {d['threshold']:g}, correction "
         f"{d['correction']}; statistics need {d['min_samples']} rows",
     ]
     schema = document["schema"]
@@ -228,7 +228,7 @@ def _dataset_table(document: Mapping[str, Any]) -> list[str]:
         lines.append("schema: added in current (not compared): " + ", ".join(schema["added"]))
     for name, ratio in schema["numeric_to_text"].items():
         lines.append(f"schema: numeric feature {name} holds TEXT in {ratio:.1%} of its values")
-    rows = [["FEATURE", "DRIFT", "P (ADJ. BEFORE)", "PSI", "JS", "KS", "WASSERST.", "MISSING"]]
+    rows = [["FEATURE", "DRIFT", "P (UNCORRECTED)", "PSI", "JS", "KS", "WASSERST.", "MISSING"]]
     for name, s in sorted(document["features"].items()):
         flag = s.get("drift_detected")
         rows.append(
@@ -255,6 +255,17 @@ def _dataset_table(document: Mapping[str, Any]) -> list[str]:
     if "prediction_drift_detected" in m:
         state = "DRIFTED" if m["prediction_drift_detected"] else "stable"
         lines.append(f"prediction {state}: p {m['prediction_drift_p_value']:.3g}")
+    performance = [
+        f"{label} {m[key]:.3f}"
+        for key, label in (
+            ("accuracy", "accuracy"),
+            ("estimated_accuracy", "estimated accuracy"),
+            ("reference_accuracy", "reference accuracy"),
+        )
+        if key in m
+    ]
+    if performance:
+        lines.append(", ".join(performance))
     h = document["health"]
     if h["score"] is not None:
         checks = ", ".join(f"{c} {s:.0f}" for c, s in h["checks"].items())

@@ -26,6 +26,7 @@ from model_health_exporter.sources.reference import (
 from model_health_exporter.state.health import window_checks
 from model_health_exporter.stats import health
 from model_health_exporter.stats.degradation import degradation_ratio
+from model_health_exporter.stats.drift import DEFAULT_THRESHOLDS
 from model_health_exporter.stats.profile import NumericProfile, category_key
 from model_health_exporter.stats.reference import (
     DriftCounts,
@@ -195,7 +196,7 @@ def compare_datasets(
         },
         "drift": {
             "method": d.method,
-            "threshold": d.threshold,
+            "threshold": DEFAULT_THRESHOLDS[d.method] if d.threshold is None else d.threshold,
             "correction": d.correction,
             "min_samples": minimum,
             "dropped_features": reference.dropped_features,
