@@ -313,3 +313,40 @@ def test_an_accuracy_drop_in_labelled_data_fails_health(
     gate = doc["gate"]["checks"]  # type: ignore[index]
     assert gate["drift"]["failed"] is False
     assert gate["health"]["failed"] is True
+
+
+def test_the_daemons_configuration_file_sets_the_method(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(1)
+    ref, cur = _sample(rng, 5000, shifted=False), _sample(rng, 3000, shifted=True)
+    _write_csv(tmp_path / "ref.csv", ref)
+    _write_csv(tmp_path / "cur.csv", cur)
+    config = tmp_path / "exporter.yml"
+    config.write_text("drift:\n  method: wasserstein\n  threshold: 0.1\n")
+    rc, doc, _ = _run(
+        capsys,
+        "--reference",
+        str(tmp_path / "ref.csv"),
+        "--current",
+        str(tmp_path / "cur.csv"),
+        "--config.file",
+        str(config),
+    )
+    assert rc == 0
+    assert doc["drift"]["method"] == "wasserstein"  # type: ignore[index]
+    assert doc["drift"]["threshold"] == 0.1  # type: ignore[index]
+    # a 0.3-std shift is 0.3 in Wasserstein units; categorical features have none
+    assert doc["drifted"] == ["num_03"]
+    config.write_text("drift:\n  method: nonsense\n")
+    rc, _, err = _run(
+        capsys,
+        "--reference",
+        str(tmp_path / "ref.csv"),
+        "--current",
+        str(tmp_path / "cur.csv"),
+        "--config.file",
+        str(config),
+    )
+    assert rc == 2
+    assert "config error: drift.method" in err
