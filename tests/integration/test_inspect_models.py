@@ -3,6 +3,7 @@ equals what a daemon started on the same files serves at /api/v1/models."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -187,3 +188,22 @@ def test_a_last_line_still_being_written_ends_the_pass(tmp_path: Path) -> None:
     assert result.lines == 40 + 10
     key = ("routing", "production-v3")
     assert result.live.tallies[key].predictions == 40
+
+
+def test_gzip_rotated_logs_are_read_and_their_progress_is_decompressed_bytes(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(EXAMPLES / "routing", root / "routing")
+    folder = root / "routing" / "production-v3" / "predictions"
+    plain = folder / "predictions.jsonl"
+    data = plain.read_bytes()
+    (folder / "predictions.jsonl.1.gz").write_bytes(gzip.compress(data))
+    plain.unlink()
+    feedback = root / "routing" / "production-v3" / "feedback" / "feedback.jsonl"
+    calls: list[tuple[int, int]] = []
+    settings = load_settings({"models": {"dirs": [str(root)]}})
+    result = inspect_models(settings, lambda done, total: calls.append((done, total)))
+    assert result.live.tallies[("routing", "production-v3")].predictions == 40
+    size = len(data) + feedback.stat().st_size
+    assert calls[-1] == (size, size)
