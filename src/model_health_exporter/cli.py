@@ -1,4 +1,5 @@
-"""Command line: `run` (the default), `validate`, `check`, `reference build` and `demo`.
+"""Command line: `run` (the default), `validate`, `check`, `reference build`, `demo`,
+`inspect` and `report`.
 
 Flags of `run` are generated from the settings model, so `--help`, the environment
 variables and the YAML keys cannot drift apart."""
@@ -37,7 +38,7 @@ EXIT_OK: Final = exit_codes.OK
 EXIT_FAILED: Final = exit_codes.PROBLEM_FOUND
 EXIT_USAGE: Final = exit_codes.USAGE
 EXIT_RUNTIME: Final = exit_codes.RUNTIME
-_COMMANDS: Final = ("run", "validate", "check", "reference", "demo")
+_COMMANDS: Final = ("run", "validate", "check", "reference", "demo", "inspect", "report")
 _SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log")
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
@@ -54,7 +55,7 @@ def _run_parser() -> argparse.ArgumentParser:
         commands=_COMMANDS,
         # the flag list below says it all; 38 lines of [--flag VALUE] above it would not
         usage="%(prog)s [run] --models.dir DIR [--config.file PATH] [flags]\n"
-        "       %(prog)s {validate,check,reference,demo} --help",
+        "       %(prog)s {validate,check,reference,demo,inspect,report} --help",
         description="Prometheus exporter for ML model health. Settings come from flags, "
         f"then {ENV_PREFIX}* environment variables (e.g. {ENV_PREFIX}WEB__LISTEN_ADDRESS), "
         "then the YAML file of --config.file.",
@@ -62,9 +63,12 @@ def _run_parser() -> argparse.ArgumentParser:
         "and baseline files; 'model-health-exporter check --baseline A --candidate B' is a "
         "CI quality gate; 'model-health-exporter reference build DATA -o FILE' builds a drift "
         "reference profile; 'model-health-exporter demo --models.dir DIR' writes synthetic "
-        "prediction logs to watch. Each has its own --help. Exit status: 0 ok, 1 a problem "
-        "found (validate, check), 2 bad flags, configuration or input, 3 a runtime failure "
-        "such as the listen port in use.",
+        "prediction logs to watch; 'model-health-exporter inspect MODELS_DIR' prints what the "
+        "daemon would serve, and 'inspect --reference A --current B' is a drift gate; "
+        "'model-health-exporter report MODELS_DIR --out DIR' writes trend plots and a "
+        "summary. Each has its own --help. Exit status: 0 ok, 1 a problem found (validate, "
+        "check, inspect --fail-on), 2 bad flags, configuration or input, 3 a runtime "
+        "failure such as the listen port in use.",
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -454,6 +458,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(rest)
         if command == "reference":
             return _reference(rest)
+        if command == "inspect":
+            from model_health_exporter import cli_inspect  # noqa: PLC0415 - only this command
+
+            return cli_inspect.main(rest)
+        if command == "report":
+            from model_health_exporter import cli_report  # noqa: PLC0415 - only this command
+
+            return cli_report.main(rest)
         return _run(rest)
     except KeyboardInterrupt:
         return exit_codes.INTERRUPTED

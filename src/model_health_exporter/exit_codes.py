@@ -7,7 +7,7 @@ from typing import Final
 OK: Final = 0
 PROBLEM_FOUND: Final = 1
 """The command did its job and found a problem: an invalid file (`validate`), a breached
-threshold (`check`)."""
+threshold (`check`), a failed `--fail-on` check (`inspect`)."""
 USAGE: Final = 2
 """Bad flags, configuration or input files (an unusable checkpoint too). Running again
 will not help, so the systemd unit does not restart on it."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging as stdlib_logging
 import os
 import sys
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal, TextIO
 
 import structlog
 
@@ -21,8 +23,12 @@ _LEVELS = {
 def configure_logging(
     level: Literal["debug", "info", "warning", "error"] = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
+    stream: TextIO | None = None,
 ) -> None:
-    terminal = sys.stdout.isatty()
+    """`stream`: where log lines go (default stdout; commands whose output is on stdout
+    log to stderr)."""
+    stream = sys.stdout if stream is None else stream
+    terminal = stream.isatty()
     use_json = fmt == "json" or (fmt == "auto" and not terminal)
     # Escape codes in a file or a journal are noise: colour only what a person watches.
     colors = terminal and not os.environ.get("NO_COLOR")
@@ -40,6 +46,19 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+
+
+@contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """For a command whose result is on stdout: warnings and errors as console lines on
+    stderr while it runs, then the logging configuration as it was (a command may run in
+    a process that logs otherwise, e.g. a test session)."""
+    previous = structlog.get_config()
+    configure_logging("warning", "console", stream=sys.stderr)
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)

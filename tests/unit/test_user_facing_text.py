@@ -31,7 +31,7 @@ SHIPPED = [
         if p.is_file() and p.suffix in {".yml", ".yaml", ".json", ".md", ".service", ".txt"}
     ),
 ]
-COMMANDS = ([], ["validate"], ["check"], ["reference"], ["demo"])
+COMMANDS = ([], ["validate"], ["check"], ["reference"], ["demo"], ["inspect"], ["report"])
 _SEED = re.compile(r"\bseed(s|'s|s')?\b", re.IGNORECASE)
 # The random-number seed of the demo and benchmarks is a different word.
 _RANDOM_SEED = re.compile(r"--seed\b|\brandom seed\b|\bseeded\b", re.IGNORECASE)

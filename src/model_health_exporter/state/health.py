@@ -5,6 +5,7 @@ rendered text."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -79,32 +80,20 @@ def _max(values: list[float]) -> float | None:
     return max(values) if values else None
 
 
-def health_view(
-    model: ModelView,
-    version: VersionView,
-    tallies: TalliesView | None,
-    now: float,
-    config: HealthConfig,
-) -> HealthView:
-    window = {} if tallies is None else dict(tallies.window.metrics)
-    features = {} if tallies is None else tallies.window.features
-    evaluation = version.metrics.accuracy if version.metrics is not None else None
-    picked = health.pick_performance(
-        window.get("accuracy"), window.get("estimated_accuracy"), evaluation
-    )
-    levels = model.baseline.levels.get("accuracy")
-    target = None if levels is None else levels.target
-    drop = (
-        None
-        if picked is None or target is None
-        else degradation_ratio(picked[1], target, higher_is_better=True)
-    )
+def window_checks(
+    window: Mapping[str, float],
+    features: Mapping[str, Mapping[str, float]],
+    drop: float | None,
+    bands: SeverityBands = DEFAULT_BANDS,
+) -> dict[str, float | None]:
+    """Each check's score from what a window says (window-wide metrics, per-feature
+    statistics) and the relative performance drop; None for a check without data."""
     drifted_psi = [
         stats.get("psi", 0.0) for stats in features.values() if stats.get("drift_detected")
     ]
     share = window.get("data_drift_share")
-    checks = {
-        "performance": health.performance_score(drop, config.bands),
+    return {
+        "performance": health.performance_score(drop, bands),
         "data_drift": health.data_drift_score(
             share, (max(drifted_psi) if drifted_psi else 0.0) if share is not None else None
         ),
@@ -128,7 +117,31 @@ def health_view(
             window.get("invalid_record_ratio"),
         ),
     }
+
+
+def health_view(
+    model: ModelView,
+    version: VersionView,
+    tallies: TalliesView | None,
+    now: float,
+    config: HealthConfig,
+) -> HealthView:
+    window = {} if tallies is None else dict(tallies.window.metrics)
+    features = {} if tallies is None else tallies.window.features
+    evaluation = version.metrics.accuracy if version.metrics is not None else None
+    picked = health.pick_performance(
+        window.get("accuracy"), window.get("estimated_accuracy"), evaluation
+    )
+    levels = model.baseline.levels.get("accuracy")
+    target = None if levels is None else levels.target
+    drop = (
+        None
+        if picked is None or target is None
+        else degradation_ratio(picked[1], target, higher_is_better=True)
+    )
+    checks = window_checks(window, features, drop, config.bands)
     score = health.health_score(checks)
+    share = window.get("data_drift_share")
     drift_detected = None
     if share is not None or "prediction_drift_detected" in window:
         drift_detected = bool(share) or bool(window.get("prediction_drift_detected"))

@@ -913,6 +913,18 @@ class IngestWorker:
         if views.keys() != previous.keys() or any(v is not previous[k] for k, v in views.items()):
             self.health = MappingProxyType(dict(sorted(views.items())))
 
+    # ---- one pass, without the thread (`model-health-exporter inspect`) ------------------
+
+    def refresh(self) -> None:
+        """Bring every view up to date now, as the thread's periodic refresh does."""
+        self._publish(everything=True)
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed of every log file followed (decompressed for gzip): progress."""
+        tails = [*self._tails.values(), *self._path_tails.values()]
+        return sum(p.offset for tail in tails for p in tail.positions.values())
+
     # ---- thread -------------------------------------------------------------------------
 
     def start(self) -> None:
