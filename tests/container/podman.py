@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def debian_mirror() -> str:
         uris += re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.MULTILINE)
         for uri in uris:
             if uri.rstrip("/").endswith("/debian"):
-                return uri.rstrip("/")
+                return str(uri).rstrip("/")
     return DEFAULT_MIRROR
 
 
@@ -247,13 +247,15 @@ class Exporter:
         assert status == 200, body
         return parse_samples(body.decode())
 
-    def wait_value(self, name: str, expected: float, timeout: float = 60, **labels: str) -> None:
+    def wait_value(
+        self, name: str, labels: Mapping[str, str], expected: float, timeout: float = 60
+    ) -> None:
         key = (name, frozenset(labels.items()))
         try:
             wait_until(
                 lambda: self.samples().get(key) == expected,
                 timeout,
-                f"{name}{labels} == {expected}",
+                f"{name}{dict(labels)} == {expected}",
                 interval=0.5,
             )
         except AssertionError as exc:

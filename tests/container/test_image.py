@@ -48,7 +48,7 @@ def test_serves_as_uid_10001_without_writing_the_models_and_is_healthy(
     exporter = start_exporter(podman, image, models_copy, podman.volume())
     assert exporter.get("/healthz")[0] == 200
     assert exporter.get("/readyz")[0] == 200
-    exporter.wait_value("routing_ml_predictions_total", 40.0, **ROUTING)
+    exporter.wait_value("routing_ml_predictions_total", ROUTING, 40.0)
     samples = exporter.samples()
     assert samples[("routing_ml_model_accuracy", frozenset(ROUTING.items()))] > 0
     assert samples[("routing_ml_feedback_total", frozenset(ROUTING.items()))] == 10.0
@@ -70,8 +70,8 @@ def test_sigterm_stops_it_in_seconds_and_a_restart_continues_the_counts(
 ) -> None:
     state = podman.volume()
     first = start_exporter(podman, image, models_copy, state)
-    first.wait_value("routing_ml_predictions_total", 40.0, **ROUTING)
-    first.wait_value("routing_ml_feedback_total", 10.0, **ROUTING)
+    first.wait_value("routing_ml_predictions_total", ROUTING, 40.0)
+    first.wait_value("routing_ml_feedback_total", ROUTING, 10.0)
 
     status, seconds = first.container.sigterm()
     assert status == 0, first.container.logs()
@@ -90,7 +90,7 @@ def test_sigterm_stops_it_in_seconds_and_a_restart_continues_the_counts(
     log.write_text("\n".join(new_lines) + "\n", encoding="utf-8")
 
     second = start_exporter(podman, image, models_copy, state)
-    second.wait_value("routing_ml_predictions_total", 45.0, **ROUTING)
+    second.wait_value("routing_ml_predictions_total", ROUTING, 45.0)
     assert second.samples()[("routing_ml_feedback_total", frozenset(ROUTING.items()))] == 10.0
     assert "checkpoint loaded" in second.container.logs()
     status, seconds = second.container.sigterm()
