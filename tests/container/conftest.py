@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .podman import Podman, ensure_base_image
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+NET_DEVICES = Path("/sys/class/net")
 
 
 def _podman() -> Podman:
@@ -23,6 +27,30 @@ def _podman() -> Podman:
     if os.geteuid() != 0:
         pytest.fail("the container tests run podman as root (debootstrap and chroot need it)")
     return Podman(executable)
+
+
+def _network_state() -> tuple[str, list[str], list[str]]:
+    """IP forwarding, the network devices and the firewall's chains and rules."""
+    devices = sorted(device.name for device in NET_DEVICES.iterdir())
+    rules: list[str] = []
+    iptables_save = shutil.which("iptables-save")
+    if iptables_save is not None:
+        saved = subprocess.run([iptables_save], capture_output=True, text=True, check=False)
+        for line in saved.stdout.splitlines():
+            if line.startswith("-"):
+                rules.append(line)
+            elif line.startswith(":"):  # a chain and its policy, without its packet counts
+                rules.append(" ".join(line.split()[:2]))
+    return IP_FORWARD.read_text(encoding="ascii").strip(), devices, rules
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _network_left_alone() -> Iterator[None]:
+    """Host networking only: no bridge, no veth, no forwarding, no firewall rules."""
+    before = _network_state()
+    yield
+    after = _network_state()
+    assert after == before, f"the machine's network changed: {before} -> {after}"
 
 
 @pytest.fixture(scope="session")
