@@ -6,6 +6,8 @@ container on the same volume goes on counting where the last one stopped."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,15 @@ def test_serves_as_uid_10001_without_writing_the_models_and_is_healthy(
     healthcheck = podman("healthcheck", "run", exporter.container.id, check=False)
     assert healthcheck.returncode == 0, healthcheck
     assert exporter.container.inspect("{{.State.Health.Status}}") == "healthy"
+    # and it asks the exporter: stopped (not killed), the exporter fails it
+    pid = int(exporter.container.inspect("{{.State.Pid}}"))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stalled = podman("healthcheck", "run", exporter.container.id, check=False)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert stalled.returncode == 1 and "unhealthy" in stalled.stdout, stalled
+    assert exporter.get("/healthz")[0] == 200
 
 
 def test_sigterm_stops_it_in_seconds_and_a_restart_continues_the_counts(
