@@ -120,7 +120,8 @@ def _row(model: ModelView, view: VersionView, live: Live, now: float) -> tuple[s
         f"<td>{when(last_data(view, live), now) if tallies is not None else '&ndash;'}</td>",
     ]
     css = "active" if view.active else "inactive"
-    return f'<tr class="{css}">' + "".join(cells) + "</tr>", status
+    data = f'data-version="{escape(view.version)}" data-status="{status.status}"'
+    return f'<tr class="{css}" {data}>' + "".join(cells) + "</tr>", status
 
 
 def _model_panel(index: int, model: ModelView, live: Live, now: float) -> tuple[str, str]:
@@ -147,7 +148,8 @@ def _model_panel(index: int, model: ModelView, live: Live, now: float) -> tuple[
     head = "".join(f'<th scope="col"{_num(h)}>{h}</th>' for h in HEADERS)
     css = "nodata" if overall == "no data" else overall
     panel = (
-        f'<section class="model status-{css}" aria-labelledby="model-{index}">'
+        f'<section class="model status-{css}" aria-labelledby="model-{index}" '
+        f'data-model="{escape(model.name)}" data-status="{overall}">'
         f'<h2 id="model-{index}"><a href="{escape(model_href(model.name))}">'
         f"{escape(model.name)}</a> {status_badge(overall)} "
         f'<span class="small muted">{escape(which)}</span></h2>{note}'

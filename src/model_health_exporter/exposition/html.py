@@ -37,7 +37,8 @@ th, td { border-bottom: 1px solid var(--line); padding: .35em .6em; text-align: 
 th { background: #f6f8fa; font-weight: 600; }
 thead th { white-space: nowrap; } table.board thead th { white-space: normal; }
 table.board td.why { min-width: 18em; } table.auto { width: auto; min-width: 40em; }
-div.scroll { overflow-x: auto; }
+div.scroll { overflow-x: auto; } tbody th[scope="row"] { white-space: nowrap; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.inactive td { color: var(--muted); }
 .status { display: inline-block; font-weight: 700; padding: .05em .5em; border-radius: 1em;

@@ -189,8 +189,17 @@ def _health(health: HealthView | None) -> str:
 # ---- charts -----------------------------------------------------------------------------
 
 
+# The x axis spans at least this many buckets, and from the oldest bucket with data on.
+MIN_AXIS_BUCKETS: Final = 10
+
+
 def _window_range(series: Series, now: float) -> tuple[float, float]:
-    return now - series.bucket_seconds * series.buckets, now
+    """From the oldest point's bucket (not the window's start: a daemon started minutes
+    ago would squeeze its points into the right edge) to now."""
+    window_start = now - series.bucket_seconds * series.buckets
+    shortest = now - series.bucket_seconds * min(MIN_AXIS_BUCKETS, series.buckets)
+    oldest = series.points[0].start if series.points else shortest
+    return max(window_start, min(oldest, shortest)), now
 
 
 def _mid(point: BucketPoint, series: Series, now: float) -> float:
@@ -220,6 +229,7 @@ def accuracy_chart(model: ModelView, view: VersionView, series: Series, now: flo
                 "evaluation (metrics.json)",
                 [(x_range[0], evaluation), (x_range[1], evaluation)],
                 "evaluation",
+                markers=False,
             )
         )
     levels = model.baseline.levels.get("accuracy")
@@ -268,7 +278,14 @@ def latency_chart(series: Series, now: float) -> str:
         for p in series.points
         if p.latency_mean_seconds is not None
     ]
-    volume = [(_mid(p, series, now), p.predictions / series.bucket_seconds) for p in series.points]
+    # the newest bucket is still filling: its rate is over the time it has been open
+    volume = [
+        (
+            _mid(p, series, now),
+            p.predictions / max(1.0, min(series.bucket_seconds, now - p.start)),
+        )
+        for p in series.points
+    ]
     latency = svg.line_chart(
         title="Mean prediction latency per bucket",
         lines=[svg.Line("mean latency", points, "live")],
@@ -349,7 +366,8 @@ def _drift_table(tallies: TalliesView) -> str:
     )
     return (
         f'<div class="scroll"><table class="drift"><caption>{caption}</caption><thead><tr>'
-        '<th scope="col">Feature</th><th scope="col">Drifted</th><th scope="col">PSI</th>'
+        '<th scope="col">Feature</th><th scope="col">Drifted</th>'
+        '<th scope="col"><span class="sr">PSI as a bar</span></th>'
         f"{head}{qhead}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 

@@ -20,6 +20,7 @@ class Line:
     points: Sequence[tuple[float, float]]  # (x, y), x ascending
     css: str  # class of the stroke colour, from the page's style sheet
     dashed: bool = False
+    markers: bool = True  # a dot with a tooltip per point
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ def line_chart(
         out.append(f'<g class="series {escape(line.css)}{dash}">')
         if len(line.points) > 1:
             out.append(f'<polyline points="{coords}"/>')
-        for x, y in line.points:
+        for x, y in line.points if line.markers else ():
             out.append(
                 f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5"><title>'
                 f"{escape(line.label)} {escape(y_format(y))} at {escape(x_format(x))}"
