@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run against when they are missing: real
 # Prometheus, promtool, Alertmanager, amtool (end-to-end tests), docker-compose (the
-# compose stack's `docker-compose config`) and systemd-analyze (the unit's checks).
+# compose stack's `docker-compose config`), systemd-analyze (the unit's checks) and
+# chromium (the pages rendered by a real headless browser).
 # Never starts a service, and leaves the machine's service policy as it found it.
 #
 # POLICY_RC_D (default /usr/sbin/policy-rc.d) exists so that a test can run the
@@ -18,8 +19,10 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/
   || missing+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# a font of its own: chromium only recommends one, and a page without glyphs proves little
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "System packages for the tests: all present (prometheus, prometheus-alertmanager, docker-compose, systemd)"
+  echo "System packages for the tests: all present (prometheus, prometheus-alertmanager, docker-compose, systemd, chromium)"
   exit 0
 fi
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -19,7 +19,14 @@ from tests.support import wait_until
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install-system-deps.sh"
 BASH = shutil.which("bash") or "/bin/bash"
-TOOLS = ("promtool", "prometheus", "amtool", "prometheus-alertmanager", "docker-compose")
+TOOLS = (
+    "promtool",
+    "prometheus",
+    "amtool",
+    "prometheus-alertmanager",
+    "docker-compose",
+    "chromium",
+)
 # apt-get stub: logs its arguments and whether the policy file forbids starting services
 # at that moment; STUB_APT_INSTALL=fail|hang changes what `install` does.
 APT_GET = """#!{bash}
@@ -70,7 +77,13 @@ def test_policy_exists_during_the_install_only(sandbox: dict[str, str]) -> None:
     log = Path(sandbox["STUB_LOG"]).read_text().splitlines()
     assert log[0] == "apt-get update -qq"
     assert log[1].startswith("apt-get install -y -qq --no-install-recommends ")
-    for package in ("prometheus", "prometheus-alertmanager", "docker-compose", "systemd"):
+    for package in (
+        "prometheus",
+        "prometheus-alertmanager",
+        "docker-compose",
+        "systemd",
+        "chromium",
+    ):
         assert package in log[1].split()
     assert log[2] == "policy exit 101"  # services could not start during the install
     assert not Path(sandbox["POLICY_RC_D"]).exists()  # and can after it
