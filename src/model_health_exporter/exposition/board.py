@@ -146,6 +146,7 @@ def _model_panel(index: int, model: ModelView, live: Live, now: float) -> tuple[
         else ""
     )
     head = "".join(f'<th scope="col"{_num(h)}>{h}</th>' for h in HEADERS)
+    body_rows = "\n".join(rows)
     css = "nodata" if overall == "no data" else overall
     panel = (
         f'<section class="model status-{css}" aria-labelledby="model-{index}" '
@@ -154,7 +155,7 @@ def _model_panel(index: int, model: ModelView, live: Live, now: float) -> tuple[
         f"{escape(model.name)}</a> {status_badge(overall)} "
         f'<span class="small muted">{escape(which)}</span></h2>{note}'
         f'<div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+        f"<tbody>{body_rows}</tbody></table></div></section>\n"
     )
     return panel, overall
 
