@@ -15,7 +15,7 @@ import pytest
 
 from model_health_exporter.exposition import status as status_module
 from model_health_exporter.exposition.html import ago
-from model_health_exporter.exposition.model_page import histogram_quantile
+from model_health_exporter.exposition.model_page import histogram_quantile, time_ticks
 from model_health_exporter.exposition.pages import Live, landing_page, model_page_response
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import HealthView
@@ -201,9 +201,13 @@ def test_thresholds_come_from_the_models_baseline_and_lower_is_better_for_log_lo
     model = snap.models["m"]
     result = status_module.version_status(model, model.versions[0], None, None)
     assert result.status == "warning"
-    assert {f.text for f in result.findings} == {
-        "evaluation accuracy 0.92 below warning 0.95",
-        "evaluation log_loss 0.4 above warning 0.3",
+    # one finding per severity, each metric marked with its own
+    assert [f.text for f in result.findings] == [
+        "evaluation accuracy 0.92 below warning 0.95, also log_loss 0.4 > 0.3"
+    ]
+    assert {k: f.text for k, f in result.marks.items()} == {
+        ("evaluation", "accuracy"): "evaluation accuracy 0.92 below warning 0.95",
+        ("evaluation", "log_loss"): "evaluation log_loss 0.4 above warning 0.3",
     }
 
 
@@ -353,3 +357,15 @@ def test_histogram_quantile_hand_computed() -> None:
 )
 def test_ago(delta: float, text: str) -> None:
     assert ago(NOW - delta, NOW) == text
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (1000.0, 1600.0, [1080.0, 1200.0, 1320.0, 1440.0, 1560.0]),  # 10 min: every 2 min
+        (0.0, 3600.0, [0.0, 600.0, 1200.0, 1800.0, 2400.0, 3000.0, 3600.0]),  # 1 h: 10 min
+        (5.0, 65.0, [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]),  # a minute: every 10 s
+    ],
+)
+def test_time_ticks_are_round_moments(low: float, high: float, expected: list[float]) -> None:
+    assert time_ticks(low, high) == expected

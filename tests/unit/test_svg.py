@@ -135,3 +135,10 @@ def test_no_data_at_all_still_draws_axes() -> None:
     root = figure.find("svg:svg", NS)
     assert root is not None
     assert root.findall("svg:line[@class='axis']", NS)
+
+
+def test_given_x_ticks_outside_the_range_are_left_out() -> None:
+    root = parse_xml(chart(x_ticks=[-10.0, 0.0, 30.0, 100.0, 130.0])).find("svg:svg", NS)
+    assert root is not None
+    labels = [t.text for t in root.findall("svg:text[@class='tick']", NS)][4:]
+    assert labels == ["0s", "30s", "100s"]

@@ -22,7 +22,7 @@ from model_health_exporter.state.registry import ModelView, Snapshot, VersionVie
 if TYPE_CHECKING:  # pages imports this module
     from model_health_exporter.exposition.pages import Live
 
-MAX_FINDINGS = 4  # per row; the model page lists them all
+MAX_FINDINGS = 5  # per row; the model page lists them all
 
 HEADERS = (
     "Version",
@@ -63,16 +63,16 @@ def findings_list(status: VersionStatus, limit: int | None = MAX_FINDINGS) -> st
 
 
 def _accuracy_cell(value: float | None, status: VersionStatus, source: str) -> str:
-    """The value, marked when a finding names it as past a threshold."""
+    """The value, marked when it is past a threshold."""
     if value is None:
         return '<td class="num">&ndash;</td>'
-    for finding in status.findings:
-        if finding.text.startswith(f"{source} accuracy ") and finding.severity != "info":
-            return (
-                f'<td class="num breach-{finding.severity}" title="{escape(finding.text)}">'
-                f"{value:.3f}</td>"
-            )
-    return f'<td class="num">{value:.3f}</td>'
+    mark = status.marks.get((source, "accuracy"))
+    if mark is None:
+        return f'<td class="num">{value:.3f}</td>'
+    return (
+        f'<td class="num breach-{mark.severity}" title="{escape(mark.text)}">{value:.3f}'
+        f'<br><span class="small">{mark.severity}</span></td>'
+    )
 
 
 def _row(model: ModelView, view: VersionView, live: Live, now: float) -> tuple[str, VersionStatus]:

@@ -35,7 +35,8 @@ caption { text-align: left; color: var(--muted); padding: .2em 0; caption-side: 
 th, td { border-bottom: 1px solid var(--line); padding: .35em .6em; text-align: left;
   vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
-thead th { white-space: nowrap; } table.board thead th { white-space: normal; }
+thead th { white-space: nowrap; }
+table.board thead th, table.versions thead th { white-space: normal; }
 table.board td.why { min-width: 18em; } table.auto { width: auto; min-width: 40em; }
 div.scroll { overflow-x: auto; } tbody th[scope="row"] { white-space: nowrap; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
@@ -53,7 +54,7 @@ tr.inactive td { color: var(--muted); }
 ul.findings { margin: 0; padding-left: 1.1em; } ul.findings li.critical { color: var(--critical); }
 ul.findings li.warning { color: var(--warning); } ul.findings li.info { color: var(--muted); }
 .drifted { color: var(--warning); font-weight: 600; }
-.muted { color: var(--muted); } .small { font-size: .85em; }
+.muted { color: var(--muted); } .small { font-size: .85em; } .nowrap { white-space: nowrap; }
 code { background: #eaeef2; padding: 0 .25em; border-radius: 3px; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }
 figure.chart { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 6px;
@@ -181,8 +182,10 @@ def when(at: float | None, now: float) -> str:
     """'3 min ago' with the timestamp beside it, in a <time> element."""
     if at is None:
         return '<span class="muted">never</span>'
-    iso = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+    moment = datetime.fromtimestamp(at, UTC)
+    same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
+    shown = moment.strftime("%H:%M:%S UTC") if same_day else timestamp(at)
     return (
-        f'<time datetime="{iso}" title="{timestamp(at)}">{ago(at, now)}</time>'
-        f' <span class="muted small">{timestamp(at)}</span>'
+        f'<time datetime="{moment.isoformat(timespec="seconds")}" title="{timestamp(at)}">'
+        f'{ago(at, now)}</time> <span class="muted small nowrap">{shown}</span>'
     )

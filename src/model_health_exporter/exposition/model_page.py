@@ -51,8 +51,20 @@ QUALITY_STATS: Final = (
 )
 
 
+_TICK_STEPS: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600)
+
+
+def time_ticks(low: float, high: float, most: int = 7) -> list[float]:
+    """Round moments in [low, high] (seconds since the epoch): multiples of the smallest
+    step of 1 s ... 6 h that gives at most `most` of them."""
+    step = next((s for s in _TICK_STEPS if (high - low) / s <= most), _TICK_STEPS[-1])
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) // step) + 1)]
+
+
 def _clock(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%H:%M")
+    moment = datetime.fromtimestamp(at, UTC)
+    return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
 
 
 def _generated(view: VersionView) -> str:
@@ -246,6 +258,7 @@ def accuracy_chart(model: ModelView, view: VersionView, series: Series, now: flo
         thresholds=thresholds,
         x_range=x_range,
         x_format=_clock,
+        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v:.2f}",
         y_label="accuracy (0-1)",
     )
@@ -266,6 +279,7 @@ def error_chart(series: Series, now: float) -> str:
         ],
         x_range=_window_range(series, now),
         x_format=_clock,
+        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v * 100:.0f}%",
         y_label="failed (%)",
         y_range=(0.0, 0.12),
@@ -291,6 +305,7 @@ def latency_chart(series: Series, now: float) -> str:
         lines=[svg.Line("mean latency", points, "live")],
         x_range=_window_range(series, now),
         x_format=_clock,
+        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v:g} ms",
         y_label="latency (ms)",
         y_range=(0.0, 0.0),
@@ -300,6 +315,7 @@ def latency_chart(series: Series, now: float) -> str:
         lines=[svg.Line("predictions/s", volume, "volume")],
         x_range=_window_range(series, now),
         x_format=_clock,
+        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v:g}/s",
         y_label="predictions per second",
         y_range=(0.0, 0.0),

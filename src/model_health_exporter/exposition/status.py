@@ -8,7 +8,9 @@ status is the worse one. The limits are those of the shipped alert rules (live a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final, Literal
 
 from model_health_exporter.quality_metrics import BY_NAME
@@ -39,6 +41,8 @@ class VersionStatus:
     findings: tuple[Finding, ...]  # worst first
     drifted: tuple[str, ...]  # features flagged as drifted, most drifted (PSI) first
     serving: bool
+    # (evaluation|live|estimated, metric) -> the finding of that metric past a threshold
+    marks: Mapping[tuple[str, str], Finding] = field(default_factory=dict)
 
     @property
     def worst(self) -> Finding | None:
@@ -74,23 +78,34 @@ def _over(value: float, limits: dict[str, float], text: str) -> list[Finding]:
 
 
 def _threshold_findings(
-    source: str, values: dict[str, float], levels: dict[str, Levels]
+    source: str,
+    values: dict[str, float],
+    levels: dict[str, Levels],
+    marks: dict[tuple[str, str], Finding],
 ) -> list[Finding]:
-    out = []
+    """One finding per severity, naming each metric of `source` past that threshold (the
+    first in full, the others briefly); each metric's own finding goes into `marks`."""
+    grouped: dict[Severity, list[tuple[str, str]]] = {}
     for name, value in values.items():
         metric, lv = BY_NAME.get(name), levels.get(name)
         if metric is None or lv is None:
             continue
         severity = breach(value, lv, metric.higher_is_better)
-        if severity is not None:
-            limit = getattr(lv, severity)
-            word = "below" if metric.higher_is_better else "above"
-            out.append(
-                Finding(
-                    severity,
-                    f"{source} {name} {_fmt(value)} {word} {severity} {_fmt(limit)}",
-                )
-            )
+        if severity is None:
+            continue
+        limit = getattr(lv, severity)
+        word, sign = ("below", "<") if metric.higher_is_better else ("above", ">")
+        full = f"{source} {name} {_fmt(value)} {word} {severity} {_fmt(limit)}"
+        marks[(source, name)] = Finding(severity, full)
+        grouped.setdefault(severity, []).append(
+            (full, f"{name} {_fmt(value)} {sign} {_fmt(limit)}")
+        )
+    out = []
+    for severity, items in grouped.items():
+        text = items[0][0]
+        if len(items) > 1:
+            text += ", also " + ", ".join(brief for _, brief in items[1:])
+        out.append(Finding(severity, text))
     return out
 
 
@@ -105,7 +120,9 @@ def drifted_features(tallies: TalliesView | None) -> tuple[str, ...]:
     return tuple(name for _, name in sorted(flagged, key=lambda f: (-f[0], f[1])))
 
 
-def _file_findings(model: ModelView, version: VersionView) -> tuple[list[Finding], bool]:
+def _file_findings(
+    model: ModelView, version: VersionView, marks: dict[tuple[str, str], Finding]
+) -> tuple[list[Finding], bool]:
     """What metrics.json says against the thresholds, and whether anything was judged."""
     levels, expected = dict(model.baseline.levels), model.baseline.expected
     findings: list[Finding] = []
@@ -116,7 +133,7 @@ def _file_findings(model: ModelView, version: VersionView) -> tuple[list[Finding
         return findings, False
     evaluation = metrics.quality()
     judged = any(name in levels for name in evaluation)
-    findings += _threshold_findings("evaluation", evaluation, levels)
+    findings += _threshold_findings("evaluation", evaluation, levels, marks)
     samples = metrics.training_samples
     if samples is not None and expected.min_samples is not None:
         judged = True
@@ -138,17 +155,20 @@ def _file_findings(model: ModelView, version: VersionView) -> tuple[list[Finding
 
 
 def _window_findings(
-    model: ModelView, version: VersionView, tallies: TalliesView
+    model: ModelView,
+    version: VersionView,
+    tallies: TalliesView,
+    marks: dict[tuple[str, str], Finding],
 ) -> tuple[list[Finding], bool]:
     """What the live window says against the same thresholds and the alert limits."""
     levels, expected = dict(model.baseline.levels), model.baseline.expected
     window = dict(tallies.window.metrics)
     live = {name: window[name] for name in BY_NAME if name in window}
     judged = bool(live) or "estimated_accuracy" in window or "error_ratio" in window
-    findings = _threshold_findings("live", live, levels)
+    findings = _threshold_findings("live", live, levels, marks)
     if "estimated_accuracy" in window:
         estimated = {"accuracy": window["estimated_accuracy"]}
-        findings += _threshold_findings("estimated", estimated, levels)
+        findings += _threshold_findings("estimated", estimated, levels, marks)
     evaluation = version.metrics.accuracy if version.metrics is not None else None
     if "accuracy" in live and evaluation:
         drop = (evaluation - live["accuracy"]) / evaluation
@@ -204,9 +224,10 @@ def version_status(
     """The findings about one version. Thresholds on evaluation metrics hold for every
     version (an old version below its critical threshold is flagged, not hidden); what
     the live window says counts for any version that logs predictions."""
-    findings, judged = _file_findings(model, version)
+    marks: dict[tuple[str, str], Finding] = {}
+    findings, judged = _file_findings(model, version, marks)
     if tallies is not None:
-        more, judged_window = _window_findings(model, version, tallies)
+        more, judged_window = _window_findings(model, version, tallies, marks)
         findings += more
         judged |= judged_window
     if health is not None:
@@ -217,4 +238,6 @@ def version_status(
     status: Status = (
         "critical" if worst == 2 else "warning" if worst == 1 else "ok" if judged else "no data"
     )
-    return VersionStatus(status, tuple(findings), drifted_features(tallies), version.active)
+    return VersionStatus(
+        status, tuple(findings), drifted_features(tallies), version.active, MappingProxyType(marks)
+    )

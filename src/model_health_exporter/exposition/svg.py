@@ -79,12 +79,13 @@ def line_chart(
     thresholds: Sequence[Threshold] = (),
     y_range: tuple[float, float] | None = None,
     frame: Frame | None = None,
-    x_ticks: int = 6,
+    x_ticks: int | Sequence[float] = 6,
 ) -> str:
     """An <svg> with `lines` over `x_range` (the y range from the data and thresholds when
     not given, rounded to ticks), a horizontal dashed line per threshold, and a <title>
     naming the chart for screen readers. Lines without points are left out of the plot
-    but kept in the legend, marked "no data"."""
+    but kept in the legend, marked "no data". `x_ticks`: how many even steps, or the
+    tick values themselves (those outside `x_range` are left out)."""
     f = frame or Frame()
     values = [y for line in lines for _, y in line.points] + [t.value for t in thresholds]
     if y_range is None:
@@ -111,9 +112,13 @@ def line_chart(
             f'<text class="tick" x="{plot_left - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{escape(y_format(tick))}</text>"
         )
-    # x ticks, evenly over the range
-    for i in range(x_ticks + 1):
-        value = x_range[0] + (x_range[1] - x_range[0]) * i / x_ticks
+    if isinstance(x_ticks, int):
+        x_values = [
+            x_range[0] + (x_range[1] - x_range[0]) * i / x_ticks for i in range(x_ticks + 1)
+        ]
+    else:
+        x_values = [v for v in x_ticks if x_range[0] <= v <= x_range[1]]
+    for value in x_values:
         x = sx(value)
         out.append(
             f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{plot_bottom}" '
