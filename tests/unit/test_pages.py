@@ -27,7 +27,7 @@ from model_health_exporter.state.registry import (
     Snapshot,
     initial_error_keys,
 )
-from model_health_exporter.state.series import BucketPoint, Series
+from model_health_exporter.state.series import BucketPoint, Series, pack
 from model_health_exporter.state.windows import WindowSummary
 from tests.support import good_metrics, write_json
 
@@ -62,16 +62,18 @@ def series(points: int = 3, accuracy: float = 0.84) -> Series:
         60.0,
         60,
         tuple(
-            BucketPoint(
-                start=NOW - 60.0 * (points - i),
-                predictions=600,
-                errors=6,
-                latency_mean_seconds=0.02,
-                labelled=300,
-                accuracy=accuracy,
-                mae=None,
-                estimated=590,
-                estimated_accuracy=0.92,
+            pack(
+                BucketPoint(
+                    start=NOW - 60.0 * (points - i),
+                    predictions=600,
+                    errors=6,
+                    latency_mean_seconds=0.02,
+                    labelled=300,
+                    accuracy=accuracy,
+                    mae=None,
+                    estimated=590,
+                    estimated_accuracy=0.92,
+                )
             )
             for i in range(points)
         ),

@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score
 
 from model_health_exporter.records import Prediction
+from model_health_exporter.state.series import BucketPoint, pack, unpack
 from model_health_exporter.state.windows import LiveWindow, WindowConfig
 from model_health_exporter.stats.reference import build_reference
 from tests.unit.test_window_drift import NOW, _prediction, _window
@@ -59,8 +60,8 @@ def test_a_closed_buckets_point_is_kept_and_the_newest_is_renewed() -> None:
     fill(window, 2, 30, seed=3)  # the newest bucket grows
     second = window.summary(now=160.0).series
     assert first is not None and second is not None
-    assert second.points[0] is first.points[0]  # closed: the same object
-    assert second.points[1] is not first.points[1]
+    assert second.packed[0] is first.packed[0]  # closed: the same object
+    assert second.packed[1] is not first.packed[1]
     assert (first.points[1].predictions, second.points[1].predictions) == (30, 60)
 
 
@@ -123,3 +124,9 @@ def test_each_buckets_estimate_follows_that_buckets_realized_accuracy() -> None:
     assert (first.estimated, second.estimated) == (4000, 4000)
     assert first.estimated_accuracy == pytest.approx(wide_realized, abs=0.03)
     assert second.estimated_accuracy == pytest.approx(narrow_realized, abs=0.03)
+
+
+def test_a_point_packs_and_unpacks_to_itself() -> None:
+    point = BucketPoint(1.8e9, 1200, 12, 0.0213, 600, 0.8716666666666667, None, 1188, None)
+    assert unpack(pack(point)) == point
+    assert len(pack(point)) == 72

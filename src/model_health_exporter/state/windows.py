@@ -29,7 +29,7 @@ import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, label_of
 from model_health_exporter.state.pending import PendingPredictions
-from model_health_exporter.state.series import BucketPoint, Series, bucket_point
+from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
@@ -101,7 +101,7 @@ class _Bucket:
     latency_sum: float = 0.0
     latency_n: int = 0
     drift: DriftCounts | None = None
-    point: BucketPoint | None = None  # its chart point, kept once the bucket is closed
+    point: bytes | None = None  # its packed chart point, kept once the bucket is closed
     # What arrives per record waits in lists and enters the numpy aggregates in batches
     # (numpy costs microseconds a call, a list append nanoseconds): successful
     # predictions for the drift tally, confidences, and joined pairs.
@@ -579,15 +579,17 @@ class LiveWindow:
             point = bucket.point
             if point is None:
                 self._flushed(bucket)
-                point = bucket_point(
-                    bucket.index * seconds,
-                    bucket.predictions,
-                    bucket.errors,
-                    bucket.latency_sum,
-                    bucket.latency_n,
-                    bucket.labelled,
-                    bucket.regression,
-                    bucket.drift,
+                point = pack(
+                    bucket_point(
+                        bucket.index * seconds,
+                        bucket.predictions,
+                        bucket.errors,
+                        bucket.latency_sum,
+                        bucket.latency_n,
+                        bucket.labelled,
+                        bucket.regression,
+                        bucket.drift,
+                    )
                 )
                 if position < 0:
                     bucket.point = point
