@@ -112,7 +112,7 @@ def test_landing_page_lists_every_version(daemon: RunningDaemon) -> None:
         "routing": [
             ("production-v3 (active)", "0.930"),
             ("production-v1", "0.920"),
-            ("production-v2", "0.780"),
+            ("production-v2", "0.780 critical"),  # marked, in words
         ],
     }
     assert [r["class"] for r in rows["routing"]] == ["active", "inactive", "inactive"]

@@ -85,8 +85,9 @@ def test_the_board_and_the_model_page_in_a_browser(drifted: RunningDaemon, tmp_p
     assert status.text() == active.attrs["data-status"] != "ok"  # a word, not a colour only
     assert status.attrs.get("title")
     live_cell = by_column["Live accuracy"]
-    assert live_cell.attrs["class"].split()[-1] in {"breach-warning", "breach-critical"}
-    assert live_cell.text() == f"{live_accuracy:.3f}"
+    marked = live_cell.attrs["class"].split()[-1]
+    assert marked in {"breach-warning", "breach-critical"}
+    assert live_cell.text() == f"{live_accuracy:.3f} {marked.removeprefix('breach-')}"
     assert "below" in live_cell.attrs["title"]
     assert by_column["Drifted features"].find("span", class_="drifted").text() == "QTY"
     assert "live accuracy" in by_column["Why"].text()
