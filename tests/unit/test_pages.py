@@ -57,7 +57,7 @@ def models(
     return snapshot_of(root)
 
 
-def series(points: int = 3, accuracy: float = 0.84) -> Series:
+def series(points: int = 3, accuracy: float | None = 0.84, mae: float | None = None) -> Series:
     return Series(
         60.0,
         60,
@@ -70,7 +70,7 @@ def series(points: int = 3, accuracy: float = 0.84) -> Series:
                     latency_mean_seconds=0.02,
                     labelled=300,
                     accuracy=accuracy,
-                    mae=None,
+                    mae=mae,
                     estimated=590,
                     estimated_accuracy=0.92,
                 )
@@ -86,13 +86,14 @@ def tallies(
     version: str,
     metrics: dict[str, float],
     features: dict[str, dict[str, float]] | None = None,
+    points: Series | None = None,
 ) -> TalliesView:
     window = WindowSummary(
         MappingProxyType(metrics),
         MappingProxyType({"predictions": 1800, "labelled": 900, "features": 1700}),
         MappingProxyType({k: MappingProxyType(v) for k, v in (features or {}).items()}),
         "jsonl",
-        series=series(),
+        series=points or series(),
     )
     return TalliesView(
         model, version, 1800, (("Timeout", 18),), 900,
@@ -343,6 +344,25 @@ def test_the_model_page_shows_checks_charts_and_ranked_drift(tmp_path: Path) -> 
     # a version can be picked
     code, other = model_page_response(snap, "t", live, "/models/m", "version=v0", now=NOW)
     assert b"Version v0 <span" in other and b"inactive version" in other
+
+
+def test_a_regression_models_chart_is_its_mae_against_its_thresholds(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    write_json(root / "r" / "v1" / "metrics.json", {"mae": 1.2, "training_samples": 5000})
+    write_json(
+        root / "r" / "baseline_metrics.json",
+        {"quality_thresholds": {"mae": {"warning": 2.0, "critical": 3.0}}},
+    )
+    snap = snapshot_of(root)
+    key = ("r", "v1")
+    view = tallies(*key, {"mae": 2.5}, points=series(accuracy=None, mae=2.5))
+    code, body = model_page_response(snap, "t", Live(MappingProxyType({key: view})), "/models/r")
+    assert code == 200
+    text = body.decode()
+    assert "<title>Mean absolute error per 1-minute bucket of the live window</title>" in text
+    assert ">warning 2</text>" in text and ">critical 3</text>" in text
+    assert text.count("<title>live (feedback) 2.5 at") == 3
+    assert "live mae 2.5 above warning 2" in text
 
 
 def test_histogram_quantile_hand_computed() -> None:

@@ -123,7 +123,7 @@ def page(title: str, header: str, live: str, footer: str = "") -> bytes:
 <style>{_STYLE}</style></head>
 <body>
 {header}
-<main id="live" aria-live="polite">{live}</main>
+<main id="live">{live}</main>
 {footer}
 <script>{_SCRIPT}</script>
 </body></html>

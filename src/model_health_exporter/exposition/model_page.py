@@ -218,49 +218,58 @@ def _mid(point: BucketPoint, series: Series, now: float) -> float:
     return min(point.start + series.bucket_seconds / 2, now)
 
 
+def _thresholds(model: ModelView, metric: str) -> list[svg.Threshold]:
+    levels = model.baseline.levels.get(metric)
+    out = []
+    for severity in ("warning", "critical"):
+        value = None if levels is None else getattr(levels, severity)
+        if value is not None:
+            out.append(svg.Threshold(severity, float(value), severity))
+    return out
+
+
 def accuracy_chart(model: ModelView, view: VersionView, series: Series, now: float) -> str:
+    """Live, estimated and evaluation accuracy per bucket; for a regression model (its
+    buckets have an MAE and no accuracy) the live MAE against its own thresholds."""
+    points = series.points
+    regression = any(p.mae is not None for p in points) and all(p.accuracy is None for p in points)
+    metric = "mae" if regression else "accuracy"
     live_points = [
-        (_mid(p, series, now), p.accuracy)
-        for p in series.points
-        if p.accuracy is not None and p.labelled >= MIN_POINT_SAMPLES
+        (_mid(p, series, now), value)
+        for p in points
+        if (value := p.mae if regression else p.accuracy) is not None
+        and p.labelled >= MIN_POINT_SAMPLES
     ]
     estimated_points = [
         (_mid(p, series, now), p.estimated_accuracy)
-        for p in series.points
+        for p in points
         if p.estimated_accuracy is not None and p.estimated >= MIN_POINT_SAMPLES
     ]
     x_range = _window_range(series, now)
-    evaluation = view.metrics.accuracy if view.metrics is not None else None
-    lines = [
-        svg.Line("live (feedback)", live_points, "live"),
-        svg.Line("estimated (no labels)", estimated_points, "estimated", dashed=True),
-    ]
-    if evaluation is not None:
+    evaluated = None if view.metrics is None else view.metrics.quality().get(metric)
+    lines = [svg.Line("live (feedback)", live_points, "live")]
+    if not regression:
+        lines.append(svg.Line("estimated (no labels)", estimated_points, "estimated", dashed=True))
+    if evaluated is not None:
         lines.append(
             svg.Line(
                 "evaluation (metrics.json)",
-                [(x_range[0], evaluation), (x_range[1], evaluation)],
+                [(x_range[0], evaluated), (x_range[1], evaluated)],
                 "evaluation",
                 markers=False,
             )
         )
-    levels = model.baseline.levels.get("accuracy")
-    thresholds = []
-    if levels is not None:
-        for severity in ("warning", "critical"):
-            value = getattr(levels, severity)
-            if value is not None:
-                thresholds.append(svg.Threshold(severity, float(value), severity))
     minutes = series.bucket_seconds / 60
+    name = "Mean absolute error" if regression else "Accuracy"
     return svg.line_chart(
-        title=f"Accuracy per {minutes:g}-minute bucket of the live window",
+        title=f"{name} per {minutes:g}-minute bucket of the live window",
         lines=lines,
-        thresholds=thresholds,
+        thresholds=_thresholds(model, metric),
         x_range=x_range,
         x_format=_clock,
-        x_ticks=time_ticks(*_window_range(series, now)),
-        y_format=lambda v: f"{v:.2f}",
-        y_label="accuracy (0-1)",
+        x_ticks=time_ticks(*x_range),
+        y_format=(lambda v: f"{v:.4g}") if regression else (lambda v: f"{v:.2f}"),
+        y_label="MAE (target's unit)" if regression else "accuracy (0-1)",
     )
 
 
