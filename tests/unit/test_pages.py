@@ -280,6 +280,7 @@ def test_model_addresses_are_quoted_and_unknown_models_404(tmp_path: Path) -> No
     path_info = "/models/" + name.encode().decode("latin-1")
     code, body = model_page_response(snap, "test", Live(), path_info, now=NOW)
     assert code == 200 and b'<h1 class="model">mod\xc3\xa8le x</h1>' in body
+    assert model_page_response(snap, "test", Live(), path_info + "/", now=NOW)[0] == 200
     code, body = model_page_response(snap, "test", Live(), "/models/" + EVIL, now=NOW)
     assert code == 404
     assert "No model named &ldquo;&lt;script&gt;" in body.decode()

@@ -132,7 +132,8 @@ def model_page_response(
     """`/models/<name>` (the name URL-quoted; PATH_INFO arrives unquoted, its bytes as
     latin-1): (200, the page) or (404, a page saying no such model). `?version=` picks a
     version (default the active one); `?part=live` answers the refreshed part only."""
-    name = path.removeprefix(MODELS_PATH).encode("latin-1", "replace").decode("utf-8", "replace")
+    quoted = path.removeprefix(MODELS_PATH).removesuffix("/")
+    name = quoted.encode("latin-1", "replace").decode("utf-8", "replace")
     params = parse_qs(query)
     wanted = params.get("version", [None])[-1]
     part = params.get("part", [""])[-1] == "live"
