@@ -84,6 +84,7 @@ def test_the_board_and_the_model_page_in_a_browser(drifted: RunningDaemon, tmp_p
     status = by_column["Status"].find("span", class_="status")
     assert status.text() == active.attrs["data-status"] != "ok"  # a word, not a colour only
     assert status.attrs.get("title")
+    assert by_column["Status"].find("span", class_="since").find("time").attrs["datetime"]
     live_cell = by_column["Live accuracy"]
     marked = live_cell.attrs["class"].split()[-1]
     assert marked in {"breach-warning", "breach-critical"}

@@ -366,6 +366,32 @@ def test_a_regression_models_chart_is_its_mae_against_its_thresholds(tmp_path: P
     assert "live mae 2.5 above warning 2" in text
 
 
+def test_trouble_since_the_first_bucket_of_the_bad_run(tmp_path: Path) -> None:
+    snap = models(tmp_path, {"m": {"v1": good_metrics(accuracy=0.93)}}, {"m": "v1"})
+    model = snap.models["m"]
+    accuracies = [(0.84, 300), (0.93, 300), (0.70, 10), (0.84, 300), (0.82, 300), (0.7, 5)]
+    points = Series(
+        60.0,
+        60,
+        tuple(
+            pack(BucketPoint(NOW - 60.0 * (6 - i), 600, 0, None, n, a, None, 0, None))
+            for i, (a, n) in enumerate(accuracies)
+        ),
+        NOW,
+    )
+    view = tallies("m", "v1", {"accuracy": 0.83}, points=points)
+    # newest first: too few labels (skipped), 0.82 and 0.84 (under warning 0.85), too
+    # few again, then 0.93: fine, the run starts after it
+    since = status_module.accuracy_trouble_since(model, model.versions[0], view)
+    assert since == NOW - 60.0 * 3
+    body = landing_page(snap, "t", Live(MappingProxyType({("m", "v1"): view})), now=NOW)
+    assert '>since <time datetime="2027-01-15T07:57:00+00:00">07:57 UTC</time> (3 min)' in (
+        body.decode()
+    )
+    fine = tallies("m", "v1", {"accuracy": 0.92}, points=series(accuracy=0.92))
+    assert status_module.accuracy_trouble_since(model, model.versions[0], fine) is None
+
+
 def test_histogram_quantile_hand_computed() -> None:
     cumulative = [(0.1, 10), (0.2, 30), (float("inf"), 40)]
     assert histogram_quantile(0.05, cumulative) == pytest.approx(0.02)

@@ -10,19 +10,29 @@ from model_health_exporter.exposition.html import (
     ago,
     model_href,
     page,
+    since,
     status_badge,
     timestamp,
     top_bar,
     when,
 )
-from model_health_exporter.exposition.status import STATUSES, VersionStatus, version_status
+from model_health_exporter.exposition.status import (
+    STATUSES,
+    VersionStatus,
+    accuracy_trouble_since,
+    version_status,
+)
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import ModelView, Snapshot, VersionView
 
 if TYPE_CHECKING:  # pages imports this module
     from model_health_exporter.exposition.pages import Live
 
-MAX_FINDINGS = 5  # per row; the model page lists them all
+MAX_FINDINGS = 5
+TROUBLE = (
+    "live accuracy under the warning threshold, or more than 5% below the evaluation "
+    "accuracy, in every bucket since then"
+)  # per row; the model page lists them all
 
 HEADERS = (
     "Version",
@@ -104,12 +114,16 @@ def _row(model: ModelView, view: VersionView, live: Live, now: float) -> tuple[s
     else:
         drifted = '<span class="muted">&ndash;</span>'
     worst = status.worst
+    trouble = None if tallies is None else accuracy_trouble_since(model, view, tallies)
     version_cell = escape(view.version) + (
         ' <span class="small" title="the serving version">(active)</span>' if view.active else ""
     )
     cells = [
         f'<th scope="row">{version_cell}</th>',
-        "<td>" + status_badge(status.status, worst.text if worst else "") + "</td>",
+        "<td>"
+        + status_badge(status.status, worst.text if worst else "")
+        + ("<br>" + since(trouble, now, TROUBLE) if trouble is not None else "")
+        + "</td>",
         f'<td class="why">{findings_list(status)}</td>',
         f"<td>{health_cell}</td>",
         f"<td>{drifted}</td>",

@@ -178,6 +178,20 @@ def ago(at: float, now: float) -> str:
     return f"{amount} ago" if delta > 0 else f"in {amount}"
 
 
+def since(at: float | None, now: float, what: str) -> str:
+    """'since 16:31 UTC (12 min)' with `what` as its title; empty for None."""
+    if at is None:
+        return ""
+    moment = datetime.fromtimestamp(at, UTC)
+    same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
+    shown = moment.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
+    length = ago(at, now).removesuffix(" ago")
+    return (
+        f'<span class="since small" title="{escape(what)}">since '
+        f'<time datetime="{moment.isoformat(timespec="seconds")}">{shown}</time> ({length})</span>'
+    )
+
+
 def when(at: float | None, now: float) -> str:
     """'3 min ago' with the timestamp beside it, in a <time> element."""
     if at is None:

@@ -12,29 +12,31 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
 from model_health_exporter.exposition import svg
-from model_health_exporter.exposition.board import findings_list, last_data
+from model_health_exporter.exposition.board import TROUBLE, findings_list, last_data
 from model_health_exporter.exposition.html import (
     fmt,
     page,
     percent,
+    since,
     status_badge,
     timestamp,
     top_bar,
     when,
 )
-from model_health_exporter.exposition.status import breach, version_status
+from model_health_exporter.exposition.status import (
+    accuracy_trouble_since,
+    breach,
+    version_status,
+)
 from model_health_exporter.quality_metrics import QUALITY_METRICS
 from model_health_exporter.state.health import CHECKS, HealthView
 from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import ModelView, VersionView
-from model_health_exporter.state.series import BucketPoint, Series
+from model_health_exporter.state.series import MIN_POINT_SAMPLES, BucketPoint, Series
 
 if TYPE_CHECKING:  # pages imports this module
     from model_health_exporter.exposition.pages import Live
 
-# A bucket's accuracy is drawn from this many labelled predictions on: below it, chance
-# alone moves one bucket's accuracy by more than +-10 points (binomial, 95%, p = 0.9).
-MIN_POINT_SAMPLES: Final = 30
 
 DRIFT_STATS: Final = (
     ("psi", "PSI", 3),
@@ -488,7 +490,9 @@ def model_body(model: ModelView, live: Live, wanted: str | None, now: float) -> 
     role = "active version" if view.active else "inactive version"
     parts += [
         f'<h2 id="version">Version {escape(view.version)} '
-        f'<span class="small muted">({role})</span> {status_badge(status.status)}</h2>',
+        f'<span class="small muted">({role})</span> {status_badge(status.status)} '
+        + (since(accuracy_trouble_since(model, view, tallies), now, TROUBLE) if tallies else "")
+        + "</h2>",
         findings_list(status, limit=None),
         "<p>Last data: "
         + (when(last_data(view, live), now) if tallies is not None else "no prediction logs read")

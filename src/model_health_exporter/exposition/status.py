@@ -18,6 +18,7 @@ from model_health_exporter.schema import Levels
 from model_health_exporter.state.health import HealthView
 from model_health_exporter.state.live import TalliesView
 from model_health_exporter.state.registry import ModelView, VersionView
+from model_health_exporter.state.series import MIN_POINT_SAMPLES
 
 Severity = Literal["critical", "warning", "info"]
 Status = Literal["critical", "warning", "ok", "no data"]
@@ -201,6 +202,35 @@ def _window_findings(
                 )
             )
     return findings, judged
+
+
+def accuracy_trouble_since(
+    model: ModelView, version: VersionView, tallies: TalliesView
+) -> float | None:
+    """The start of the run of buckets, up to the newest, whose live accuracy was under
+    the warning threshold or more than 5% below the evaluation accuracy (buckets with
+    fewer than MIN_POINT_SAMPLES labelled predictions neither break nor start it)."""
+    series = tallies.window.series
+    if series is None:
+        return None
+    levels = model.baseline.levels.get("accuracy")
+    warning = None if levels is None else levels.warning
+    evaluation = version.metrics.accuracy if version.metrics is not None else None
+    since = None
+    for point in reversed(series.points):
+        accuracy = point.accuracy
+        if accuracy is None or point.labelled < MIN_POINT_SAMPLES:
+            continue
+        below = warning is not None and accuracy < warning
+        dropped = (
+            evaluation is not None
+            and evaluation > 0
+            and (evaluation - accuracy) / evaluation > LIVE_DROP["warning"]
+        )
+        if not (below or dropped):
+            break
+        since = point.start
+    return since
 
 
 def _health_findings(health: HealthView) -> list[Finding]:

@@ -31,6 +31,10 @@ class BucketPoint:
     estimated_accuracy: float | None
 
 
+# A bucket's accuracy counts from this many labelled predictions on: below it, chance
+# alone moves one bucket's accuracy by more than +-10 points (binomial, 95%, p = 0.9).
+MIN_POINT_SAMPLES: Final = 30
+
 _PACKED: Final = struct.Struct("<9d")  # NaN for None; counts are exact as doubles
 
 
