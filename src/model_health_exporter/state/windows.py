@@ -82,8 +82,9 @@ class WindowSummary:
     reference_source: str | None = None
     # The same over the short horizon (WindowConfig.short_buckets); None inside `short`.
     short: WindowSummary | None = None
-    # Each bucket's own figures, for charts; None inside `short`.
-    series: Series | None = None
+    # Each bucket's own figures, for charts; None inside `short`. Not compared: a display
+    # aid, and when the last record came is not checkpointed.
+    series: Series | None = field(default=None, compare=False)
 
 
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
