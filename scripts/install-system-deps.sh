@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run against when they are missing: real
 # Prometheus, promtool, Alertmanager, amtool (end-to-end tests), docker-compose (the
-# compose stack's `docker-compose config`), systemd-analyze (the unit's checks) and
-# podman with runc and debootstrap (the container image built and run, tests/container).
+# compose stack's `docker-compose config`), systemd-analyze (the unit's checks),
+# podman with runc and debootstrap (the container image built and run, tests/container)
+# and chromium (the pages rendered by a real headless browser).
 # Never starts a service, and leaves the machine's service policy as it found it.
 #
 # POLICY_RC_D (default /usr/sbin/policy-rc.d) exists so that a test can run the
@@ -22,8 +23,10 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+# a font of its own: chromium only recommends one, and a page without glyphs proves little
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "System packages for the tests: all present (prometheus, prometheus-alertmanager, docker-compose, systemd, podman, runc, debootstrap)"
+  echo "System packages for the tests: all present (prometheus, prometheus-alertmanager, docker-compose, systemd, podman, runc, debootstrap, chromium)"
   exit 0
 fi
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

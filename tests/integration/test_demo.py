@@ -18,6 +18,7 @@ import pytest
 
 from model_health_exporter import demo
 from model_health_exporter.records import LINE_ERROR_REASONS, Feedback, parse_line
+from tests.browser import Element, parse_html
 from tests.support import RunningDaemon, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -245,5 +246,6 @@ def test_injected_drift_turns_drift_metrics_and_health(tmp_path: Path, start_dae
     assert d.value("routing_ml_model_health_check_score", check="data_drift", **routing) < 100
     status, body, _ = d.get("/")
     assert status == 200
-    row = next(line for line in body.decode().splitlines() if "production-v3" in line)
-    assert "0.33" in row  # one of the three features drifted
+    row = parse_html(body.decode()).find("tr", data_version="production-v3")
+    drifted_cell = [c for c in row.children if isinstance(c, Element)][4]
+    assert drifted_cell.text() == "QTY 1 of 3 features (0.33)"  # one of the three drifted

@@ -10,26 +10,18 @@ import socket
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import Element, parse_html
 from tests.support import RunningDaemon, wait_until, write_json
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "models"
-
-EXPECTED_ROWS = [
-    ["fraud", "2026-10-01", "", "0.962", "0.957", "48000", "2026-10-01 08:00 UTC", "yes"],
-    ["fraud", "2026-11-01", "\u2713", "0.958", "0.953", "52000", "2026-11-01 08:00 UTC", "yes"],
-    ["routing", "production-v1", "", "0.920", "0.900", "1500", "2026-09-01 12:00 UTC", "yes"],
-    ["routing", "production-v2", "", "0.780", "0.750", "900", "2026-10-01 12:00 UTC", "yes"],
-    ["routing", "production-v3", "\u2713", "0.930", "0.915", "2100", "2026-11-01 12:00 UTC", "yes"],
-]
 
 
 def copy_examples(dest: Path) -> Path:
@@ -47,54 +39,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         yield running
     finally:
         running.stop()
-
-
-class _Page(HTMLParser):
-    """Collects the table's header and body cells (text, entities decoded) and links."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.header: list[str] = []
-        self.rows: list[list[str]] = []
-        self.row_classes: list[str | None] = []
-        self.links: list[str] = []
-        self._section: str | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("thead", "tbody"):
-            self._section = tag
-        elif tag == "tr" and self._section == "tbody":
-            self.rows.append([])
-            self.row_classes.append(dict(attrs).get("class"))
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "a":
-            href = dict(attrs).get("href")
-            if href:
-                self.links.append(href)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            text = " ".join("".join(self._cell).split())
-            if self._section == "thead":
-                self.header.append(text)
-            elif self._section == "tbody":
-                self.rows[-1].append(text)
-            self._cell = None
-        elif tag in ("thead", "tbody"):
-            self._section = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def parse_page(body: bytes) -> _Page:
-    page = _Page()
-    page.feed(body.decode())
-    page.close()
-    return page
 
 
 def raw_request(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
@@ -117,46 +61,93 @@ def raw_request(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
 # ---- landing page ---------------------------------------------------------------------
 
 
+BOARD_HEADERS = [
+    "Version",
+    "Status",
+    "Why",
+    "Health",
+    "Drifted features",
+    "Evaluation accuracy",
+    "Live accuracy",
+    "Estimated accuracy",
+    "Predictions",
+    "Last data",
+]
+
+
+def board_rows(body: bytes) -> dict[str, list[dict[str, str]]]:
+    """The status board's rows per model panel: column header -> cell text, plus the
+    row's data-status and class."""
+    dom = parse_html(body.decode())
+    out: dict[str, list[dict[str, str]]] = {}
+    for section in dom.find_all("section", class_="model"):
+        table = section.find("table")
+        headers = [th.text() for th in table.find("thead").find_all("th")]
+        assert headers == BOARD_HEADERS
+        rows = out.setdefault(section.attrs["data-model"], [])
+        for tr in table.find("tbody").find_all("tr"):
+            cells = [c.text() for c in tr.children if isinstance(c, Element)]
+            rows.append(
+                {
+                    **dict(zip(headers, cells, strict=True)),
+                    "data-status": tr.attrs["data-status"],
+                    "class": tr.attrs["class"],
+                }
+            )
+    return out
+
+
 def test_landing_page_lists_every_version(daemon: RunningDaemon) -> None:
-    def logs_read() -> tuple[_Page, dict[str, str]] | None:
+    def logs_read() -> tuple[bytes, dict[str, list[dict[str, str]]], Any] | None:
         status, body, headers = daemon.get("/")
         assert status == 200
-        page = parse_page(body)
-        return (page, headers) if page.rows[4][8] == "40" else None
+        rows = board_rows(body)
+        return (body, rows, headers) if rows["routing"][0]["Predictions"] == "40" else None
 
-    page, headers = wait_until(logs_read, 10.0, "the example prediction log read")
+    body, rows, headers = wait_until(logs_read, 10.0, "the example prediction log read")
     assert headers["Content-Type"] == "text/html; charset=utf-8"
-    assert page.header == [
-        "Model",
-        "Version",
-        "Active",
-        "Accuracy",
-        "F1",
-        "Training samples",
-        "Generated",
-        "Valid",
-        "Predictions",
-        "Live accuracy",
-        "Estimated accuracy",
-        "Drift share",
-        "Health",
-    ]
-    assert [row[:8] for row in page.rows] == EXPECTED_ROWS
-    assert page.row_classes == [None, "active", None, None, "active"]
+    # the active version first, each with its evaluation accuracy
+    assert {m: [(r["Version"], r["Evaluation accuracy"]) for r in v] for m, v in rows.items()} == {
+        "fraud": [("2026-11-01 (active)", "0.958"), ("2026-10-01", "0.962")],
+        "routing": [
+            ("production-v3 (active)", "0.930"),
+            ("production-v1", "0.920"),
+            ("production-v2", "0.780 critical"),  # marked, in words
+        ],
+    }
+    assert [r["class"] for r in rows["routing"]] == ["active", "inactive", "inactive"]
     # Only routing/production-v3 has prediction logs (40 lines, below the window minimum);
     # the active versions have a health score from their evaluation accuracy.
-    assert [row[8] for row in page.rows] == ["", "", "", "", "40"]
-    assert [
-        bool(re.fullmatch(r"\d+ (excellent|good|fair|poor)", row[12])) for row in page.rows
-    ] == [
-        False,
-        True,
-        False,
-        False,
-        True,
+    assert [r["Predictions"] for v in rows.values() for r in v] == ["\u2013"] * 2 + [
+        "40",
+        "\u2013",
+        "\u2013",
     ]
-    assert "/metrics" in page.links
-    assert "/api/v1/models" in page.links
+    for versions in rows.values():
+        for row in versions:
+            healthy = re.fullmatch(r"\d+ (excellent|good|fair|poor)", row["Health"]) is not None
+            assert healthy == row["Version"].endswith("(active)")
+    # production-v2 is below its critical thresholds (0.78 < 0.80): flagged, in words
+    v2 = rows["routing"][2]
+    assert v2["data-status"] == v2["Status"] == "critical"
+    assert "evaluation accuracy 0.78 below critical 0.8" in v2["Why"]
+    assert rows["routing"][0]["data-status"] == "ok"
+    links = {a.attrs.get("href") for a in parse_html(body.decode()).find_all("a")}
+    assert {"/metrics", "/api/v1/models", "/models/routing", "/models/fraud"} <= links
+
+    # the model page holds what metrics.json says of each version
+    status, page, _ = daemon.get("/models/routing")
+    assert status == 200
+    versions = parse_html(page.decode()).find("table", class_="versions")
+    got = [
+        [c.text() for c in tr.children if isinstance(c, Element)][:4]
+        for tr in versions.find("tbody").find_all("tr")
+    ]
+    assert got == [
+        ["production-v3 (active)", "ok", "2026-11-01 12:00 UTC", "2100"],
+        ["production-v1", "ok", "2026-09-01 12:00 UTC", "1500"],
+        ["production-v2", "critical", "2026-10-01 12:00 UTC", "900"],
+    ]
 
 
 def test_landing_page_escapes_names_and_problems(start_daemon: Any, tmp_path: Path) -> None:
@@ -168,15 +159,18 @@ def test_landing_page_escapes_names_and_problems(start_daemon: Any, tmp_path: Pa
     daemon = start_daemon(f"--models.dir={models}")
     status, body, _ = daemon.get("/")
     assert status == 200
-    html = body.decode()
-    assert "<script>" not in html
-    assert "<b>" not in html
-    assert "<i>" not in html
-    page = parse_page(body)
-    assert [row[:2] for row in page.rows] == [["a<b>&c", "v2"], ["a<b>&c", "v<i>1"]]
-    invalid = page.rows[0]
-    assert invalid[7].startswith("no invalid_type")
-    assert "<script>x</script>" in invalid[7]  # shown as text
+    status, page, _ = daemon.get("/models/a%3Cb%3E%26c")
+    assert status == 200
+    for html in (body.decode(), page.decode()):
+        assert html.count("<script>") == 1  # the page's own refresh script
+        assert "<b>" not in html
+        assert "<i>" not in html
+    rows = board_rows(body)["a<b>&c"]
+    assert sorted(r["Version"].removesuffix(" (active)") for r in rows) == ["v2", "v<i>1"]
+    invalid = next(r for r in rows if r["Version"].startswith("v2"))
+    assert "metrics.json invalid: invalid_type" in invalid["Why"]
+    assert "<script>x</script>" in invalid["Why"]  # shown as text
+    assert 'href="/models/a%3Cb%3E%26c"' in body.decode()
 
 
 def test_landing_page_without_models(start_daemon: Any, tmp_path: Path) -> None:
@@ -185,7 +179,15 @@ def test_landing_page_without_models(start_daemon: Any, tmp_path: Path) -> None:
     daemon = start_daemon(f"--models.dir={models}")
     status, body, _ = daemon.get("/")
     assert status == 200
-    assert parse_page(body).rows == [["No model versions found yet."]]
+    assert board_rows(body) == {}
+    assert "No model versions found yet." in parse_html(body.decode()).find("main").text()
+
+
+def test_model_page_of_an_unknown_model_is_404(daemon: RunningDaemon) -> None:
+    status, body, headers = daemon.get("/models/nope%3Cscript%3E")
+    assert status == 404
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"No model named &ldquo;nope&lt;script&gt;&rdquo;" in body
 
 
 # ---- health and readiness -------------------------------------------------------------

@@ -28,6 +28,7 @@ TOOLS = (
     "podman",
     "runc",
     "debootstrap",
+    "chromium",
 )
 # apt-get stub: logs its arguments and whether the policy file forbids starting services
 # at that moment; STUB_APT_INSTALL=fail|hang changes what `install` does.
@@ -87,6 +88,7 @@ def test_policy_exists_during_the_install_only(sandbox: dict[str, str]) -> None:
         "podman",
         "runc",
         "debootstrap",
+        "chromium",
     ):
         assert package in log[1].split()
     assert log[2] == "policy exit 101"  # services could not start during the install

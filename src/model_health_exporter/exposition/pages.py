@@ -4,13 +4,14 @@ live views of the prediction logs."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from html import escape
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qs
 
+from model_health_exporter.exposition import board, model_page
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.health import HealthView
 from model_health_exporter.state.live import TalliesView
@@ -99,89 +100,47 @@ def models_json(snapshot: Snapshot, live: Live | None = None, shard: Shard | Non
     return json.dumps(body, indent=2).encode()
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _health_cell(health: HealthView | None) -> str:
-    if health is None or health.score is None or health.level is None:
-        return ""
-    retrain = " &middot; retrain" if health.retrain_recommended else ""
-    return f'<span class="{health.level}">{health.score:.0f} {health.level}</span>{retrain}'
-
-
-def _row(view: VersionView, live: Live) -> str:
-    key = (view.model, view.version)
-    tallies, health = live.tallies.get(key), live.health.get(key)
-    window = {} if tallies is None else tallies.window.metrics
-    m = view.metrics
-    generated = (
-        m.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        if m is not None and m.generated_at is not None
-        else ""
-    )
-    cells = [
-        escape(view.model),
-        escape(view.version),
-        "&#10003;" if view.active else "",
-        _fmt(m.accuracy if m else None),
-        _fmt(m.f1_weighted if m else None),
-        "" if m is None or m.training_samples is None else str(m.training_samples),
-        generated,
-        "yes" if view.valid else f'<span class="bad">no</span> {escape(view.problem or "")}',
-        "" if tallies is None else str(tallies.predictions),
-        _fmt(window.get("accuracy")),
-        _fmt(window.get("estimated_accuracy")),
-        _fmt(window.get("data_drift_share"), 2),
-        _health_cell(health),
-    ]
-    css = ' class="active"' if view.active else ""
-    return f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-
-
 def landing_page(
-    snapshot: Snapshot, version: str, live: Live | None = None, shard: Shard | None = None
+    snapshot: Snapshot,
+    version: str,
+    live: Live | None = None,
+    shard: Shard | None = None,
+    *,
+    now: float | None = None,
+    part: bool = False,
 ) -> bytes:
-    live = live or Live()
-    sharded = (
-        f"<p>Shard {shard.index} of {shard.count} (numbered from 0): this instance exports "
-        "only the models whose name hashes to it; the other shards' instances export the "
-        "rest.</p>\n"
-        if shard is not None and shard.sharded
-        else ""
-    )
-    rows = "\n".join(_row(v, live) for v in snapshot.versions())
-    scanned = (
-        datetime.fromtimestamp(snapshot.last_scan, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        if snapshot.last_scan
-        else "not yet"
-    )
-    empty = '<tr><td colspan="13">No model versions found yet.</td></tr>'
-    html = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>model-health-exporter</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #ccc; padding: .3em .6em; text-align: left; }}
-tr.active {{ background: #eef7ee; }}
-.bad, .poor {{ color: #b00; font-weight: bold; }}
-.fair {{ color: #b60; }} .good {{ color: #070; }} .excellent {{ color: #070; font-weight: bold; }}
-</style></head>
-<body>
-<h1>model-health-exporter</h1>
-<p>Version {escape(version)}. Last full scan: {scanned}.
-<a href="/metrics">Metrics</a> &middot; <a href="/api/v1/models">Models (JSON)</a>
-&middot; <a href="/healthz">Health</a> &middot; <a href="/readyz">Readiness</a></p>
-{sharded}<p>Accuracy and F1 are the evaluation values of <code>metrics.json</code>; live accuracy
-comes from feedback, estimated accuracy from calibrated confidence (no labels), both over
-the live window; the drift share is the share of features drifted from the reference.</p>
-<table>
-<thead><tr><th>Model</th><th>Version</th><th>Active</th><th>Accuracy</th><th>F1</th>
-<th>Training samples</th><th>Generated</th><th>Valid</th><th>Predictions</th>
-<th>Live accuracy</th><th>Estimated accuracy</th><th>Drift share</th><th>Health</th></tr></thead>
-<tbody>
-{rows or empty}
-</tbody></table>
-</body></html>
-"""
-    return html.encode()
+    """The status board (`board`): the whole page, or with `part` only what its refresh
+    script swaps in."""
+    live, now = live or Live(), time.time() if now is None else now
+    if part:
+        return board.board(snapshot, live, shard, now).encode()
+    return board.landing_html(snapshot, version, live, shard, now)
+
+
+MODELS_PATH = "/models/"
+
+
+def model_page_response(
+    snapshot: Snapshot,
+    version: str,
+    live: Live | None,
+    path: str,
+    query: str = "",
+    *,
+    now: float | None = None,
+) -> tuple[int, bytes]:
+    """`/models/<name>` (the name URL-quoted; PATH_INFO arrives unquoted, its bytes as
+    latin-1): (200, the page) or (404, a page saying no such model). `?version=` picks a
+    version (default the active one); `?part=live` answers the refreshed part only."""
+    quoted = path.removeprefix(MODELS_PATH).removesuffix("/")
+    name = quoted.encode("latin-1", "replace").decode("utf-8", "replace")
+    params = parse_qs(query)
+    wanted = params.get("version", [None])[-1]
+    part = params.get("part", [""])[-1] == "live"
+    live, now = live or Live(), time.time() if now is None else now
+    found = snapshot.models.get(name)
+    if found is None:
+        return 404, model_page.not_found_html(name, version)
+    if part:
+        return 200, model_page.model_body(found, live, wanted, now).encode()
+    return 200, model_page.model_html(found, version, live, wanted, now)

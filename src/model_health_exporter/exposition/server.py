@@ -16,7 +16,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from model_health_exporter.config import parse_listen_address
-from model_health_exporter.exposition.pages import Live, landing_page, models_json
+from model_health_exporter.exposition.pages import (
+    MODELS_PATH,
+    Live,
+    landing_page,
+    model_page_response,
+    models_json,
+)
 from model_health_exporter.exposition.render import CachedSection
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import Snapshot
@@ -73,12 +79,15 @@ def make_app(
 
         if method not in ("GET", "HEAD"):
             return respond("405 Method Not Allowed", "text/plain", b"GET or HEAD only\n")
+        query = environ.get("QUERY_STRING", "")
         if path == "/":
-            return respond(
-                "200 OK",
-                "text/html; charset=utf-8",
-                landing_page(snapshot(), version, live(), shard),
-            )
+            part = "part=live" in query.split("&")
+            body = landing_page(snapshot(), version, live(), shard, part=part)
+            return respond("200 OK", "text/html; charset=utf-8", body)
+        if path.startswith(MODELS_PATH):
+            code, body = model_page_response(snapshot(), version, live(), path, query)
+            status = "200 OK" if code == 200 else "404 Not Found"
+            return respond(status, "text/html; charset=utf-8", body)
         if path == "/healthz":
             return respond("200 OK", "text/plain", b"ok\n")
         if path == "/readyz":

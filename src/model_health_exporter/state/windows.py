@@ -29,6 +29,7 @@ import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, label_of
 from model_health_exporter.state.pending import PendingPredictions
+from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
@@ -81,6 +82,9 @@ class WindowSummary:
     reference_source: str | None = None
     # The same over the short horizon (WindowConfig.short_buckets); None inside `short`.
     short: WindowSummary | None = None
+    # Each bucket's own figures, for charts; None inside `short`. Not compared: a display
+    # aid, and when the last record came is not checkpointed.
+    series: Series | None = field(default=None, compare=False)
 
 
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
@@ -98,6 +102,7 @@ class _Bucket:
     latency_sum: float = 0.0
     latency_n: int = 0
     drift: DriftCounts | None = None
+    point: bytes | None = None  # its packed chart point, kept once the bucket is closed
     # What arrives per record waits in lists and enters the numpy aggregates in batches
     # (numpy costs microseconds a call, a list append nanoseconds): successful
     # predictions for the drift tally, confidences, and joined pairs.
@@ -214,6 +219,7 @@ class LiveWindow:
         # neither moved (`summaries`).
         self._generation = 0
         self._last_summary: tuple[tuple[int, int, int], WindowSummary] | None = None
+        self.last_record_at: float | None = None  # not checkpointed: known once data comes
 
     # ---- reference ----------------------------------------------------------------------
 
@@ -236,7 +242,7 @@ class LiveWindow:
         self.reference = reference
         self._reference_rows = []
         for bucket in self._buckets:
-            bucket.drift, bucket.drift_rows = None, []
+            bucket.drift, bucket.drift_rows, bucket.point = None, [], None
         self._closed = None
         self._generation += 1
 
@@ -299,6 +305,7 @@ class LiveWindow:
         """The bucket of `now`, for a record about to enter it (every path that changes
         a bucket's content comes here, so the last summary is no longer current)."""
         self._generation += 1
+        self.last_record_at = now
         index = math.floor(now / self._config.bucket_seconds)
         if not self._buckets or self._buckets[-1].index < index:
             self._expire_pending(now)
@@ -564,6 +571,32 @@ class LiveWindow:
         bucket.flush_drift(self.reference)
         return bucket
 
+    def _series(self) -> Series:
+        """One point per bucket with data (after `_totals`, which expires). A closed
+        bucket never changes again, so its point is kept; the newest one's is made anew."""
+        seconds = self._config.bucket_seconds
+        points = []
+        for position, bucket in enumerate(self._buckets, 1 - len(self._buckets)):
+            point = bucket.point
+            if point is None:
+                self._flushed(bucket)
+                point = pack(
+                    bucket_point(
+                        bucket.index * seconds,
+                        bucket.predictions,
+                        bucket.errors,
+                        bucket.latency_sum,
+                        bucket.latency_n,
+                        bucket.labelled,
+                        bucket.regression,
+                        bucket.drift,
+                    )
+                )
+                if position < 0:
+                    bucket.point = point
+            points.append(point)
+        return Series(seconds, self._config.buckets, tuple(points), self.last_record_at)
+
     def _head_metrics(self, totals: _Totals) -> dict[str, float | None]:
         """What the window says before drift: error, invalid-record and latency figures."""
         metrics: dict[str, float | None] = {}
@@ -808,6 +841,7 @@ def _compute_summaries(windows: Sequence[LiveWindow], now: float) -> list[Window
         replace(
             w._summary(t, head, report),
             short=w._short_summary(short, short_report) if w._config.short_buckets else None,
+            series=w._series(),
         )
         for w, t, short, head, report, short_report in zip(
             windows, totals, shorts, heads, reports, short_reports, strict=True
