@@ -147,7 +147,7 @@ def test_unpaired_halves_after_the_wait(registry: ModelRegistry, spool: Spool) -
         assert record["id"] == "only-response" and "features" not in record
         assert app.unpaired.values() == {("request",): 1.0, ("response",): 1.0}
         # a late partner of a response already counted is a duplicate
-        status, answer = send_event(
+        _, answer = send_event(
             app, kserve("request", {"instances": [[1, 2, 3, 4]]}, event_id="only-response")
         )
         assert answer["duplicate"] is True
