@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
+import msgspec
 import orjson
 
 from model_health_exporter.schema import excerpt
@@ -28,6 +29,11 @@ EVENT_TYPES: Final[Mapping[str, Literal["request", "response"]]] = {
 MAX_ROWS: Final = 100_000  # rows of one inference: more is not a payload logger's event
 # Nesting a record may have: the rules of the record format go deeper than no real body.
 _MAX_DEPTH: Final = 32
+
+
+_LINES_TYPES: Final = frozenset(
+    ("application/x-ndjson", "application/jsonl", "application/json-lines")
+)
 
 
 class PayloadError(Exception):
@@ -88,6 +94,27 @@ def decode_batch(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 "invalid_record", f"record {i}: expected a JSON object, got {excerpt(record)}", i
             )
     return records
+
+
+def split_batch(body: bytes, content_type: str) -> list[bytes] | None:
+    """The text of each record of a batch, not decoded (a JSON array is only scanned),
+    each on one line; None if the body is not well-formed JSON (then `decode_batch`
+    says where)."""
+    text = body.strip()
+    lines_type = content_type in _LINES_TYPES
+    if not lines_type and text[:1] == b"[":
+        try:
+            raws = _split_array(text)
+        except msgspec.DecodeError:
+            return None
+        # JSON strings hold no raw line breaks: those are whitespace between tokens
+        return [bytes(r).replace(b"\n", b" ").replace(b"\r", b" ") for r in raws]
+    if not lines_type and b"\n" not in text:
+        return [text] if text else None
+    return [line.strip() for line in text.split(b"\n") if line.strip()]
+
+
+_split_array: Final = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 # ---- CloudEvents --------------------------------------------------------------------------

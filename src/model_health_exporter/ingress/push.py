@@ -29,6 +29,7 @@ from model_health_exporter.ingress.payloads import (
     join,
     request_rows,
     response_rows,
+    split_batch,
     structured_event,
 )
 from model_health_exporter.records import LINE_ERROR_REASONS, Feedback, Prediction, parse_lines
@@ -275,13 +276,15 @@ class PushEndpoint:
             raise _bad(
                 "invalid_record", f"Idempotency-Key: longer than {_MAX_KEY_CHARS} characters"
             )
-        try:
-            records = decode_batch(body, content_type)
-        except PayloadError as exc:
-            raise _bad(exc.reason, exc.message, exc.index) from None
         model = parts[3] if len(parts) > 3 else None
         version = parts[4] if len(parts) > 4 else None
-        lines = self._lines(records, route, model, version)
+        lines = self._fast_lines(body, content_type, route, model, version)
+        if lines is None:
+            try:
+                records = decode_batch(body, content_type)
+            except PayloadError as exc:
+                raise _bad(exc.reason, exc.message, exc.index) from None
+            lines = self._lines(records, route, model, version)
         written = self._append(lines, None if key is None else f"batch:{key}")
         return "200 OK", {"accepted": len(lines) if written else 0, "duplicate": not written}
 
@@ -313,6 +316,45 @@ class PushEndpoint:
             )
         return model, version
 
+    def _fast_lines(
+        self, body: bytes, content_type: str, route: str, model: str | None, version: str | None
+    ) -> list[bytes] | None:
+        """The spool lines of a batch whose records name no model or version of their own
+        (the path does), made from the records' text: model and version written in
+        front, no dict built and encoded again. None where `_lines` must decide."""
+        if model is None:
+            return None
+        raws = split_batch(body, content_type)
+        if raws is None or not raws:
+            return None
+        for raw in raws:
+            if raw[:1] != b"{" or b'"model"' in raw or b'"version"' in raw:
+                return None
+        model, version = self._resolve(model, version, 0)
+        head = orjson.dumps({"model": model, "version": version})[:-1]
+        max_bytes = self._config.max_line_bytes - _MARK_BYTES
+        lines = []
+        for i, raw in enumerate(raws):
+            rest = raw[1:]
+            line = head + (rest if rest.lstrip()[:1] == b"}" else b"," + rest)
+            if len(line) > max_bytes:
+                raise _bad("line_too_long", f"record {i}: over {max_bytes} bytes", i)
+            lines.append(line)
+        self._check(lines, route)
+        return lines
+
+    def _check(self, lines: list[bytes], route: str) -> None:
+        """Raises RefusedError at the first line the tailer would not count as `route`."""
+        parsed, rejected = parse_lines(lines)
+        if rejected:
+            i, exc = rejected[0]
+            raise _bad(exc.reason, f"record {i}: {exc.message}", i)
+        kind = Feedback if route == "feedback" else Prediction
+        for i, item in enumerate(parsed):
+            if not isinstance(item, kind):
+                what = "feedback (id and actual)" if route == "feedback" else "a prediction"
+                raise _bad("invalid_record", f"record {i}: /api/v1/{route} takes {what}", i)
+
     def _lines(
         self,
         records: list[dict[str, Any]],
@@ -342,14 +384,7 @@ class PushEndpoint:
             if len(line) > max_bytes:
                 raise _bad("line_too_long", f"record {i}: over {max_bytes} bytes", i)
             lines.append(line)
-        parsed, rejected = parse_lines(lines)
-        if rejected:
-            i, exc = rejected[0]
-            raise _bad(exc.reason, f"record {i}: {exc.message}", i)
-        kind = Feedback if route == "feedback" else Prediction
-        for i, item in enumerate(parsed):
-            if not isinstance(item, kind):
-                raise _bad("invalid_record", f"record {i}: not {route}", i)
+        self._check(lines, route)
         return lines
 
     def _append(self, lines: list[bytes], key: str | None) -> bool:
