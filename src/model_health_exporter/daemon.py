@@ -36,6 +36,7 @@ from model_health_exporter.exposition.collector import (
 from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
+from model_health_exporter.ingress.exposure import push_exposure_problem
 from model_health_exporter.ingress.push import (
     PushCollector,
     PushConfig,
@@ -481,6 +482,23 @@ class Daemon:
             systemd.notify("READY=1")
             return running
         old = self._settings
+        if settings.web.enable_push != old.web.enable_push or settings.push != old.push:
+            log.warning("changes to web.enable_push and push.* take effect at the next restart")
+        problem = (
+            # auth_configured: see cli.py
+            push_exposure_problem(
+                settings.web.listen_address,
+                auth_configured=False,
+                opted_in=settings.web.push_without_auth,
+            )
+            if self._push is not None
+            else None
+        )
+        if problem is not None:
+            self.status.config_reload_ok = False
+            log.error("configuration reload failed; keeping the running one", problems=[problem])
+            systemd.notify("READY=1")
+            return running
         server = running.server
         if (settings.web.listen_address, settings.namespace) != (
             old.web.listen_address,

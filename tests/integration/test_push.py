@@ -555,3 +555,28 @@ def test_bad_events(daemon: RunningDaemon) -> None:
     status, answer, _ = post(daemon, "/api/v1/events", body, dict(headers))
     assert (status, answer["reason"]) == (400, "invalid_event")
     assert "shape" in answer["error"]
+
+
+def test_kserve_features_reach_drift(tmp_path: Path) -> None:
+    """Positional inputs named by metrics.json's column_names: the first 20 predictions
+    become the reference, the next ones are compared with it, per named feature."""
+    daemon = start(tmp_path, "--drift.reference-predictions=20")
+    try:
+        rows = [[5.0 + i % 7, 3.0, 1.5 + i % 3, 0.2 * (i % 5)] for i in range(60)]
+        post_event(daemon, kserve_event("request", "ev-d", {"instances": rows}))
+        post_event(
+            daemon, kserve_event("response", "ev-d", {"predictions": [i % 3 for i in range(60)]})
+        )
+        daemon.wait_value(f"{NS}_predictions_total", 60.0, model="sklearn-iris", version="v1")
+        wait_until(
+            lambda: (
+                daemon.value(
+                    f"{NS}_feature_psi", model="sklearn-iris", version="v1", feature="petal_width"
+                )
+                is not None
+            ),
+            20,
+            "drift of the named feature petal_width",
+        )
+    finally:
+        daemon.stop()

@@ -149,6 +149,10 @@ class Spool:
 
     @property
     def total_bytes(self) -> int:
+        with self._lock:
+            return self._total()
+
+    def _total(self) -> int:
         return sum(self._sizes.values())
 
     def _rotate(self) -> None:
@@ -179,7 +183,7 @@ class Spool:
                 self._expire(now)
                 if key in self._keys:
                     return False
-            if self.total_bytes + len(data) > self._max_bytes:
+            if self._total() + len(data) > self._max_bytes:
                 raise SpoolFullError(self._retry_after)
             if self._fd is None or (self._size and self._size + len(data) > self._file_bytes):
                 self._rotate()
