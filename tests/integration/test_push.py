@@ -420,7 +420,11 @@ def test_explicit_opt_in_opens_beyond_loopback(tmp_path: Path) -> None:
         wait_until(ready, 20, "daemon listening on all interfaces")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 # ---- KServe and Seldon payload loggers ----------------------------------------------------
