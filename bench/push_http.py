@@ -71,6 +71,37 @@ def record(i: int) -> dict[str, Any]:
     }
 
 
+def get(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def healthz_rate(port: int, seconds: float, threads: int) -> float:
+    """GET /healthz per second from the same clients: what the HTTP server itself serves,
+    the ceiling of any endpoint on it."""
+    stop = time.monotonic() + seconds
+    counts = [0] * threads
+
+    def client(n: int) -> None:
+        while time.monotonic() < stop:
+            assert get(port, "/healthz") == 200
+            counts[n] += 1
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    begin = time.monotonic()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / (time.monotonic() - begin)
+
+
 def post(port: int, path: str, body: bytes) -> int:
     connection = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
@@ -208,6 +239,7 @@ def main() -> int:
             rate, requests, single = single_rate(
                 daemon.port, args.seconds, args.threads, offset=10**7
             )
+            ceiling = healthz_rate(daemon.port, args.seconds, args.threads)
             wait_until(
                 lambda: predictions_total(daemon.port) >= sent + more + requests,
                 600,
@@ -227,6 +259,7 @@ def main() -> int:
             "requests_per_second": rate,
             "requests": requests,
             "latency": summary_ms(single),
+            "healthz_requests_per_second": ceiling,
         },
         "end_to_end": {
             "push_records_per_second": push_rate,
@@ -245,6 +278,7 @@ def main() -> int:
                 [f"batch of {args.batch_size}, back to back: p50 ms", ms(batch, 50)],
                 [f"batch of {args.batch_size}, back to back: p99 ms", ms(batch, 99)],
                 [f"single-record requests/s ({args.threads} clients)", rate],
+                [f"GET /healthz requests/s ({args.threads} clients)", ceiling],
                 ["single-record p50 ms", ms(single, 50)],
                 ["single-record p99 ms", ms(single, 99)],
                 ["end to end, pushed in batches: records/s", push_rate],
