@@ -372,6 +372,11 @@ class PushSettings(BaseModel):
     max_waiting: int = Field(
         10000, gt=0, description="Payload-logger events waiting at once; more get 503."
     )
+    max_waiting_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Bytes of the payload-logger events waiting at once; more get 503.",
+    )
     idempotency_keys: int = Field(
         100000, gt=0, description="Idempotency keys and event ids remembered (the newest)."
     )

@@ -111,6 +111,7 @@ def push_config(settings: Settings) -> PushConfig:
         max_line_bytes=settings.logs.max_line_bytes,
         join_wait=push.join_wait,
         max_waiting=push.max_waiting,
+        max_waiting_bytes=push.max_waiting_bytes,
         models={
             name: PushModel(
                 m.model,

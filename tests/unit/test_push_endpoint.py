@@ -153,3 +153,39 @@ def test_unpaired_halves_after_the_wait(registry: ModelRegistry, spool: Spool) -
         assert answer["duplicate"] is True
     finally:
         app.close()
+
+
+def test_waiting_events_are_bounded_in_bytes(registry: ModelRegistry, spool: Spool) -> None:
+    app = endpoint(registry, spool, max_waiting_bytes=450)
+    try:
+        rows = {"instances": [[1.5, 2.5, 3.5, 4.5]] * 5}
+        assert send_event(app, kserve("request", rows, event_id="a"))[0] == "200 OK"
+        status, answer = send_event(app, kserve("request", rows, event_id="b"))
+        assert (status, answer["reason"]) == ("503 Service Unavailable", "spool_full")
+        # its partner still joins, and frees the room
+        assert (
+            send_event(app, kserve("response", {"predictions": [1] * 5}, event_id="a"))[0]
+            == "200 OK"
+        )
+        assert app.waiting == 0
+        assert send_event(app, kserve("request", rows, event_id="b"))[0] == "200 OK"
+    finally:
+        app.close()
+
+
+def test_waiting_events_come_back_after_a_restart(registry: ModelRegistry, tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    app = endpoint(registry, spool)
+    send_event(app, kserve("request", {"instances": [[1, 2, 3, 4]]}, event_id="r"))
+    app.close()
+    spool.close()
+    spool = Spool(tmp_path / "spool")
+    again = endpoint(registry, spool)
+    try:
+        assert again.waiting == 1
+        send_event(again, kserve("response", {"predictions": [0]}, event_id="r"))
+        (record,) = spooled(spool)
+        assert record["features"]["petal_width"] == 4
+    finally:
+        again.close()
+        spool.close()

@@ -126,8 +126,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 
 def test_halves_survive_and_are_rewritten(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    spool.add_half({"half": {"pair": "a"}, "model": "m", "version": "v"})
-    spool.add_half({"half": {"pair": "b"}, "model": "m", "version": "v"})
+    spool.add_half(b'{"half": {"pair": "a"}, "model": "m", "version": "v"}')
+    spool.add_half(b'{"half": {"pair": "b"}, "model": "m", "version": "v"}')
     spool.close()
     again = Spool(tmp_path / "spool")
     assert [h["half"]["pair"] for h in again.load_halves()] == ["a", "b"]

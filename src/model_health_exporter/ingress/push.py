@@ -80,6 +80,7 @@ class PushConfig:
     max_line_bytes: int = 64 * 1024  # the tailer's: a longer record would be skipped
     join_wait: float = 60.0
     max_waiting: int = 10_000
+    max_waiting_bytes: int = 64 << 20  # the waiting events' JSON, in memory and on disk
     models: Mapping[str, PushModel] = field(default_factory=dict)
 
 
@@ -103,6 +104,8 @@ class _Waiting:
     model: str
     version: str
     since: float  # monotonic
+    size: int  # bytes of its JSON
+    at: float  # Unix time it came
 
 
 def is_push_path(path: str) -> bool:
@@ -151,6 +154,7 @@ class PushEndpoint:
         self.records = LabelledCounter([("records",)])
         self._lock = threading.Lock()  # the waiting halves
         self._waiting: OrderedDict[str, _Waiting] = OrderedDict()
+        self._waiting_bytes = 0
         self._halves_written = 0
         self._last_log = 0.0
         self._stop = threading.Event()
@@ -465,16 +469,23 @@ class PushEndpoint:
                 self.results.inc(("duplicate",))
                 return "200 OK", {"accepted": 0, "duplicate": True}
             if waiting is None:
-                if len(self._waiting) >= self._config.max_waiting:
+                at = time.time()
+                data = orjson.dumps(
+                    {"half": half.to_dict(), "model": model, "version": version, "at": at}
+                )
+                if (
+                    len(self._waiting) >= self._config.max_waiting
+                    or self._waiting_bytes + len(data) > self._config.max_waiting_bytes
+                ):
                     raise RefusedError(
                         "503 Service Unavailable",
                         "spool_full",
-                        f"{len(self._waiting)} events wait for their partner; retry later",
+                        f"{len(self._waiting)} events ({self._waiting_bytes} bytes) wait for "
+                        "their partner; retry later",
                         headers=[("Retry-After", "5")],
                     )
-                item = {"half": half.to_dict(), "model": model, "version": version}
                 try:
-                    self._spool.add_half(item)
+                    self._spool.add_half(data)
                 except OSError as exc:
                     raise RefusedError(
                         "503 Service Unavailable",
@@ -483,10 +494,10 @@ class PushEndpoint:
                         headers=[("Retry-After", "30")],
                     ) from None
                 self._halves_written += 1
-                self._waiting[half.pair] = _Waiting(half, model, version, time.monotonic())
+                self._keep(_Waiting(half, model, version, time.monotonic(), len(data), at))
                 self.results.inc(("waiting",))
                 return "200 OK", {"accepted": 0, "duplicate": False, "waiting": True}
-            del self._waiting[half.pair]
+            self._drop(half.pair)
             request, response = (
                 (half, waiting.half) if half.kind == "request" else (waiting.half, half)
             )
@@ -499,33 +510,45 @@ class PushEndpoint:
             self._compact()
             return "200 OK", {"accepted": len(lines), "duplicate": False}
 
+    def _keep(self, waiting: _Waiting) -> None:
+        self._waiting[waiting.half.pair] = waiting
+        self._waiting_bytes += waiting.size
+
+    def _drop(self, pair: str) -> _Waiting:
+        waiting = self._waiting.pop(pair)
+        self._waiting_bytes -= waiting.size
+        return waiting
+
     def _compact(self) -> None:
         """Rewrite halves.jsonl with the halves still waiting once most of its lines
         are of pairs already joined (call with the lock held)."""
-        if self._halves_written > 2 * len(self._waiting) + 100 or (
-            not self._waiting and self._halves_written
-        ):
+        if self._halves_written > 2 * len(self._waiting) + 100:
             self._spool.rewrite_halves(
-                {"half": w.half.to_dict(), "model": w.model, "version": w.version}
+                {"half": w.half.to_dict(), "model": w.model, "version": w.version, "at": w.at}
                 for w in self._waiting.values()
             )
             self._halves_written = len(self._waiting)
 
     def _restore(self) -> None:
-        now = time.monotonic()
+        """The events that waited for their partner before a restart wait again, for a
+        full `join_wait`; those older than the idempotency horizon (their pair's key may
+        be forgotten, so a joined pair could not be told) are dropped."""
+        now, oldest = time.monotonic(), time.time() - self._spool.keys_age
+        lines = 0
         for item in self._spool.load_halves():
+            lines += 1
             try:
                 half = Half.from_dict(item["half"])
                 model, version = str(item["model"]), str(item["version"])
+                at = float(item.get("at", 0.0))
             except (KeyError, TypeError, ValueError):
                 continue
-            if self._spool.seen(f"pair:{half.pair}"):
-                continue  # joined before the restart
-            other = self._waiting.get(half.pair)
-            if other is not None and other.half.kind != half.kind:
-                continue  # both halves, yet not joined: the join's write did not finish
-            self._waiting[half.pair] = _Waiting(half, model, version, now)
-        self._halves_written = len(self._waiting)
+            if at < oldest or self._spool.seen(f"pair:{half.pair}"):
+                continue  # joined before the restart, or too old to tell
+            if half.pair in self._waiting:
+                continue  # (a pair's second event is joined, never written here)
+            self._keep(_Waiting(half, model, version, now, len(orjson.dumps(item)), at))
+        self._halves_written = lines
 
     def expire(self, now: float | None = None) -> None:
         """Give up on halves that waited `join_wait`: a response alone becomes records
@@ -537,8 +560,7 @@ class PushEndpoint:
                 pair, waiting = next(iter(self._waiting.items()))
                 if now - waiting.since < self._config.join_wait:
                     break
-                del self._waiting[pair]
-                due.append(waiting)
+                due.append(self._drop(pair))
             for waiting in due:
                 half = waiting.half
                 self.unpaired.inc((half.kind,))

@@ -267,9 +267,13 @@ class Spool:
                         out.append(item)
         return out
 
-    def add_half(self, item: Mapping[str, Any]) -> None:
-        """Append one waiting event to halves.jsonl, durably."""
-        data = orjson.dumps(item) + b"\n"
+    @property
+    def keys_age(self) -> float:
+        return self._keys_age
+
+    def add_half(self, item: bytes) -> None:
+        """Append one waiting event (a JSON object) to halves.jsonl, durably."""
+        data = item + b"\n"
         with self._lock:
             if self._halves_fd is None:
                 path = self.directory / HALVES_FILE
