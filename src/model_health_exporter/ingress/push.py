@@ -248,6 +248,9 @@ class PushEndpoint:
         parts = path.strip("/").split("/")  # api, v1, route[, model[, version]]
         route = parts[2]
         content_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        # Read (within the size limit) before any other refusal: a server that answers
+        # and closes with a body unread may reset the connection under its answer.
+        body = self._body(environ)
         headers = _header_map(environ)
         is_event = content_type == _STRUCTURED or "ce-type" in headers
         if not is_event and route == "events":
@@ -264,7 +267,6 @@ class PushEndpoint:
                 f"Content-Type {excerpt(content_type)}: expected application/json, "
                 f"application/x-ndjson or {_STRUCTURED}",
             )
-        body = self._body(environ)
         if is_event:
             try:
                 half = (
