@@ -189,3 +189,17 @@ def test_waiting_events_come_back_after_a_restart(registry: ModelRegistry, tmp_p
     finally:
         again.close()
         spool.close()
+
+
+def test_reference_csv_column_order_names_inputs(registry: ModelRegistry, spool: Spool) -> None:
+    """The version's reference.csv (what drift compares with) wins over column_names."""
+    version = registry.snapshot.models["iris"].versions[0].directory
+    (version / "reference.csv").write_text("id,petal_width,sepal_length,prediction\n1,0.2,5.1,a\n")
+    app = endpoint(registry, spool)
+    try:
+        send_event(app, kserve("request", {"instances": [[0.3, 6.0]]}))
+        send_event(app, kserve("response", {"predictions": ["a"]}))
+        (record,) = spooled(spool)
+        assert record["features"] == {"petal_width": 0.3, "sepal_length": 6.0}
+    finally:
+        app.close()

@@ -14,6 +14,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -34,6 +35,7 @@ from model_health_exporter.ingress.payloads import (
 )
 from model_health_exporter.records import LINE_ERROR_REASONS, Feedback, Prediction, parse_lines
 from model_health_exporter.schema import excerpt
+from model_health_exporter.sources.reference import CSV_FILE, csv_feature_columns, find_reference
 from model_health_exporter.sources.spool import Spool, SpoolFullError
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.registry import ModelView, Snapshot
@@ -62,6 +64,7 @@ _MAX_KEY_CHARS: Final = 256
 # Room left in a line for the batch mark the spool adds to a batch's first line.
 _MARK_BYTES: Final = 64 + 4 * _MAX_KEY_CHARS
 _LOG_EVERY_SECONDS: Final = 10.0
+_MAX_CACHED_REFERENCES: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,8 @@ class PushEndpoint:
         self._lock = threading.Lock()  # the waiting halves
         self._waiting: OrderedDict[str, _Waiting] = OrderedDict()
         self._waiting_bytes = 0
+        # reference.csv -> (its stat when read, its feature columns)
+        self._reference_cache: dict[Path, tuple[tuple[int, int, int], tuple[str, ...] | None]] = {}
         self._halves_written = 0
         self._last_log = 0.0
         self._stop = threading.Event()
@@ -442,14 +447,42 @@ class PushEndpoint:
         )
 
     def _columns(self, model: str, version: str, mapped: PushModel) -> tuple[str, ...] | None:
+        """Names of positional inputs: configured, else the column order of the version's
+        reference.csv (what drift compares with), else metrics.json's column_names."""
         if mapped.features is not None:
             return mapped.features
-        view: ModelView | None = self._snapshot().models.get(model)
+        snapshot = self._snapshot()
+        view: ModelView | None = snapshot.models.get(model)
         for v in view.versions if view is not None else ():
-            if v.version == version and v.metrics is not None and v.metrics.dataset_stats:
+            if v.version != version:
+                continue
+            reference = v.directory / CSV_FILE
+            if find_reference(v.directory) == reference and (
+                snapshot.containment is None or snapshot.containment.allows(reference)
+            ):
+                columns = self._reference_columns(reference)
+                if columns:
+                    return columns
+            if v.metrics is not None and v.metrics.dataset_stats:
                 names = v.metrics.dataset_stats.column_names
                 return tuple(names) if names else None
         return None
+
+    def _reference_columns(self, path: Path) -> tuple[str, ...] | None:
+        """A reference.csv's feature columns, read again only when the file changed."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._reference_cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        columns = csv_feature_columns(path)
+        if len(self._reference_cache) >= _MAX_CACHED_REFERENCES:
+            self._reference_cache.clear()
+        self._reference_cache[path] = (stamp, columns)
+        return columns
 
     def _event(self, half: Half) -> tuple[str, dict[str, Any]]:
         model, version, mapped = self._mapping(half)
