@@ -39,7 +39,8 @@ EXIT_FAILED: Final = exit_codes.PROBLEM_FOUND
 EXIT_USAGE: Final = exit_codes.USAGE
 EXIT_RUNTIME: Final = exit_codes.RUNTIME
 _COMMANDS: Final = ("run", "validate", "check", "reference", "demo", "inspect", "report")
-_SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log")
+_SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log", "push")
+_YAML_ONLY: Final = {("push", "models")}  # mappings have no flag
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
@@ -83,6 +84,8 @@ def _run_parser() -> argparse.ArgumentParser:
         model: type[BaseModel] = Settings.model_fields[section].annotation  # type: ignore[assignment]  # always a submodel here
         group = parser.add_argument_group(section)
         for name, info in model.model_fields.items():
+            if (section, name) in _YAML_ONLY:
+                continue
             flag = _flag(section, name)
             default = info.get_default(call_default_factory=True)
             help_text = info.description or ""
@@ -142,6 +145,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def _run_blocked(argv: Sequence[str]) -> int:
     from model_health_exporter.daemon import Daemon  # noqa: PLC0415 - keep validate/check light
+    from model_health_exporter.ingress.exposure import push_exposure_problem  # noqa: PLC0415
     from model_health_exporter.logging import configure_logging  # noqa: PLC0415
 
     args = _run_parser().parse_args(argv)
@@ -157,6 +161,18 @@ def _run_blocked(argv: Sequence[str]) -> int:
         return _config_errors(exc.problems)
     if not settings.models.dirs:
         return _config_errors(["models.dirs: no model directory given (--models.dir)"])
+    # Authentication (--web.config.file) is not wired here yet: auth_configured=False.
+    problem = (
+        push_exposure_problem(
+            settings.web.listen_address,
+            auth_configured=False,
+            opted_in=settings.web.push_without_auth,
+        )
+        if settings.web.enable_push
+        else None
+    )
+    if problem is not None:
+        return _config_errors([problem])
     configure_logging(settings.log.level, settings.log.format)
     return Daemon(settings, load).run()
 

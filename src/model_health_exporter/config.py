@@ -100,6 +100,17 @@ class WebSettings(BaseModel):
         description="Address to serve /metrics, the landing page and the API on.",
     )
 
+    enable_push: bool = Field(
+        False,
+        description="Serve POST /api/v1/predictions, /api/v1/feedback and /api/v1/events "
+        "(KServe and Seldon payload loggers); needs --state.dir (docs/integrations.md).",
+    )
+    push_without_auth: bool = Field(
+        False,
+        description="Open the push endpoints beyond loopback without authentication "
+        "(only if something in front of the exporter authenticates).",
+    )
+
     @field_validator("listen_address")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -319,6 +330,66 @@ class HealthSettings(BaseModel):
         return value
 
 
+class PushModelSettings(BaseModel):
+    """How the payload-logger events of one served model map to a model folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="The model folder's name (default: the key).")
+    version: str | None = Field(None, description="Default: the model's active version.")
+    features: list[str] | None = Field(
+        None,
+        description="Names of positional inputs, in order (default: column_names of "
+        "the version's metrics.json, else 0, 1, ...).",
+    )
+    classes: list[str] | None = Field(
+        None, description="Class names of probability outputs, in order (default: 0, 1, ...)."
+    )
+
+
+class PushSettings(BaseModel):
+    """The push endpoints (--web.enable-push) and their spool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spool_dir: Path | None = Field(
+        None, description="Where pushed batches are spooled (default: <state.dir>/spool)."
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="Larger request bodies (after gzip) get 413."
+    )
+    spool_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Spooled bytes not yet read and checkpointed; beyond it pushes get 503.",
+    )
+    spool_file_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="A spool file is closed at this size."
+    )
+    join_wait: float = Field(
+        60.0, gt=0, description="Seconds a payload-logger event waits for its partner."
+    )
+    max_waiting: int = Field(
+        10000, gt=0, description="Payload-logger events waiting at once; more get 503."
+    )
+    max_waiting_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Bytes of the payload-logger events waiting at once; more get 503.",
+    )
+    idempotency_keys: int = Field(
+        100000, gt=0, description="Idempotency keys and event ids remembered (the newest)."
+    )
+    idempotency_horizon: float = Field(
+        3600.0, gt=0, description="Seconds an idempotency key or event id is remembered."
+    )
+    models: dict[str, PushModelSettings] = Field(
+        default_factory=dict,
+        description="YAML only: per served-model name, its model folder, version, feature "
+        "and class names.",
+    )
+
+
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -354,7 +425,17 @@ class Settings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     namespace: str = Field("routing_ml", description="Prefix of every metric name.")
+
+    @model_validator(mode="after")
+    def _push_needs_state(self) -> Settings:
+        if self.web.enable_push and self.state.dir is None:
+            raise ValueError(
+                "web.enable_push: pushed records are counted exactly once only with a "
+                "checkpoint: give --state.dir"
+            )
+        return self
 
     @field_validator("namespace")
     @classmethod

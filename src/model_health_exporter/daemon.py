@@ -36,8 +36,18 @@ from model_health_exporter.exposition.collector import (
 from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
+from model_health_exporter.ingress.exposure import push_exposure_problem
+from model_health_exporter.ingress.push import (
+    PushCollector,
+    PushConfig,
+    PushEndpoint,
+    PushModel,
+    push_error_keys,
+)
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sharding import Shard
+from model_health_exporter.sources.prediction_logs import Position
+from model_health_exporter.sources.spool import Spool
 from model_health_exporter.sources.watcher import ERROR_REASONS as WATCH_ERROR_REASONS
 from model_health_exporter.sources.watcher import ERROR_SOURCE as WATCH_ERROR_SOURCE
 from model_health_exporter.sources.watcher import ModelDirWatcher
@@ -83,8 +93,40 @@ def registry_config(settings: Settings, shard: Shard | None = None) -> RegistryC
     )
 
 
+def spool_dir(settings: Settings) -> Path | None:
+    """Where pushed batches are spooled; None while push is off."""
+    if not settings.web.enable_push or settings.state.dir is None:
+        return None
+    return settings.push.spool_dir or settings.state.dir / "spool"
+
+
+def spool_pattern(directory: Path) -> str:
+    return str(directory / "spool-*.jsonl")
+
+
+def push_config(settings: Settings) -> PushConfig:
+    push = settings.push
+    return PushConfig(
+        max_request_bytes=push.max_request_bytes,
+        max_line_bytes=settings.logs.max_line_bytes,
+        join_wait=push.join_wait,
+        max_waiting=push.max_waiting,
+        max_waiting_bytes=push.max_waiting_bytes,
+        models={
+            name: PushModel(
+                m.model,
+                m.version,
+                None if m.features is None else tuple(m.features),
+                None if m.classes is None else tuple(m.classes),
+            )
+            for name, m in push.models.items()
+        },
+    )
+
+
 def ingest_config(settings: Settings, shard: Shard | None = None) -> IngestConfig:
     logs, health = settings.logs, settings.health
+    spool = spool_dir(settings)
     return IngestConfig(
         shard=settings.models.shard if shard is None else shard,
         state_dir=settings.state.dir,
@@ -92,7 +134,8 @@ def ingest_config(settings: Settings, shard: Shard | None = None) -> IngestConfi
         checkpoint_interval=logs.checkpoint_interval,
         max_line_bytes=logs.max_line_bytes,
         max_error_types=logs.max_error_types,
-        paths=tuple(logs.paths),
+        # the push spool is read like a --logs.path log: its records name model and version
+        paths=(*logs.paths, *([] if spool is None else [spool_pattern(spool)])),
         latency_buckets=tuple(logs.latency_buckets),
         confidence_buckets=tuple(logs.confidence_buckets),
         window=WindowConfig(
@@ -186,6 +229,7 @@ class Daemon:
                 initial_error_keys()
                 + ingest_error_keys()
                 + [(WATCH_ERROR_SOURCE, reason) for reason in WATCH_ERROR_REASONS]
+                + push_error_keys()
             ),
             dropped=LabelledCounter((limit,) for limit in (*DROP_LIMITS, DROP_LIMIT_FEATURES)),
             config_reload_timestamp=time.time(),
@@ -197,6 +241,8 @@ class Daemon:
         )
         self._ingest: IngestWorker | None = None
         self._watcher: ModelDirWatcher | None = None
+        self._spool: Spool | None = None
+        self._push: PushEndpoint | None = None
 
     def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
         return {} if self._ingest is None else self._ingest.tallies
@@ -212,10 +258,45 @@ class Daemon:
             self.status.errors,
             self.status.dropped,
             arm=lambda directory: self._watcher is not None and self._watcher.arm(directory),
+            on_checkpoint=self._after_checkpoint,
         )
         ingest.start()
         self._ingest = ingest
         return ingest
+
+    def _after_checkpoint(self, positions: Mapping[str, Mapping[str, Position]]) -> None:
+        """Spool files read to their end and checkpointed are no longer needed."""
+        spool = self._spool
+        if spool is None:
+            return
+        read = positions.get(spool_pattern(spool.directory), {})
+        spool.rotate_if_read(read)
+        spool.release(read)
+
+    def _open_push(self, settings: Settings) -> None:
+        """The spool and the push endpoints, if enabled. Raises OSError."""
+        directory = spool_dir(settings)
+        if directory is None:
+            return
+        push = settings.push
+        spool = Spool(
+            directory,
+            file_bytes=push.spool_file_bytes,
+            max_bytes=push.spool_max_bytes,
+            keys_max=push.idempotency_keys,
+            keys_age=push.idempotency_horizon,
+            retry_after=max(1, round(settings.logs.checkpoint_interval)),
+        )
+        tell = directory / "spool"  # a path in the folder: the ingester lists it again
+
+        def notify() -> None:
+            if self._ingest is not None:
+                self._ingest.notify(tell)
+
+        self._spool = spool
+        self._push = PushEndpoint(
+            spool, lambda: self.registry.snapshot, push_config(settings), self.status.errors, notify
+        )
 
     # ---- wiring -----------------------------------------------------------------------
 
@@ -231,6 +312,13 @@ class Daemon:
         ProcessCollector(registry=collectors)
         PlatformCollector(registry=collectors)
         GCCollector(registry=collectors)
+        collectors.register(
+            PushCollector(
+                settings.namespace,
+                lambda: self._push,
+                lambda: 0 if self._spool is None else self._spool.total_bytes,
+            )
+        )
         ns = settings.namespace
 
         def models() -> tuple[object, Iterable[ModelView]]:
@@ -262,6 +350,7 @@ class Daemon:
                 __version__,
                 lambda: Live(self._tallies(), self._health()),
                 shard=self.status.shard,
+                push=self._push,
             ),
         )
 
@@ -284,7 +373,7 @@ class Daemon:
         watcher = ModelDirWatcher(
             settings.models.dirs,
             on_path,
-            extra_dirs=[Path(pattern).parent for pattern in settings.logs.paths],
+            extra_dirs=[Path(pattern).parent for pattern in ingest_config(settings).paths],
             on_overflow=on_overflow,
             on_watch_limit=lambda: self.status.errors.inc((WATCH_ERROR_SOURCE, "watch_limit")),
         )
@@ -301,6 +390,15 @@ class Daemon:
     def run(self) -> int:
         settings = self._settings
         _fix_mmap_threshold()
+        try:
+            self._open_push(settings)
+        except OSError as exc:
+            log.error(
+                "cannot open the push spool",
+                path=str(spool_dir(settings)),
+                problem=exc.strerror or str(exc),
+            )
+            return exit_codes.USAGE
         try:
             server = self._make_server(settings)
         except OSError as exc:
@@ -360,8 +458,12 @@ class Daemon:
             systemd.notify("STOPPING=1")
             running.watcher.stop()
             running.worker.stop()
-            running.ingest.stop()  # writes the final checkpoint
-            running.server.stop()
+            running.server.stop()  # no more pushes ...
+            if self._push is not None:
+                self._push.close()
+            running.ingest.stop()  # ... then the final checkpoint
+            if self._spool is not None:
+                self._spool.close()
             return
 
     def _reload(self, running: _Running) -> _Running:
@@ -381,6 +483,23 @@ class Daemon:
             systemd.notify("READY=1")
             return running
         old = self._settings
+        if settings.web.enable_push != old.web.enable_push or settings.push != old.push:
+            log.warning("changes to web.enable_push and push.* take effect at the next restart")
+        problem = (
+            # auth_configured: see cli.py
+            push_exposure_problem(
+                settings.web.listen_address,
+                auth_configured=False,
+                opted_in=settings.web.push_without_auth,
+            )
+            if self._push is not None
+            else None
+        )
+        if problem is not None:
+            self.status.config_reload_ok = False
+            log.error("configuration reload failed; keeping the running one", problems=[problem])
+            systemd.notify("READY=1")
+            return running
         server = running.server
         if (settings.web.listen_address, settings.namespace) != (
             old.web.listen_address,

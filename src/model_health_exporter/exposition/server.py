@@ -24,6 +24,7 @@ from model_health_exporter.exposition.pages import (
     models_json,
 )
 from model_health_exporter.exposition.render import CachedSection
+from model_health_exporter.ingress.push import is_push_path
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import Snapshot
 
@@ -60,10 +61,15 @@ def make_app(
     live: Callable[[], Live] = Live,
     *,
     shard: Shard | None = None,
+    push: WSGIApplication | None = None,
 ) -> WSGIApplication:
+    """`push`: the push endpoints' application (ingress/push.py), when enabled."""
+
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
+        if push is not None and is_push_path(path):
+            return push(environ, start_response)
         if path == "/metrics" and method in ("GET", "HEAD"):
             chunks, headers = metrics_body(environ, sections, registry)
             length = sum(map(len, chunks))

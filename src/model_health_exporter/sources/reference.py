@@ -228,3 +228,20 @@ def _read_csv(path: Path, data: bytes, max_rows: int) -> ReferenceRows:
         rows.actuals.append(cells.get("actual"))
         rows.latencies.append(latency if isinstance(latency, float) else None)
     return rows
+
+
+def csv_feature_columns(path: Path, max_bytes: int = 64 * 1024) -> tuple[str, ...] | None:
+    """The feature columns of a reference.csv in their order (its header without the
+    reserved columns), or None if it has no readable header."""
+    try:
+        with path.open("rb") as f:
+            head = f.readline(max_bytes)
+    except OSError:
+        return None
+    try:
+        header = next(csv.reader([head.decode("utf-8-sig").rstrip("\r\n")]), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if not header:
+        return None
+    return tuple(name for name in header if name not in CSV_RESERVED)

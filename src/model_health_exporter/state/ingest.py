@@ -211,11 +211,16 @@ class IngestWorker:
         errors: LabelledCounter,
         dropped: LabelledCounter | None = None,
         arm: Callable[[Path], bool] | None = None,
+        *,
+        on_checkpoint: Callable[[Mapping[str, Mapping[str, Position]]], None] | None = None,
     ) -> None:
         """`arm`, if given, is called with a log folder just before its files are read;
         it returns whether the next append there will be told by `notify` (a file event).
-        Then a folder is read only when told, and otherwise at every poll."""
+        Then a folder is read only when told, and otherwise at every poll.
+        `on_checkpoint`, if given, is called after each saved checkpoint with the read
+        positions of the `paths` logs it holds (by pattern), e.g. to delete what was read."""
         self._config = config
+        self._on_checkpoint = on_checkpoint
         self._arm = arm
         self._snapshot = snapshot
         self._errors = errors
@@ -350,6 +355,9 @@ class IngestWorker:
             return True
         positions = dict(self._saved_positions)
         positions.update({key: tail.positions for key, tail in self._tails.items()})
+        saved_path_positions = {
+            pattern: dict(tail.positions) for pattern, tail in self._path_tails.items()
+        }
         data = {
             "format": CHECKPOINT_FORMAT,
             "shard": str(self._config.shard),
@@ -379,6 +387,11 @@ class IngestWorker:
         if not self.state_writable:
             log.info("checkpoint saved again", path=str(path))
             self.state_writable = True
+        if self._on_checkpoint is not None:
+            try:
+                self._on_checkpoint(saved_path_positions)
+            except OSError as exc:  # a spool file that cannot be deleted now: later
+                log.warning("after the checkpoint", problem=exc.strerror or str(exc))
         return True
 
     # ---- reading ------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Predictions pushed over HTTP: batches of records and payload-logger CloudEvents."""
