@@ -21,6 +21,22 @@ from model_health_exporter.exposition.render import CachedSection
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import Snapshot
 
+Encoder = Callable[[CollectorRegistry], bytes]
+
+
+def _encoder_for(accept: str) -> tuple[Encoder, str]:
+    """prometheus_client's choice by Accept, over the media ranges it can parse: it raises
+    on some (`text/plain; version=x.y` compares "x" with 1), and a client's odd header
+    must not turn a scrape into a 500. With none left it is the text format."""
+    ranges = []
+    for media_range in accept.split(","):
+        try:
+            choose_encoder(media_range)
+        except (TypeError, ValueError, IndexError):
+            continue
+        ranges.append(media_range)
+    return choose_encoder(",".join(ranges))
+
 
 def metrics_body(
     environ: WSGIEnvironment,
@@ -31,7 +47,7 @@ def metrics_body(
     Accept-Encoding, `name[]` filters): the per-model and per-version families from the
     render caches, then the exporter's own, which change on every scrape. Returned as
     chunks: joining them would copy tens of megabytes at 10,000 versions."""
-    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+    encoder, content_type = _encoder_for(environ.get("HTTP_ACCEPT", ""))
     requested = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
     names = frozenset(requested) if requested else None
     compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
