@@ -41,11 +41,14 @@ _COMMANDS: Final = ("run", "validate", "check", "reference", "demo")
 _SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log")
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
+# spelled as Prometheus' own exporters spell it
+_FLAG_NAMES: Final = {("web", "config_file"): "web.config.file"}
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
 
 
 def _flag(section: str, field: str) -> str:
-    return _FLAG_OVERRIDES.get((section, field), f"{section}.{field.replace('_', '-')}")
+    named = _FLAG_NAMES.get((section, field))
+    return named or _FLAG_OVERRIDES.get((section, field), f"{section}.{field.replace('_', '-')}")
 
 
 def _run_parser() -> argparse.ArgumentParser:

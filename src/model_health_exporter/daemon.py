@@ -33,9 +33,15 @@ from model_health_exporter.exposition.collector import (
     model_families,
     prediction_families,
 )
+from model_health_exporter.exposition.http_server import ServerLimits
 from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
+from model_health_exporter.exposition.web_config import (
+    WebConfig,
+    WebConfigPoller,
+    load_web_config,
+)
 from model_health_exporter.logging import configure_logging
 from model_health_exporter.sharding import Shard
 from model_health_exporter.sources.watcher import ERROR_REASONS as WATCH_ERROR_REASONS
@@ -63,6 +69,8 @@ from model_health_exporter.stats.reference import DriftSettings
 log = structlog.get_logger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_RELOAD_FAILED: Final = "configuration reload failed; keeping the running one"
+WEB_CONFIG_POLL_S: Final = 3.0  # how soon a changed web config or certificate is used
 
 
 def registry_config(settings: Settings, shard: Shard | None = None) -> RegistryConfig:
@@ -197,6 +205,8 @@ class Daemon:
         )
         self._ingest: IngestWorker | None = None
         self._watcher: ModelDirWatcher | None = None
+        self._server: WebServer | None = None
+        self._web_poller = WebConfigPoller(WEB_CONFIG_POLL_S, self._web_config_changed)
 
     def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
         return {} if self._ingest is None else self._ingest.tallies
@@ -253,8 +263,9 @@ class Daemon:
             CachedSection(CachedExposition(partial(prediction_families, ns)), versions),
             CachedSection(CachedExposition(partial(health_families, ns)), health),
         ]
+        web = settings.web
         return WebServer(
-            settings.web.listen_address,
+            web.listen_address,
             make_app(
                 collectors,
                 sections,
@@ -263,7 +274,41 @@ class Daemon:
                 lambda: Live(self._tallies(), self._health()),
                 shard=self.status.shard,
             ),
+            self._web_config(settings),
+            limits=ServerLimits(
+                max_connections=web.max_connections,
+                header_timeout=web.header_timeout,
+                idle_timeout=web.idle_timeout,
+            ),
+            probes_without_auth=web.probes_without_auth,
         )
+
+    def _web_config(self, settings: Settings) -> WebConfig:
+        """Raises ConfigError."""
+        path = settings.web.config_file
+        config = WebConfig() if path is None else load_web_config(path)
+        self._web_poller.watch(config)
+        return config
+
+    def _web_config_changed(self) -> None:
+        """The poller saw the web config file or a certificate change: apply it, or keep
+        the running one if it is now invalid."""
+        server = self._server
+        if server is None:
+            return
+        try:
+            config = self._web_config(self._settings)
+        except ConfigError as exc:
+            self.status.web_config_reload_ok = False
+            log.error(
+                "web configuration reload failed; keeping the running one",
+                path=str(self._settings.web.config_file),
+                problems=exc.problems,
+            )
+            return
+        server.configure(config)
+        self.status.web_config_reload_ok = True
+        log.info("web configuration reloaded", path=str(self._settings.web.config_file))
 
     def _start_watching(self, settings: Settings) -> tuple[ModelDirWatcher, ScanWorker]:
         worker = ScanWorker(
@@ -306,10 +351,15 @@ class Daemon:
         except OSError as exc:
             log.error("cannot listen", address=settings.web.listen_address, error=exc.strerror)
             return exit_codes.RUNTIME
+        except ConfigError as exc:  # the web config file changed since it was checked
+            log.error("invalid web configuration", problems=exc.problems)
+            return exit_codes.USAGE
+        self._server = server
         # Blocked before any thread starts, so every thread inherits the mask.
         previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             server.start()
+            self._web_poller.start()
             log.info(
                 "listening",
                 url=f"http://{settings.web.listen_address}/",
@@ -326,7 +376,7 @@ class Daemon:
                 ingest = self._start_ingest(settings)
             except RuntimeError as exc:
                 log.error("cannot start", problem=str(exc))
-                for stoppable in (watcher, worker, server):
+                for stoppable in (watcher, worker, server, self._web_poller):
                     stoppable.stop()
                 # a person must move the checkpoint away; a restart would fail the same way
                 return exit_codes.USAGE
@@ -361,6 +411,7 @@ class Daemon:
             running.watcher.stop()
             running.worker.stop()
             running.ingest.stop()  # writes the final checkpoint
+            self._web_poller.stop()
             running.server.stop()
             return
 
@@ -388,6 +439,13 @@ class Daemon:
         ):
             try:
                 server = self._make_server(settings)
+            except ConfigError as exc:
+                self.status.config_reload_ok = False
+                log.error(
+                    "configuration reload failed; keeping the running one", problems=exc.problems
+                )
+                systemd.notify("READY=1")
+                return running
             except OSError as exc:
                 self.status.config_reload_ok = False
                 log.error(
@@ -399,6 +457,22 @@ class Daemon:
                 return running
             running.server.stop()
             server.start()
+            self._server = server
+        else:
+            try:
+                server.configure(self._web_config(settings), settings.web.probes_without_auth)
+            except ConfigError as exc:
+                self.status.config_reload_ok = False
+                log.error(
+                    "configuration reload failed; keeping the running one", problems=exc.problems
+                )
+                systemd.notify("READY=1")
+                return running
+        limits = ("max_connections", "header_timeout", "idle_timeout")
+        if any(getattr(settings.web, k) != getattr(old.web, k) for k in limits):
+            log.warning(
+                "changes to web.max_connections and the timeouts take effect at the next restart"
+            )
         configure_logging(settings.log.level, settings.log.format)
         shard = self.status.shard  # what the checkpoint and the other shards expect
         if settings.models.shard != shard:
@@ -419,6 +493,7 @@ class Daemon:
         watcher, worker = self._start_watching(settings)
         self._settings = settings
         self.status.config_reload_ok = True
+        self.status.web_config_reload_ok = True
         self.status.config_reload_timestamp = time.time()
         log.info("configuration reloaded", url=f"http://{settings.web.listen_address}/")
         systemd.notify("READY=1")

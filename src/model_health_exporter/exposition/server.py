@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from model_health_exporter.config import parse_listen_address
+from model_health_exporter.exposition.http_server import WebServer
 from model_health_exporter.exposition.pages import Live, landing_page, models_json
 from model_health_exporter.exposition.render import CachedSection
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import Snapshot
 
-Encoder = Callable[[CollectorRegistry], bytes]
+__all__ = ["WebServer", "make_app", "metrics_body"]  # WebServer: the daemon's import
+
+Encoder = Callable[..., bytes]  # takes a registry or a restricted view of one
 
 
 def _encoder_for(accept: str) -> tuple[Encoder, str]:
@@ -107,43 +105,3 @@ def make_app(
         return respond("404 Not Found", "text/plain", b"not found\n")
 
     return app
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Access logs are noise for an exporter scraped every few seconds."""
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class WebServer:
-    """Serves `app` on a background thread; `stop()` then returns once it has stopped."""
-
-    def __init__(self, listen_address: str, app: WSGIApplication) -> None:
-        host, port = parse_listen_address(listen_address)
-        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-        self._server = make_server(
-            host, port, app, server_class=server_class, handler_class=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http-server", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
