@@ -267,6 +267,20 @@ class _Server(wsgi.Server):
         self._count_lock = threading.Lock()
         self._last_log: dict[str, float] = {}
 
+    def bind(self, family: int, type: int, proto: int = 0) -> Any:
+        """cheroot's, but closing the socket when bind() fails (it leaks it)."""
+        sock = self.prepare_socket(
+            self.bind_addr, family, type, proto, self.nodelay, self.ssl_adapter, self.reuse_port
+        )
+        try:
+            sock.bind(self.bind_addr)
+        except OSError:
+            sock.close()
+            raise
+        self.socket = sock
+        self.bind_addr = sock.getsockname()[:2]
+        return sock
+
     def prepare(self) -> None:
         super().prepare()
         # cheroot builds its own manager in prepare(): replaced by ours before serving
