@@ -1,7 +1,8 @@
 """HTTP server under load, idle clients and a low open-files limit.
 
-The daemon is started as users start it (default flags but the listen address) on a
-tree of MODELS x 10 versions, then:
+The daemon is started as users start it (default flags but the listen address) on the
+example models (examples/models, 5 versions: what a new user tries first), or with
+--models N on a generated tree of N models x 10 versions, then:
 
 1. load: REQUESTS GETs of /metrics, CONCURRENCY at a time, each on a new connection;
    latency from connect to the last byte (target: p99 < 50 ms).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,6 +45,7 @@ from _harness import (
 )
 
 NAME = "http_load"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
 LOAD_P99_MS = 50.0
 IDLE_MAX_MS = 100.0
 
@@ -59,7 +62,7 @@ class LimitedDaemon(Daemon):
             resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # noqa: PLW1509 - no other thread runs at this point
                 self.args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit
             )
         return self
@@ -157,7 +160,9 @@ def still_open(held: list[socket.socket]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="small sizes, for CI")
-    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument(
+        "--models", type=int, default=0, help="0: examples/models; N: N models x 10 versions"
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--idle", type=int, default=500)
@@ -168,15 +173,18 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.short:
-        args.models, args.requests, args.idle, args.probes, args.fd_conns = 5, 100, 50, 5, 300
+        args.requests, args.idle, args.probes, args.fd_conns = 100, 50, 5, 300
     guard = SourceGuard()
     results: dict[str, Any] = {"parameters": vars(args) | {"output": str(args.output)}}
     with tempfile.TemporaryDirectory(prefix="http-load-") as tmp:
         root = Path(tmp)
-        build_tree(root / "models", args.models, 10, args.seed)
+        if args.models:
+            build_tree(root / "models", args.models, 10, args.seed)
+        else:
+            shutil.copytree(EXAMPLES, root / "models", symlinks=True)
         with Daemon(root / "models", root / "daemon.log") as daemon:
             daemon.wait_ready(120)
-            timed_scrape(daemon.port)  # warm the render caches
+            results["body_bytes"] = len(http_get(daemon.port, "/metrics")[1])  # warms the caches
             results["load"] = load(daemon.port, args.requests, args.concurrency)
             with held_connections(daemon.port, args.idle) as held:
                 results["idle"] = {"held": len(held), **probes(daemon.port, args.probes)}
