@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import resource
+import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,21 +50,12 @@ IDLE_MAX_MS = 100.0
 
 
 class LimitedDaemon(Daemon):
-    """The daemon with its open-files limit lowered (soft and hard) before it starts."""
+    """The daemon with its open-files limit lowered (soft and hard) by util-linux's
+    prlimit, which then executes it (the same PID)."""
 
     def __init__(self, models_dir: Path, log_path: Path, nofile: int) -> None:
         super().__init__(models_dir, log_path)
-        self.nofile = nofile
-
-    def __enter__(self) -> LimitedDaemon:
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: PLW1509 - no other thread runs at this point
-                self.args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit
-            )
-        return self
+        self.args = ["prlimit", f"--nofile={nofile}:{nofile}", "--", *self.args]
 
 
 def timed_scrape(port: int, timeout: float = 10) -> tuple[float, int]:
@@ -176,6 +166,7 @@ def main() -> int:
         args.requests, args.idle, args.probes, args.fd_conns = 100, 50, 5, 300
     guard = SourceGuard()
     results: dict[str, Any] = {"parameters": vars(args) | {"output": str(args.output)}}
+    results["load_average_start"] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="http-load-") as tmp:
         root = Path(tmp)
         if args.models:
@@ -191,6 +182,8 @@ def main() -> int:
                 results["idle"]["still_open_after"] = still_open(held)
         with LimitedDaemon(root / "models", root / "limited.log", args.fd_limit) as daemon:
             daemon.wait_ready(120)
+            limits = Path(f"/proc/{daemon.pid}/limits").read_text().splitlines()
+            results["daemon_open_files_limit"] = [x for x in limits if "open files" in x]
             timed_scrape(daemon.port)
             with held_connections(daemon.port, args.fd_conns) as held:
                 results["fd_limit"] = {
@@ -200,6 +193,7 @@ def main() -> int:
                     "still_open_after": still_open(held),
                 }
     results["machine"] = machine(guard.after())
+    results["load_average_end"] = os.getloadavg()
     load_r, idle, fd = results["load"], results["idle"], results["fd_limit"]
     met = {
         "load": load_r["errors"] == 0 and load_r["p99_ms"] < LOAD_P99_MS,
@@ -242,6 +236,7 @@ def main() -> int:
         )
     )
     path = write_results(NAME, results, args.output)
+    print(f"load average start {results['load_average_start']}, end {results['load_average_end']}")
     print(f"results: {path}")
     return 0
 
