@@ -6,6 +6,7 @@ visible as routing_ml_exporter_web_config_last_reload_successful 0."""
 from __future__ import annotations
 
 import base64
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support import RunningDaemon, parse_samples, sample, wait_until, write_json
-from tests.tls_support import bcrypt_hash
+from tests.tls_support import bcrypt_hash, make_pki
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., RunningDaemon]
@@ -132,3 +133,38 @@ def test_sighup_with_a_bad_web_config_keeps_the_running_one(
 
     wait_until(reload_failed, 15, "the SIGHUP reload to fail")
     assert d.proc.poll() is None
+
+
+def healthcheck(port: int, web_config: Path | None) -> int:
+    env = {**os.environ, "MHE_WEB__LISTEN_ADDRESS": f":{port}"}
+    if web_config is not None:
+        env["MHE_WEB__CONFIG_FILE"] = str(web_config)
+    return subprocess.run(
+        [sys.executable, "-m", "model_health_exporter.healthcheck"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    ).returncode
+
+
+@pytest.mark.parametrize("client_auth", [False, True])
+def test_container_healthcheck_over_tls_and_auth(
+    tmp_path: Path, start_daemon: Start, client_auth: bool
+) -> None:
+    """The Dockerfile's HEALTHCHECK command against a daemon with TLS and basic auth (and a
+    required client certificate, which it does not have)."""
+    pki = make_pki(tmp_path / "pki")
+    tls: dict[str, str] = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    if client_auth:
+        tls |= {"client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": str(pki.ca)}
+    web = tmp_path / "web.yml"
+    web.write_text(
+        yaml.safe_dump({"tls_server_config": tls, "basic_auth_users": {"a": bcrypt_hash("x")}})
+    )
+    d = start_daemon(
+        f"--models.dir={models_dir(tmp_path)}", f"--web.config.file={web}", ready=False
+    )
+    wait_until(lambda: healthcheck(d.port, web) == 0, 20, "the healthcheck to pass")
+    d.stop()
+    assert healthcheck(d.port, web) == 1
