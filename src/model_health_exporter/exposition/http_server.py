@@ -25,6 +25,7 @@ import base64
 import binascii
 import errno
 import resource
+import select
 import ssl
 import threading
 import time
@@ -145,6 +146,12 @@ class _LazyTLS(Adapter):
         return StreamReader(sock, mode, size) if "r" in mode else StreamWriter(sock, mode, size)
 
 
+def _readable(sock: Any) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _sans(cert: dict[str, Any]) -> set[str]:
     return {str(value) for _, value in cert.get("subjectAltName", ())}
 
@@ -205,11 +212,15 @@ class _Connections(connections.ConnectionManager):
             if not self.evict_one():
                 time.sleep(0.01)  # nothing to close: do not spin on the listening socket
             return
-        if conn is not None:
-            conn._counted = True
-            server.connection_opened()
+        if conn is None:
+            return
+        conn._counted = True
+        server.connection_opened()
+        if _readable(conn.socket):  # the request came with the connection: no detour
+            conn.last_used = time.time()
+            server.process_conn(conn)
+        else:
             self.put(conn)  # waits in the selector for its first bytes, not in a worker
-        return
 
     def evict_one(self) -> bool:
         """Close the connection idle the longest, preferring ones that never sent a request."""
