@@ -277,3 +277,17 @@ def test_port_in_use_fails_at_construction(serve: Callable[..., WebServer]) -> N
     server = serve()
     with pytest.raises(OSError, match="in use"):
         WebServer(f"127.0.0.1:{server.port}", hello)
+
+
+def test_silent_client_after_the_handshake_holds_no_worker(
+    tmp_path: Path, pki: Pki, serve: Callable[..., WebServer]
+) -> None:
+    """With one worker: a client that completes the TLS handshake and then sends nothing
+    waits in the selector, so the next client is served at once."""
+    server = serve(web_config(tmp_path, tls_doc(pki)), limits=ServerLimits(workers=1))
+    context = client_context(pki)
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    with context.wrap_socket(raw, server_hostname="127.0.0.1"):  # handshake, then silence
+        start = time.monotonic()
+        assert get(server, context=context)[0] == 200
+        assert time.monotonic() - start < 2  # the header timeout is 10 s

@@ -177,6 +177,8 @@ class _Connection(cheroot_server.HTTPConnection):
                 self.server.note_tls_failure(exc)
                 return False
             self._handshaken = True
+            if not sock.pending() and not _readable(sock):
+                return True  # the request is not here yet: wait in the selector, not here
         self.served = True
         return bool(super().communicate())  # type: ignore[no-untyped-call]  # untyped in cheroot's stubs
 
