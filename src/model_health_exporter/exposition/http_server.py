@@ -15,7 +15,10 @@ On top of it:
 - Connections that sent nothing for `header_timeout` seconds are closed, keep-alive ones
   after `idle_timeout` (long enough to outlast Prometheus' scrape interval).
 - TLS handshakes run in the worker, not in the accept loop, where one silent client
-  would hold up every other.
+  would hold up every other; a client silent after its handshake goes back to the
+  selector.
+- A header timeout is per read, not a total deadline: a client that sends a byte now
+  and then keeps a worker until its headers reach 64 KiB (not solved here).
 - The web configuration (TLS context, users, headers) can be swapped while serving.
 """
 
