@@ -280,6 +280,7 @@ class _Server(wsgi.Server):
         self.max_request_body_size = 0
         self.open_connections = 0
         self.evicted = 0
+        self.bind_error: OSError | None = None
         self._count_lock = threading.Lock()
         self._last_log: dict[str, float] = {}
 
@@ -290,8 +291,9 @@ class _Server(wsgi.Server):
         )
         try:
             sock.bind(self.bind_addr)
-        except OSError:
+        except OSError as exc:
             sock.close()
+            self.bind_error = exc  # cheroot's prepare() re-raises it without errno
             raise
         self.socket = sock
         self.bind_addr = sock.getsockname()[:2]
@@ -356,7 +358,10 @@ class WebServer:
         self._guard = _Guard(app, probes_without_auth)
         self._server = _Server((host or "0.0.0.0", port), self._guard, limits or ServerLimits())  # noqa: S104 - ":port" asks for every interface
         self.configure(web_config or WebConfig(), probes_without_auth)
-        self._server.prepare()  # binds now, so a busy port fails here, as before
+        try:
+            self._server.prepare()  # binds now, so a busy port fails here, as before
+        except OSError as exc:
+            raise self._server.bind_error or exc from None
         self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
 
     def _serve(self) -> None:
