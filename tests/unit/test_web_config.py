@@ -284,3 +284,30 @@ def test_cached_success_ends_with_the_users_hash(counting: CountingBcrypt) -> No
     assert old.check("alice", "right")
     new = BasicAuth({"alice": bcrypt_hash("changed").encode()})
     assert not new.check("alice", "right")
+
+
+def test_validate_command_checks_a_web_config(
+    tmp_path: Path, pki: Pki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model_health_exporter.cli import main  # noqa: PLC0415 - the CLI, as users run it
+
+    good = write(
+        tmp_path / "good.yml",
+        {
+            "tls_server_config": {
+                "cert_file": str(pki.server_cert),
+                "key_file": str(pki.server_key),
+            },
+            "basic_auth_users": {"p": bcrypt_hash("x")},
+        },
+    )
+    assert main(["validate", "--web.config.file", str(good)]) == 0
+    assert "1 file(s) valid" in capsys.readouterr().out
+    bad = write(tmp_path / "bad.yml", {"basic_auth_users": {"a": "b"}, "extra": 1})
+    assert main(["validate", "--web.config.file", str(bad)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert all(line.startswith(f"--web.config.file {bad}: ") for line in lines)
+    examples = REPO / "examples" / "models"
+    assert main(["validate", str(examples), "--web.config.file", str(good)]) == 0
+    assert "file(s) valid" in capsys.readouterr().out
