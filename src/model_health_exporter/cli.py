@@ -174,12 +174,33 @@ def _validate(argv: Sequence[str]) -> int:
     parser = Parser(
         prog="model-health-exporter validate",
         description="Check metrics.json and baseline_metrics.json files (a directory is "
-        "searched recursively). Prints one line per problem; exit 1 if a file is invalid, "
-        "2 if a path does not exist or holds no such file, else 0.",
+        "searched recursively) and a web configuration file. Prints one line per problem; "
+        "exit 1 if a file is invalid, 2 if a path does not exist or holds no such file, "
+        "else 0.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="PATH",
+        help="A --web.config.file (TLS, basic auth) to check as the exporter would.",
+    )
     args = parser.parse_args(argv)
+    if not args.paths and args.web_config is None:
+        parser.error("give a PATH to check, or --web.config.file")
     problems, checked, missing = 0, 0, 0
+    if args.web_config is not None:
+        from model_health_exporter.exposition.web_config import (  # noqa: PLC0415 - only here
+            load_web_config,
+        )
+
+        checked += 1
+        try:
+            load_web_config(args.web_config)
+        except ConfigError as exc:
+            print("\n".join(exc.problems))
+            problems += 1
     for root in args.paths:
         if not root.exists():
             print(f"{root}: does not exist")
