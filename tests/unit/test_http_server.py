@@ -291,3 +291,12 @@ def test_silent_client_after_the_handshake_holds_no_worker(
         start = time.monotonic()
         assert get(server, context=context)[0] == 200
         assert time.monotonic() - start < 2  # the header timeout is 10 s
+
+
+def test_the_web_config_in_force_says_whether_auth_is_required(
+    tmp_path: Path, serve: Callable[..., WebServer]
+) -> None:
+    server = serve()
+    assert server.web_config.requires_auth is False
+    server.configure(web_config(tmp_path, {"basic_auth_users": {"p": bcrypt_hash("x")}}))
+    assert server.web_config.requires_auth is True

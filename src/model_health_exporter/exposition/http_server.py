@@ -376,6 +376,7 @@ class WebServer:
         if probes_without_auth is None:
             probes_without_auth = self._guard.probes_open
         self._guard.configure(config, probes_without_auth)
+        self.web_config = config  # the one in force; .requires_auth for routes that write
         tls = config.tls
         self._server.ssl_adapter = None if tls is None else _LazyTLS(tls.context, tls.allowed_sans)
 
