@@ -118,7 +118,10 @@ class WebSettings(BaseModel):
         "64); beyond it the longest idle one is closed.",
     )
     header_timeout: float = Field(
-        10.0, gt=0, description="Seconds a client has to send each part of its request."
+        10.0,
+        gt=0,
+        description="Seconds a client has to send its request line and headers, and to "
+        "send each part of a body.",
     )
     idle_timeout: float = Field(
         120.0,

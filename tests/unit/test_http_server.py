@@ -300,3 +300,34 @@ def test_the_web_config_in_force_says_whether_auth_is_required(
     assert server.web_config.requires_auth is False
     server.configure(web_config(tmp_path, {"basic_auth_users": {"p": bcrypt_hash("x")}}))
     assert server.web_config.requires_auth is True
+
+
+def test_headers_trickled_slowly_are_cut_off_at_the_header_timeout(
+    serve: Callable[..., WebServer],
+) -> None:
+    """A byte every 0.2 s never hits a per-read timeout of 1 s, but the whole request
+    head must arrive within it: the server answers 408 and closes."""
+    server = serve(limits=ServerLimits(header_timeout=1.0))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        start = time.monotonic()
+        answer = b""
+        for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+            if closed_or_answered := select_readable(sock):
+                answer = closed_or_answered
+                break
+        assert b"408" in answer.split(b"\r\n", 1)[0], answer
+        assert time.monotonic() - start < 4
+    assert get(server)[0] == 200  # others are served meanwhile and after
+
+
+def select_readable(sock: socket.socket) -> bytes:
+    sock.settimeout(0.01)
+    try:
+        return sock.recv(4096) or b"<closed>"
+    except TimeoutError:
+        return b""

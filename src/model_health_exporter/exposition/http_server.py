@@ -17,8 +17,8 @@ On top of it:
 - TLS handshakes run in the worker, not in the accept loop, where one silent client
   would hold up every other; a client silent after its handshake goes back to the
   selector.
-- A header timeout is per read, not a total deadline: a client that sends a byte now
-  and then keeps a worker until its headers reach 64 KiB (not solved here).
+- The request line and headers must arrive within the header timeout in total (cheroot's
+  timeout is per read: a client sending a byte now and then would keep a worker).
 - The web configuration (TLS context, users, headers) can be swapped while serving.
 """
 
@@ -39,7 +39,7 @@ from typing import Any, Final
 import structlog
 from cheroot import connections, wsgi
 from cheroot import server as cheroot_server
-from cheroot.makefile import StreamReader, StreamWriter
+from cheroot.makefile import MakeFile, StreamReader, StreamWriter
 from cheroot.ssl import Adapter
 
 from model_health_exporter.config import parse_listen_address
@@ -162,10 +162,57 @@ def _sans(cert: dict[str, Any]) -> set[str]:
 # ---- connections --------------------------------------------------------------------------
 
 
+class _DeadlineSocket:
+    """A socket whose reads end at `deadline` (monotonic seconds) when one is set: the
+    request line and headers must arrive within the header timeout in total, however
+    slowly a client trickles them."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        deadline = self.deadline
+        if deadline is None:
+            return int(self._sock.recv_into(buffer, nbytes, flags))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        default = self._sock.gettimeout()
+        self._sock.settimeout(remaining)
+        try:
+            return int(self._sock.recv_into(buffer, nbytes, flags))
+        finally:
+            self._sock.settimeout(default)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Request(cheroot_server.HTTPRequest):
+    def parse_request(self) -> None:
+        reader: _DeadlineSocket | None = getattr(self.conn, "deadline_reader", None)
+        if reader is not None:
+            reader.deadline = time.monotonic() + self.server.timeout
+        try:
+            super().parse_request()
+        finally:
+            if reader is not None:
+                reader.deadline = None  # the body: the per-read timeout only
+
+
 class _Connection(cheroot_server.HTTPConnection):
+    RequestHandlerClass = _Request
     served = False  # has sent a request
     _counted = False
     _handshaken = False
+
+    def __init__(self, server: Any, sock: Any, makefile: Any = None) -> None:
+        super().__init__(server, sock, makefile or MakeFile)
+        raw = getattr(self.rfile, "raw", None)  # the SocketIO under cheroot's reader
+        if raw is not None and hasattr(raw, "_sock"):
+            self.deadline_reader = _DeadlineSocket(raw._sock)
+            raw._sock = self.deadline_reader
 
     def communicate(self) -> bool:
         sock = self.socket
