@@ -6,6 +6,10 @@
 # Settings: MHE_* variables (-e) or flags after the image name, e.g.
 #   docker run ... model-health-exporter:0.1.0 run --config.file=/etc/mhe/config.yml
 # and the other commands: docker run ... model-health-exporter:0.1.0 validate /models
+# TLS and basic auth (docs/deployment.md): mount the web config and its certificates,
+# and name the file in the environment, where the HEALTHCHECK finds it too:
+#   docker run ... -v /etc/model-health-exporter:/etc/mhe:ro \
+#     -e MHE_WEB__CONFIG_FILE=/etc/mhe/web-config.yml model-health-exporter:0.1.0
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -44,10 +48,10 @@ USER 10001:10001
 VOLUME ["/models", "/state"]
 EXPOSE 9188
 
-# 200 while the process serves (/readyz, first scan done, is for readiness). No proxy:
-# an HTTP_PROXY given to the container must not intercept a loopback request.
+# /healthz answers while the process serves (/readyz, first scan done, is for readiness);
+# over TLS and through basic auth when MHE_WEB__CONFIG_FILE sets them (healthcheck.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('MHE_WEB__LISTEN_ADDRESS', ':9188').rsplit(':', 1)[1]; urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+  CMD ["python", "-m", "model_health_exporter.healthcheck"]
 
 # The daemon takes SIGTERM/SIGHUP itself and reaps no children, so no init is needed.
 ENTRYPOINT ["model-health-exporter"]

@@ -43,11 +43,14 @@ _SECTIONS: Final = ("web", "models", "logs", "drift", "health", "state", "log", 
 _YAML_ONLY: Final = {("push", "models")}  # mappings have no flag
 # repeatable flags name one item each
 _FLAG_OVERRIDES: Final = {("models", "dirs"): "models.dir", ("logs", "paths"): "logs.path"}
+# spelled as Prometheus' own exporters spell it
+_FLAG_NAMES: Final = {("web", "config_file"): "web.config.file"}
 _MAX_INPUT_BYTES: Final = 64 * 1024 * 1024
 
 
 def _flag(section: str, field: str) -> str:
-    return _FLAG_OVERRIDES.get((section, field), f"{section}.{field.replace('_', '-')}")
+    named = _FLAG_NAMES.get((section, field))
+    return named or _FLAG_OVERRIDES.get((section, field), f"{section}.{field.replace('_', '-')}")
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -145,6 +148,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def _run_blocked(argv: Sequence[str]) -> int:
     from model_health_exporter.daemon import Daemon  # noqa: PLC0415 - keep validate/check light
+    from model_health_exporter.exposition.web_config import file_requires_auth  # noqa: PLC0415
     from model_health_exporter.ingress.exposure import push_exposure_problem  # noqa: PLC0415
     from model_health_exporter.logging import configure_logging  # noqa: PLC0415
 
@@ -161,11 +165,10 @@ def _run_blocked(argv: Sequence[str]) -> int:
         return _config_errors(exc.problems)
     if not settings.models.dirs:
         return _config_errors(["models.dirs: no model directory given (--models.dir)"])
-    # Authentication (--web.config.file) is not wired here yet: auth_configured=False.
     problem = (
         push_exposure_problem(
             settings.web.listen_address,
-            auth_configured=False,
+            auth_configured=file_requires_auth(settings.web.config_file),
             opted_in=settings.web.push_without_auth,
         )
         if settings.web.enable_push
@@ -191,12 +194,33 @@ def _validate(argv: Sequence[str]) -> int:
     parser = Parser(
         prog="model-health-exporter validate",
         description="Check metrics.json and baseline_metrics.json files (a directory is "
-        "searched recursively). Prints one line per problem; exit 1 if a file is invalid, "
-        "2 if a path does not exist or holds no such file, else 0.",
+        "searched recursively) and a web configuration file. Prints one line per problem; "
+        "exit 1 if a file is invalid, 2 if a path does not exist or holds no such file, "
+        "else 0.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="PATH",
+        help="A --web.config.file (TLS, basic auth) to check as the exporter would.",
+    )
     args = parser.parse_args(argv)
+    if not args.paths and args.web_config is None:
+        parser.error("give a PATH to check, or --web.config.file")
     problems, checked, missing = 0, 0, 0
+    if args.web_config is not None:
+        from model_health_exporter.exposition.web_config import (  # noqa: PLC0415 - only here
+            load_web_config,
+        )
+
+        checked += 1
+        try:
+            load_web_config(args.web_config)
+        except ConfigError as exc:
+            print("\n".join(exc.problems))
+            problems += 1
     for root in args.paths:
         if not root.exists():
             print(f"{root}: does not exist")

@@ -111,6 +111,36 @@ class WebSettings(BaseModel):
         "(only if something in front of the exporter authenticates).",
     )
 
+    config_file: Path | None = Field(
+        None,
+        description="TLS, client certificates, basic auth and headers, in the web "
+        "configuration format of Prometheus' exporter-toolkit (docs/deployment.md); "
+        "re-read when it or a certificate it names changes, and on SIGHUP.",
+    )
+    probes_without_auth: bool = Field(
+        False,
+        description="Answer /healthz and /readyz without basic auth, for liveness and "
+        "readiness probes (not an exporter-toolkit key: this exporter's own).",
+    )
+    max_connections: int = Field(
+        1000,
+        gt=0,
+        description="Open HTTP connections at most (and at most the open-files limit less "
+        "64); beyond it the longest idle one is closed.",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send its request line and headers, and to "
+        "send each part of a body.",
+    )
+    idle_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds an idle keep-alive connection stays open (above the scrape "
+        "interval, so Prometheus reuses its connection).",
+    )
+
     @field_validator("listen_address")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -516,4 +546,11 @@ def load_settings(
         raise ConfigError(_format_errors(exc)) from None
     except SettingsError as exc:
         raise ConfigError([f"environment: {exc}"]) from None
+    if sourced.web.config_file is not None:
+        # checked with the rest, so a bad file stops the start (exit 2) or a SIGHUP reload
+        from model_health_exporter.exposition.web_config import (  # noqa: PLC0415 - it imports this module
+            load_web_config,
+        )
+
+        load_web_config(sourced.web.config_file)
     return sourced

@@ -33,9 +33,16 @@ from model_health_exporter.exposition.collector import (
     model_families,
     prediction_families,
 )
+from model_health_exporter.exposition.http_server import ServerLimits
 from model_health_exporter.exposition.pages import Live
 from model_health_exporter.exposition.render import CachedExposition, CachedSection
 from model_health_exporter.exposition.server import WebServer, make_app
+from model_health_exporter.exposition.web_config import (
+    WebConfig,
+    WebConfigPoller,
+    file_requires_auth,
+    load_web_config,
+)
 from model_health_exporter.ingress.exposure import push_exposure_problem
 from model_health_exporter.ingress.push import (
     PushCollector,
@@ -73,6 +80,8 @@ from model_health_exporter.stats.reference import DriftSettings
 log = structlog.get_logger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_RELOAD_FAILED: Final = "configuration reload failed; keeping the running one"
+WEB_CONFIG_POLL_S: Final = 3.0  # how soon a changed web config or certificate is used
 
 
 def registry_config(settings: Settings, shard: Shard | None = None) -> RegistryConfig:
@@ -243,6 +252,8 @@ class Daemon:
         self._watcher: ModelDirWatcher | None = None
         self._spool: Spool | None = None
         self._push: PushEndpoint | None = None
+        self._server: WebServer | None = None
+        self._web_poller = WebConfigPoller(WEB_CONFIG_POLL_S, self._web_config_changed)
 
     def _tallies(self) -> Mapping[tuple[str, str], TalliesView]:
         return {} if self._ingest is None else self._ingest.tallies
@@ -341,8 +352,9 @@ class Daemon:
             CachedSection(CachedExposition(partial(prediction_families, ns)), versions),
             CachedSection(CachedExposition(partial(health_families, ns)), health),
         ]
+        web = settings.web
         return WebServer(
-            settings.web.listen_address,
+            web.listen_address,
             make_app(
                 collectors,
                 sections,
@@ -352,7 +364,41 @@ class Daemon:
                 shard=self.status.shard,
                 push=self._push,
             ),
+            self._web_config(settings),
+            limits=ServerLimits(
+                max_connections=web.max_connections,
+                header_timeout=web.header_timeout,
+                idle_timeout=web.idle_timeout,
+            ),
+            probes_without_auth=web.probes_without_auth,
         )
+
+    def _web_config(self, settings: Settings) -> WebConfig:
+        """Raises ConfigError."""
+        path = settings.web.config_file
+        config = WebConfig() if path is None else load_web_config(path)
+        self._web_poller.watch(config)
+        return config
+
+    def _web_config_changed(self) -> None:
+        """The poller saw the web config file or a certificate change: apply it, or keep
+        the running one if it is now invalid."""
+        server = self._server
+        if server is None:
+            return
+        try:
+            config = self._web_config(self._settings)
+        except ConfigError as exc:
+            self.status.web_config_reload_ok = False
+            log.error(
+                "web configuration reload failed; keeping the running one",
+                path=str(self._settings.web.config_file),
+                problems=exc.problems,
+            )
+            return
+        server.configure(config)
+        self.status.web_config_reload_ok = True
+        log.info("web configuration reloaded", path=str(self._settings.web.config_file))
 
     def _start_watching(self, settings: Settings) -> tuple[ModelDirWatcher, ScanWorker]:
         worker = ScanWorker(
@@ -404,10 +450,15 @@ class Daemon:
         except OSError as exc:
             log.error("cannot listen", address=settings.web.listen_address, error=exc.strerror)
             return exit_codes.RUNTIME
+        except ConfigError as exc:  # the web config file changed since it was checked
+            log.error("invalid web configuration", problems=exc.problems)
+            return exit_codes.USAGE
+        self._server = server
         # Blocked before any thread starts, so every thread inherits the mask.
         previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             server.start()
+            self._web_poller.start()
             log.info(
                 "listening",
                 url=f"http://{settings.web.listen_address}/",
@@ -424,7 +475,7 @@ class Daemon:
                 ingest = self._start_ingest(settings)
             except RuntimeError as exc:
                 log.error("cannot start", problem=str(exc))
-                for stoppable in (watcher, worker, server):
+                for stoppable in (watcher, worker, server, self._web_poller):
                     stoppable.stop()
                 # a person must move the checkpoint away; a restart would fail the same way
                 return exit_codes.USAGE
@@ -458,6 +509,7 @@ class Daemon:
             systemd.notify("STOPPING=1")
             running.watcher.stop()
             running.worker.stop()
+            self._web_poller.stop()
             running.server.stop()  # no more pushes ...
             if self._push is not None:
                 self._push.close()
@@ -474,32 +526,37 @@ class Daemon:
         finally:
             _settle_heap()
 
+    def _keep_running(
+        self,
+        running: _Running,
+        message: str = "configuration reload failed; keeping the running one",
+        **details: Any,
+    ) -> _Running:
+        """A reload that cannot apply: say why, keep what runs, tell systemd we are back."""
+        self.status.config_reload_ok = False
+        log.error(message, **details)
+        systemd.notify("READY=1")
+        return running
+
     def _apply_reload(self, running: _Running) -> _Running:
         try:
             settings = self._reload_settings()
         except ConfigError as exc:
-            self.status.config_reload_ok = False
-            log.error("configuration reload failed; keeping the running one", problems=exc.problems)
-            systemd.notify("READY=1")
-            return running
+            return self._keep_running(running, problems=exc.problems)
         old = self._settings
         if settings.web.enable_push != old.web.enable_push or settings.push != old.push:
             log.warning("changes to web.enable_push and push.* take effect at the next restart")
         problem = (
-            # auth_configured: see cli.py
             push_exposure_problem(
                 settings.web.listen_address,
-                auth_configured=False,
+                auth_configured=file_requires_auth(settings.web.config_file),
                 opted_in=settings.web.push_without_auth,
             )
             if self._push is not None
             else None
         )
         if problem is not None:
-            self.status.config_reload_ok = False
-            log.error("configuration reload failed; keeping the running one", problems=[problem])
-            systemd.notify("READY=1")
-            return running
+            return self._keep_running(running, problems=[problem])
         server = running.server
         if (settings.web.listen_address, settings.namespace) != (
             old.web.listen_address,
@@ -507,17 +564,28 @@ class Daemon:
         ):
             try:
                 server = self._make_server(settings)
+            except ConfigError as exc:
+                return self._keep_running(running, problems=exc.problems)
             except OSError as exc:
-                self.status.config_reload_ok = False
-                log.error(
+                return self._keep_running(
+                    running,
                     "configuration reload failed: cannot listen; keeping the running one",
                     address=settings.web.listen_address,
                     error=exc.strerror,
                 )
-                systemd.notify("READY=1")
-                return running
             running.server.stop()
             server.start()
+            self._server = server
+        else:
+            try:
+                server.configure(self._web_config(settings), settings.web.probes_without_auth)
+            except ConfigError as exc:
+                return self._keep_running(running, problems=exc.problems)
+        limits = ("max_connections", "header_timeout", "idle_timeout")
+        if any(getattr(settings.web, k) != getattr(old.web, k) for k in limits):
+            log.warning(
+                "changes to web.max_connections and the timeouts take effect at the next restart"
+            )
         configure_logging(settings.log.level, settings.log.format)
         shard = self.status.shard  # what the checkpoint and the other shards expect
         if settings.models.shard != shard:
@@ -538,6 +606,7 @@ class Daemon:
         watcher, worker = self._start_watching(settings)
         self._settings = settings
         self.status.config_reload_ok = True
+        self.status.web_config_reload_ok = True
         self.status.config_reload_timestamp = time.time()
         log.info("configuration reloaded", url=f"http://{settings.web.listen_address}/")
         systemd.notify("READY=1")

@@ -4,6 +4,7 @@ routing_ml_predictions_total and live accuracy; retries, kill -9, concurrency, e
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import json
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
 from tests.support import RunningDaemon, free_port, wait_until, write_json
+from tests.tls_support import bcrypt_hash
 
 pytestmark = pytest.mark.integration
 
@@ -392,39 +395,48 @@ def test_refuses_to_open_push_beyond_loopback_without_auth(tmp_path: Path) -> No
     assert result.returncode == 2 and "--state.dir" in result.stderr
 
 
-def test_explicit_opt_in_opens_beyond_loopback(tmp_path: Path) -> None:
+# An address beyond loopback that no interface here has (TEST-NET-1, RFC 5737): a daemon
+# that passes the exposure check then fails to bind it, so no test listens beyond loopback.
+UNASSIGNED = "192.0.2.1"
+
+
+def test_explicit_opt_in_passes_the_exposure_check(tmp_path: Path) -> None:
     models = make_models(tmp_path)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "model_health_exporter",
-            "run",
-            f"--models.dir={models}",
-            f"--state.dir={tmp_path / 's'}",
-            "--web.enable-push=true",
-            "--web.push-without-auth=true",
-            f"--web.listen-address=0.0.0.0:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    common = [f"--models.dir={models}", f"--state.dir={tmp_path / 's'}", "--web.enable-push=true"]
+    address = f"--web.listen-address={UNASSIGNED}:{free_port()}"
+    refused = run_cli(*common, address)
+    assert refused.returncode == 2 and "without authentication" in refused.stderr
+    opted_in = run_cli(*common, address, "--web.push-without-auth=true")
+    assert "without authentication" not in opted_in.stderr
+    assert "cannot assign requested address" in opted_in.stdout.lower(), opted_in
+
+
+def test_basic_auth_opens_beyond_loopback_and_guards_the_push(tmp_path: Path) -> None:
+    models = make_models(tmp_path)
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"loader": bcrypt_hash("s3cret")}}))
+    common = [f"--models.dir={models}", f"--state.dir={tmp_path / 's'}", "--web.enable-push=true"]
+    beyond = run_cli(
+        *common, f"--web.listen-address={UNASSIGNED}:{free_port()}", f"--web.config.file={web}"
     )
+    assert "without authentication" not in beyond.stderr
+    assert "cannot assign requested address" in beyond.stdout.lower(), beyond
+
+    daemon = start(tmp_path, f"--web.config.file={web}", "--web.probes-without-auth=true")
     try:
-
-        def ready() -> bool:
-            assert proc.poll() is None
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                return r.status == 200
-
-        wait_until(ready, 20, "daemon listening on all interfaces")
+        body = json.dumps(records(3)).encode()
+        status, _, headers = post(daemon, "/api/v1/predictions/sklearn-iris/v1", body)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+        token = base64.b64encode(b"loader:s3cret").decode()
+        status, answer, _ = post(
+            daemon,
+            "/api/v1/predictions/sklearn-iris/v1",
+            body,
+            {"Authorization": f"Basic {token}"},
+        )
+        assert status == 200, answer
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        daemon.stop()
 
 
 # ---- KServe and Seldon payload loggers ----------------------------------------------------

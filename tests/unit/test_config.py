@@ -126,8 +126,12 @@ def test_help_documents_every_setting() -> None:
     for section in ("web", "models", "logs", "state", "log"):
         model = Settings.model_fields[section].annotation
         for name in model.model_fields:  # type: ignore[union-attr]
-            repeatable = {("models", "dirs"): "--models.dir", ("logs", "paths"): "--logs.path"}
-            flag = repeatable.get((section, name), f"--{section}.{name.replace('_', '-')}")
+            renamed = {
+                ("models", "dirs"): "--models.dir",  # repeatable: one item each
+                ("logs", "paths"): "--logs.path",
+                ("web", "config_file"): "--web.config.file",  # as Prometheus spells it
+            }
+            flag = renamed.get((section, name), f"--{section}.{name.replace('_', '-')}")
             assert flag in text
     for flag in ("--config.file", "--namespace", "--version"):
         assert flag in text

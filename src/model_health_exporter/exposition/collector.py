@@ -249,6 +249,7 @@ class ExporterStatus:
     dropped: LabelledCounter
     config_reload_ok: bool = True
     config_reload_timestamp: float = 0.0
+    web_config_reload_ok: bool = True
     # Whether the checkpoint could be saved to the state dir (True without one).
     state_writable: Callable[[], bool] = lambda: True
     shard: Shard = field(default_factory=Shard)
@@ -323,6 +324,11 @@ class ExporterCollector(Collector):
             f"{ns}_exporter_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully, Unix time.",
             value=status.config_reload_timestamp,
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_exporter_web_config_last_reload_successful",
+            "1 if the last load of --web.config.file succeeded (1 without one).",
+            value=1.0 if status.web_config_reload_ok else 0.0,
         )
         yield GaugeMetricFamily(
             f"{ns}_exporter_state_writable",

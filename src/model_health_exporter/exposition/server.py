@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from model_health_exporter.config import parse_listen_address
+from model_health_exporter.exposition.http_server import WebServer
 from model_health_exporter.exposition.pages import (
     MODELS_PATH,
     Live,
@@ -28,6 +24,24 @@ from model_health_exporter.ingress.push import is_push_path
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.registry import Snapshot
 
+__all__ = ["WebServer", "make_app", "metrics_body"]  # WebServer: the daemon's import
+
+Encoder = Callable[..., bytes]  # takes a registry or a restricted view of one
+
+
+def _encoder_for(accept: str) -> tuple[Encoder, str]:
+    """prometheus_client's choice by Accept, over the media ranges it can parse: it raises
+    on some (`text/plain; version=x.y` compares "x" with 1), and a client's odd header
+    must not turn a scrape into a 500. With none left it is the text format."""
+    ranges = []
+    for media_range in accept.split(","):
+        try:
+            choose_encoder(media_range)
+        except (TypeError, ValueError, IndexError):
+            continue
+        ranges.append(media_range)
+    return choose_encoder(",".join(ranges))
+
 
 def metrics_body(
     environ: WSGIEnvironment,
@@ -38,7 +52,7 @@ def metrics_body(
     Accept-Encoding, `name[]` filters): the per-model and per-version families from the
     render caches, then the exporter's own, which change on every scrape. Returned as
     chunks: joining them would copy tens of megabytes at 10,000 versions."""
-    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+    encoder, content_type = _encoder_for(environ.get("HTTP_ACCEPT", ""))
     requested = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
     names = frozenset(requested) if requested else None
     compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
@@ -106,43 +120,3 @@ def make_app(
         return respond("404 Not Found", "text/plain", b"not found\n")
 
     return app
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Access logs are noise for an exporter scraped every few seconds."""
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class WebServer:
-    """Serves `app` on a background thread; `stop()` then returns once it has stopped."""
-
-    def __init__(self, listen_address: str, app: WSGIApplication) -> None:
-        host, port = parse_listen_address(listen_address)
-        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-        self._server = make_server(
-            host, port, app, server_class=server_class, handler_class=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http-server", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()

@@ -1,0 +1,443 @@
+"""The HTTP(S) server under the WSGI application: cheroot (CherryPy's server), with the
+changes that keep /metrics answering while idle, slow or many clients are connected.
+
+cheroot gives a fixed pool of worker threads, a request queue, keep-alive, socket
+timeouts and a selector that holds idle keep-alive connections without a thread each.
+On top of it:
+
+- A new connection waits in the selector, like an idle keep-alive one, until its first
+  bytes arrive; only then does a worker take it. (cheroot hands every accepted
+  connection straight to a worker, so N silent clients stop N workers for the timeout.)
+- Connections are counted, at most `max_connections` (and never more than the open-files
+  limit allows). At the cap, or when accept() fails for want of file descriptors, the
+  connection idle the longest is closed to make room, those that never sent a request
+  first: a scrape, which sends its request at once, is not the one that waits.
+- Connections that sent nothing for `header_timeout` seconds are closed, keep-alive ones
+  after `idle_timeout` (long enough to outlast Prometheus' scrape interval).
+- TLS handshakes run in the worker, not in the accept loop, where one silent client
+  would hold up every other; a client silent after its handshake goes back to the
+  selector.
+- The request line and headers must arrive within the header timeout in total (cheroot's
+  timeout is per read: a client sending a byte now and then would keep a worker).
+- The web configuration (TLS context, users, headers) can be swapped while serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import resource
+import select
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from cheroot import connections, wsgi
+from cheroot import server as cheroot_server
+from cheroot.makefile import MakeFile, StreamReader, StreamWriter
+from cheroot.ssl import Adapter
+
+from model_health_exporter.config import parse_listen_address
+from model_health_exporter.exposition.web_config import BasicAuth, WebConfig
+
+log = structlog.get_logger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+PROBE_PATHS: Final = frozenset({"/healthz", "/readyz"})
+REALM: Final = "model-health-exporter"
+_FD_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# File descriptors kept for everything but connections (logs, checkpoints, inotify).
+_FD_RESERVE: Final = 64
+_LOG_EVERY_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    workers: int = 8
+    max_connections: int = 1000
+    backlog: int = 1024
+    header_timeout: float = 10.0
+    idle_timeout: float = 120.0
+
+
+def connection_cap(wanted: int) -> int:
+    """`wanted`, lowered to leave _FD_RESERVE descriptors of the open-files limit free."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - _FD_RESERVE))
+
+
+# ---- authentication and headers (WSGI middleware) ------------------------------------
+
+
+class _Guard:
+    """The web configuration's users and headers in front of the application."""
+
+    def __init__(self, app: WSGIApp, probes_without_auth: bool) -> None:
+        self._app = app
+        self.probes_open = probes_without_auth
+        self._auth: BasicAuth | None = None
+        self._headers: tuple[tuple[str, str], ...] = ()
+
+    def configure(self, config: WebConfig, probes_without_auth: bool) -> None:
+        self._auth = BasicAuth(config.users) if config.users else None
+        self._headers = config.headers
+        self.probes_open = probes_without_auth
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        auth, extra = self._auth, self._headers
+
+        def respond(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            return start_response(status, [*headers, *extra], *exc)
+
+        open_probe = self.probes_open and environ.get("PATH_INFO") in PROBE_PATHS
+        if auth is not None and not open_probe and not _authorised(auth, environ):
+            body = b"Unauthorized\n"
+            respond(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(len(body))),
+                    ("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),
+                ],
+            )
+            return [body]
+        return self._app(environ, respond)
+
+
+def _authorised(auth: BasicAuth, environ: dict[str, Any]) -> bool:
+    scheme, _, encoded = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, sep, password = decoded.partition(":")
+    return bool(sep) and auth.check(user, password)
+
+
+# ---- TLS --------------------------------------------------------------------------------
+
+
+class _LazyTLS(Adapter):
+    """Wraps accepted sockets without the handshake; _Connection does it in a worker."""
+
+    def __init__(self, context: ssl.SSLContext, allowed_sans: frozenset[str]) -> None:
+        self.context = context
+        self.allowed_sans = allowed_sans
+
+    def bind(self, sock: Any) -> Any:
+        return sock
+
+    def wrap(self, sock: Any) -> tuple[Any, dict[str, str]]:
+        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return wrapped, {"wsgi.url_scheme": "https", "HTTPS": "on"}
+
+    def get_environ(self) -> dict[str, str]:
+        return {"wsgi.url_scheme": "https", "HTTPS": "on"}
+
+    def makefile(self, sock: Any, mode: str = "r", bufsize: int = -1) -> Any:
+        size = bufsize if bufsize > 0 else 8192
+        return StreamReader(sock, mode, size) if "r" in mode else StreamWriter(sock, mode, size)
+
+
+def _readable(sock: Any) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _sans(cert: dict[str, Any]) -> set[str]:
+    return {str(value) for _, value in cert.get("subjectAltName", ())}
+
+
+# ---- connections --------------------------------------------------------------------------
+
+
+class _DeadlineSocket:
+    """A socket whose reads end at `deadline` (monotonic seconds) when one is set: the
+    request line and headers must arrive within the header timeout in total, however
+    slowly a client trickles them."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        deadline = self.deadline
+        if deadline is None:
+            return int(self._sock.recv_into(buffer, nbytes, flags))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        default = self._sock.gettimeout()
+        self._sock.settimeout(remaining)
+        try:
+            return int(self._sock.recv_into(buffer, nbytes, flags))
+        finally:
+            self._sock.settimeout(default)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Request(cheroot_server.HTTPRequest):
+    def parse_request(self) -> None:
+        reader: _DeadlineSocket | None = getattr(self.conn, "deadline_reader", None)
+        if reader is not None:
+            reader.deadline = time.monotonic() + self.server.timeout
+        try:
+            super().parse_request()
+        finally:
+            if reader is not None:
+                reader.deadline = None  # the body: the per-read timeout only
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    RequestHandlerClass = _Request
+    served = False  # has sent a request
+    _counted = False
+    _handshaken = False
+
+    def __init__(self, server: Any, sock: Any, makefile: Any = None) -> None:
+        super().__init__(server, sock, makefile or MakeFile)
+        raw = getattr(self.rfile, "raw", None)  # the SocketIO under cheroot's reader
+        if raw is not None and hasattr(raw, "_sock"):
+            self.deadline_reader = _DeadlineSocket(raw._sock)
+            raw._sock = self.deadline_reader
+
+    def communicate(self) -> bool:
+        sock = self.socket
+        if isinstance(sock, ssl.SSLSocket) and not self._handshaken:
+            try:
+                sock.do_handshake()
+                adapter = self.server.ssl_adapter
+                sans = adapter.allowed_sans if isinstance(adapter, _LazyTLS) else frozenset()
+                if sans and not sans & _sans(sock.getpeercert() or {}):
+                    raise ssl.SSLError("client certificate has no allowed SAN")
+            except (OSError, ValueError) as exc:
+                self.server.note_tls_failure(exc)
+                return False
+            self._handshaken = True
+            if not sock.pending() and not _readable(sock):
+                return True  # the request is not here yet: wait in the selector, not here
+        self.served = True
+        return bool(super().communicate())  # type: ignore[no-untyped-call]  # untyped in cheroot's stubs
+
+    def close(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.server.connection_closed()
+        super().close()
+
+
+class _Connections(connections.ConnectionManager):
+    server: _Server
+    _selector: Any  # cheroot's _ThreadsafeSelector, absent from its stubs
+
+    def put(self, conn: Any) -> None:
+        pending = isinstance(conn.socket, ssl.SSLSocket) and conn.socket.pending()
+        if pending:  # decrypted bytes the kernel socket no longer signals
+            conn.last_used = time.time()
+            self.server.process_conn(conn)
+        else:
+            super().put(conn)
+
+    def _from_server_socket(self, server_socket: Any) -> None:
+        server = self.server
+        if server.open_connections >= server.max_connections:
+            self.evict_one()
+        try:
+            conn = super()._from_server_socket(server_socket)  # type: ignore[misc]  # private, not in cheroot's stubs
+        except OSError as exc:
+            if exc.errno not in _FD_ERRORS:
+                raise
+            server.note_fd_shortage(exc)
+            if not self.evict_one():
+                time.sleep(0.01)  # nothing to close: do not spin on the listening socket
+            return
+        if conn is None:
+            return
+        conn._counted = True
+        server.connection_opened()
+        if _readable(conn.socket):  # the request came with the connection: no detour
+            conn.last_used = time.time()
+            server.process_conn(conn)
+        else:
+            self.put(conn)  # waits in the selector for its first bytes, not in a worker
+
+    def evict_one(self) -> bool:
+        """Close the connection idle the longest, preferring ones that never sent a request."""
+        idle = [
+            (conn.served, conn.last_used, fd, conn)
+            for fd, conn in self._selector.connections
+            if conn is not self.server
+        ]
+        if not idle:
+            return False
+        *_, fd, conn = min(idle, key=lambda item: item[:2])
+        self._selector.unregister(fd)
+        conn.close()
+        self.server.evicted += 1
+        return True
+
+    def _expire(self, threshold: float) -> None:
+        now = time.time()
+        server = self.server
+        expired = [
+            (fd, conn)
+            for fd, conn in self._selector.connections
+            if conn is not server
+            and now - conn.last_used > (server.idle_timeout if conn.served else server.timeout)
+        ]
+        for fd, conn in expired:
+            self._selector.unregister(fd)
+            conn.close()
+
+
+class _Server(wsgi.Server):
+    ConnectionClass = _Connection
+
+    def __init__(self, bind_addr: tuple[str, int], app: WSGIApp, limits: ServerLimits) -> None:
+        super().__init__(
+            bind_addr,
+            app,
+            numthreads=limits.workers,
+            max=limits.workers,
+            request_queue_size=limits.backlog,
+            timeout=limits.header_timeout,  # type: ignore[arg-type]  # any float works
+            shutdown_timeout=2,
+            # ready requests beyond this get a 503 at once, never a stalled accept loop
+            accepted_queue_size=max(64, 8 * limits.workers),
+            accepted_queue_timeout=0,
+            server_name="model-health-exporter",
+        )
+        self.idle_timeout = limits.idle_timeout
+        self.max_connections = connection_cap(limits.max_connections)
+        self.keep_alive_conn_limit = None  # type: ignore[assignment]  # None: no limit; the cap above bounds them all
+        self.max_request_header_size = 64 * 1024
+        self.max_request_body_size = 0
+        self.open_connections = 0
+        self.evicted = 0
+        self.bind_error: OSError | None = None
+        self._count_lock = threading.Lock()
+        self._last_log: dict[str, float] = {}
+
+    def bind(self, family: int, type: int, proto: int = 0) -> Any:
+        """cheroot's, but closing the socket when bind() fails (it leaks it)."""
+        sock = self.prepare_socket(
+            self.bind_addr, family, type, proto, self.nodelay, self.ssl_adapter, self.reuse_port
+        )
+        try:
+            sock.bind(self.bind_addr)
+        except OSError as exc:
+            sock.close()
+            self.bind_error = exc  # cheroot's prepare() re-raises it without errno
+            raise
+        self.socket = sock
+        self.bind_addr = sock.getsockname()[:2]
+        return sock
+
+    def prepare(self) -> None:
+        super().prepare()
+        # cheroot builds its own manager in prepare(): replaced by ours before serving
+        plain: Any = self._connections  # type: ignore[has-type]  # set in cheroot's prepare()
+        plain._selector.close()
+        self._connections = _Connections(self)
+
+    def connection_opened(self) -> None:
+        with self._count_lock:
+            self.open_connections += 1
+
+    def connection_closed(self) -> None:
+        with self._count_lock:
+            self.open_connections -= 1
+
+    def _rate_limited(self, what: str) -> bool:
+        now = time.monotonic()
+        if now - self._last_log.get(what, -_LOG_EVERY_S) < _LOG_EVERY_S:
+            return True
+        self._last_log[what] = now
+        return False
+
+    def note_fd_shortage(self, exc: OSError) -> None:
+        if not self._rate_limited("fd"):
+            log.warning(
+                "out of file descriptors: closing the longest idle connection",
+                error=exc.strerror,
+                open_connections=self.open_connections,
+            )
+
+    def note_tls_failure(self, exc: BaseException) -> None:
+        if not self._rate_limited("tls"):
+            log.info("TLS handshake failed (logged once a minute)", error=str(exc))
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        """cheroot's messages, into the daemon's log instead of raw stderr."""
+        if level >= 30 and not self._rate_limited(f"error:{msg[:40]}"):
+            log.warning("http server", message=msg)
+
+
+# ---- the server as the daemon uses it ---------------------------------------------------
+
+
+class WebServer:
+    """Serves `app` on a background thread; `stop()` returns once it has stopped."""
+
+    def __init__(
+        self,
+        listen_address: str,
+        app: WSGIApp,
+        web_config: WebConfig | None = None,
+        *,
+        limits: ServerLimits | None = None,
+        probes_without_auth: bool = False,
+    ) -> None:
+        host, port = parse_listen_address(listen_address)
+        self._guard = _Guard(app, probes_without_auth)
+        self._server = _Server((host or "0.0.0.0", port), self._guard, limits or ServerLimits())  # noqa: S104 - ":port" asks for every interface
+        self.configure(web_config or WebConfig(), probes_without_auth)
+        try:
+            self._server.prepare()  # binds now, so a busy port fails here, as before
+        except OSError as exc:
+            raise self._server.bind_error or exc from None
+        self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self._server.serve()
+        except Exception:
+            log.exception("http server stopped")
+
+    def configure(self, config: WebConfig, probes_without_auth: bool | None = None) -> None:
+        """Apply a (re)loaded web configuration: new connections use its TLS settings,
+        requests its users and headers."""
+        if probes_without_auth is None:
+            probes_without_auth = self._guard.probes_open
+        self._guard.configure(config, probes_without_auth)
+        self.web_config = config  # the one in force; .requires_auth for routes that write
+        tls = config.tls
+        self._server.ssl_adapter = None if tls is None else _LazyTLS(tls.context, tls.allowed_sans)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.bind_addr[1])
+
+    @property
+    def open_connections(self) -> int:
+        return int(self._server.open_connections)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._thread.join(timeout=10)
