@@ -16,6 +16,7 @@ newest one still filling): fast alerts read it, confirmed by the whole window.""
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections import OrderedDict, deque
@@ -198,7 +199,14 @@ class LiveWindow:
         self.classes: list[str] = []  # index -> label; grows to max_classes, then "other"
         self._class_of: dict[str, int] = {}  # label -> index, of `classes`
         self._buckets: deque[_Bucket] = deque()
-        self._closed: _Totals | None = None  # all buckets but the newest, merged
+        # All buckets but the newest, merged, kept up to date as buckets close and expire
+        # (None: to be merged afresh). `_closed_inexact`: a bucket's integer counts were
+        # taken out, the rest of it not yet (`_totals`).
+        self._closed: _Totals | None = None
+        self._closed_inexact = False
+        # The closed buckets of the short horizon merged, with the newest bucket's index
+        # and the short horizon's oldest at the time (`_short_totals`).
+        self._short_closed: tuple[tuple[int, int], _Totals] | None = None
         self._pending = PendingPredictions(config.max_pending)
         # Feedback read before its prediction (a feedback file read ahead of its
         # predictions file, as after downtime): it waits, under the same limits as the
@@ -237,7 +245,7 @@ class LiveWindow:
         self._reference_rows = []
         for bucket in self._buckets:
             bucket.drift, bucket.drift_rows = None, []
-        self._closed = None
+        self._closed = self._short_closed = None
         self._generation += 1
 
     def _collect_reference(self, predictions: list[Prediction]) -> int:
@@ -302,7 +310,8 @@ class LiveWindow:
         index = math.floor(now / self._config.bucket_seconds)
         if not self._buckets or self._buckets[-1].index < index:
             self._expire_pending(now)
-            self._closed = None
+            if self._buckets:
+                self._close_newest()
             self._buckets.append(
                 _Bucket(
                     index,
@@ -314,10 +323,25 @@ class LiveWindow:
         self._expire(index)
         return self._buckets[-1]
 
+    def _close_newest(self) -> None:
+        """The newest bucket takes no more records: into the merge of the closed ones."""
+        closed = self._closed
+        if closed is not None:
+            closed.add(self._flushed(self._buckets[-1]))
+            closed.auc_cache = None
+
     def _expire(self, index: int) -> None:
         while self._buckets and self._buckets[0].index <= index - self._config.buckets:
-            self._buckets.popleft()
-            self._closed = None
+            gone = self._buckets.popleft()
+            closed = self._closed
+            if closed is None:
+                continue
+            if not self._buckets:  # that was the newest: nothing is closed
+                self._closed, self._closed_inexact = None, False
+                continue
+            closed.subtract_counts(gone)
+            closed.auc_cache = None
+            self._closed_inexact = True
 
     # ---- records ------------------------------------------------------------------------
 
@@ -534,27 +558,44 @@ class LiveWindow:
 
     def _totals(self, now: float) -> _Totals:
         """The window's buckets merged. Only the newest bucket takes records, so the
-        merge of the others is kept until a bucket opens or expires."""
+        merge of the others is kept: a bucket that closes is added to it, one that
+        expires has its integer counts taken out, and what cannot be taken out (sums of
+        floats, minima, maxima, the ROC AUC sketch) is merged again from the closed
+        buckets, in the same order as a merge from scratch (so with the same result)."""
         self._expire(math.floor(now / self._config.bucket_seconds))
         self._expire_pending(now)
         if not self._buckets:
             return _Totals()
+        closed_buckets = list(itertools.islice(self._buckets, len(self._buckets) - 1))
         if self._closed is None:
             self._closed = _Totals()
-            for bucket in list(self._buckets)[:-1]:
+            for bucket in closed_buckets:
                 self._closed.add(self._flushed(bucket))
+        elif self._closed_inexact:
+            self._closed.set_inexact(closed_buckets)
+        self._closed_inexact = False
         totals = self._closed.copy()
         totals.add(self._flushed(self._buckets[-1]))
         return totals
 
     def _short_totals(self, now: float) -> _Totals:
-        """The newest `short_buckets` buckets merged (after `_totals`, which expires)."""
-        totals = _Totals()
+        """The newest `short_buckets` buckets merged (after `_totals`, which expires).
+        The merge of its closed buckets is kept while the newest bucket and the short
+        horizon's oldest stay the same."""
         first = math.floor(now / self._config.bucket_seconds) - self._config.short_buckets + 1
-        for bucket in reversed(self._buckets):
-            if bucket.index < first:
-                break
-            totals.add(self._flushed(bucket))
+        if not self._buckets:
+            return _Totals()
+        newest = self._buckets[-1]
+        key = (newest.index, first)
+        if self._short_closed is None or self._short_closed[0] != key:
+            closed = _Totals()
+            for bucket in itertools.islice(self._buckets, len(self._buckets) - 1):
+                if bucket.index >= first:
+                    closed.add(self._flushed(bucket))
+            self._short_closed = (key, closed)
+        totals = self._short_closed[1].copy()
+        if newest.index >= first:
+            totals.add(self._flushed(newest))
         return totals
 
     def _flushed(self, bucket: _Bucket) -> _Bucket:
@@ -754,7 +795,7 @@ class LiveWindow:
             )
         self.reference = reference
         self._buckets = buckets
-        self._closed = None
+        self._closed = self._short_closed = None
         self._generation += 1
         self._pending = PendingPredictions(self._config.max_pending)
         row_of = _ProbabilityRows(self)
@@ -869,6 +910,34 @@ class _Totals:
         totals = _Totals()
         totals.add(self)
         return totals
+
+    def subtract_counts(self, part: _Bucket) -> None:
+        """Take the integer counts of `part`, added before, out again (exact); the rest
+        is then stale until `set_inexact`."""
+        for name in ("confidence", "labelled", "regression", "drift"):
+            mine, theirs = getattr(self, name), getattr(part, name)
+            if mine is not None and theirs is not None:
+                mine.subtract_counts(theirs)
+        self.predictions -= part.predictions
+        self.errors -= part.errors
+        self.invalid_records -= part.invalid_records
+        self.latency_n -= part.latency_n
+
+    def set_inexact(self, parts: Sequence[_Bucket]) -> None:
+        """After `subtract_counts`: what cannot be subtracted, from `parts` (the buckets
+        added up) in their order, as adding them afresh does; an aggregate that none of
+        them has is None again, as it would be."""
+        latency_sum = 0.0
+        for part in parts:
+            latency_sum += part.latency_sum
+        self.latency_sum = latency_sum
+        for name in ("confidence", "labelled", "regression", "drift"):
+            having = [a for part in parts if (a := getattr(part, name)) is not None]
+            mine = getattr(self, name)
+            if not having:
+                setattr(self, name, None)
+            elif mine is not None:
+                mine.set_inexact(having)
 
 
 _A = TypeVar(

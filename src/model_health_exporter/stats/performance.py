@@ -16,7 +16,7 @@ Pure numpy: no I/O, nothing about Prometheus.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple, Self
 
 import numpy as np
@@ -316,6 +316,30 @@ class ClassificationCounts:
     def __iadd__(self, other: ClassificationCounts) -> Self:
         return self.merge(other)
 
+    def subtract_counts(self, other: ClassificationCounts) -> None:
+        """Take the integer counts of `other`, merged in before, out again (exact); the
+        rest (`set_inexact`) cannot be taken out."""
+        self._check_compatible(other)
+        self.confusion -= other.confusion
+        self.pos -= other.pos
+        self.neg -= other.neg
+        self.log_loss_count -= other.log_loss_count
+
+    def set_inexact(self, parts: Sequence[ClassificationCounts]) -> None:
+        """Set what `subtract_counts` leaves (the log-loss sum and the AUC sketch) to what
+        merging `parts` in order into a copy of the first gives, as `merge` does."""
+        log_loss_sum = parts[0].log_loss_sum
+        for part in parts[1:]:
+            log_loss_sum += part.log_loss_sum
+        self.log_loss_sum = log_loss_sum
+        sketches = [part.sketch for part in parts]
+        self._pending = []
+        self._sketch = (
+            None
+            if self._sketch is None or sketches[0] is None
+            else sketches[0].copy().merge_many([s for s in sketches[1:] if s is not None])
+        )
+
     def __add__(self, other: ClassificationCounts) -> ClassificationCounts:
         return self.copy().merge(other)
 
@@ -593,6 +617,35 @@ class RegressionSums:
     def __iadd__(self, other: RegressionSums) -> Self:
         return self.merge(other)
 
+    def subtract_counts(self, other: RegressionSums) -> None:
+        """Take the counts of `other`, merged in before, out again (exact); the sums
+        (`set_inexact`) cannot be taken out."""
+        self.n -= other.n
+        self.n_ape -= other.n_ape
+
+    def set_inexact(self, parts: Sequence[RegressionSums]) -> None:
+        """Set the sums to what merging `parts` in order into a copy of the first gives,
+        as `merge` does."""
+        first = parts[0]
+        n, sum_y, m2_y = first.n, first.sum_y, first.m2_y
+        abs_error, squared, ape, sape = (
+            first.sum_abs_error,
+            first.sum_squared_error,
+            first.sum_ape,
+            first.sum_sape,
+        )
+        for part in parts[1:]:
+            m2_y = _merge_moments((n, sum_y, m2_y), (part.n, part.sum_y, part.m2_y))
+            n += part.n
+            sum_y += part.sum_y
+            abs_error += part.sum_abs_error
+            squared += part.sum_squared_error
+            ape += part.sum_ape
+            sape += part.sum_sape
+        self.sum_y, self.m2_y = sum_y, m2_y
+        self.sum_abs_error, self.sum_squared_error = abs_error, squared
+        self.sum_ape, self.sum_sape = ape, sape
+
     def __add__(self, other: RegressionSums) -> RegressionSums:
         return self.copy().merge(other)
 
@@ -758,6 +811,27 @@ class ConfidenceHistogram:
 
     def __iadd__(self, other: ConfidenceHistogram) -> Self:
         return self.merge(other)
+
+    def subtract_counts(self, other: ConfidenceHistogram) -> None:
+        """Take the counts of `other`, merged in before, out again (exact); the sum, M2,
+        minimum and maximum (`set_inexact`) cannot be taken out."""
+        self.counts -= other.counts
+        self.count -= other.count
+        self.below -= other.below
+
+    def set_inexact(self, parts: Sequence[ConfidenceHistogram]) -> None:
+        """Set the sum, M2, minimum and maximum to what merging `parts` in order into a
+        copy of the first gives, as `merge` does."""
+        first = parts[0]
+        count, total, m2 = first.count, first.total, first.m2
+        minimum, maximum = first.minimum, first.maximum
+        for part in parts[1:]:
+            m2 = _merge_moments((count, total, m2), (part.count, part.total, part.m2))
+            count += part.count
+            total += part.total
+            minimum = min(minimum, part.minimum)
+            maximum = max(maximum, part.maximum)
+        self.total, self.m2, self.minimum, self.maximum = total, m2, minimum, maximum
 
     def __add__(self, other: ConfidenceHistogram) -> ConfidenceHistogram:
         return self.copy().merge(other)

@@ -459,6 +459,46 @@ class DriftCounts:
         self.calibrated_confidence_n += other.calibrated_confidence_n
         return self
 
+    def subtract_counts(self, other: DriftCounts) -> None:
+        """Take the integer counts of `other`, merged in before, out again (exact); the
+        rest (`set_inexact`) cannot be taken out."""
+        self.flat -= other.flat
+        self.missing -= other.missing
+        self.invalid_type -= other.invalid_type
+        self.unseen -= other.unseen
+        if self.prediction_counts is not None and other.prediction_counts is not None:
+            self.prediction_counts -= other.prediction_counts
+        if self.confidence_counts is not None and other.confidence_counts is not None:
+            self.confidence_counts -= other.confidence_counts
+        self.rows -= other.rows
+        self.prediction_n -= other.prediction_n
+        self.confidence_n -= other.confidence_n
+        self.expected_n -= other.expected_n
+        self.calibrated_confidence_n -= other.calibrated_confidence_n
+
+    def set_inexact(self, parts: Sequence[DriftCounts]) -> None:
+        """Set what `subtract_counts` leaves (minima, maxima, sums of floats) to what
+        adding `parts` in order to a copy of the first gives, as `+=` does."""
+        first = parts[0]
+        stacked = np.stack([p.minmax for p in parts])  # order-free: NaN until seen
+        self.minmax = np.stack(
+            (np.fmin.reduce(stacked[:, :, 0]), np.fmax.reduce(stacked[:, :, 1])), axis=1
+        )
+        if self.expected is not None and first.expected is not None:
+            expected = first.expected.copy()
+            for part in parts[1:]:
+                if part.expected is not None:
+                    expected += part.expected
+            self.expected = expected
+        prediction_sum, confidence_sum = first.prediction_sum, first.confidence_sum
+        calibrated_sum = first.calibrated_confidence_sum
+        for part in parts[1:]:
+            prediction_sum += part.prediction_sum
+            confidence_sum += part.confidence_sum
+            calibrated_sum += part.calibrated_confidence_sum
+        self.prediction_sum, self.confidence_sum = prediction_sum, confidence_sum
+        self.calibrated_confidence_sum = calibrated_sum
+
     def copy(self) -> DriftCounts:
         # one copy of the flat array, then views at the same offsets
         flat, views = _flat_bins([c.size for c in self.feature_counts], self.flat.copy())
