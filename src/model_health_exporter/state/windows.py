@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 import msgspec
 import numpy as np
@@ -85,6 +85,8 @@ class WindowSummary:
 
 
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
+# What a closed bucket has for its lists of records waiting for a flush: none, and no list.
+_CLOSED: Final = cast("list[Any]", ())
 
 
 @dataclass(slots=True)
@@ -123,12 +125,28 @@ class _Bucket:
         return self.confidence
 
     def flush_drift(self, reference: ModelReference | None) -> DriftCounts | None:
-        if self.drift_rows and reference is not None:
-            if self.drift is None:
-                self.drift = DriftCounts.empty(reference)
-            self.drift.add_rows(reference, self.drift_rows)
-        self.drift_rows = []
+        if self.drift_rows:
+            if reference is not None:
+                if self.drift is None:
+                    self.drift = DriftCounts.empty(reference)
+                self.drift.add_rows(reference, self.drift_rows)
+            self.drift_rows = []
         return self.drift
+
+    def close(self, n_classes: int, auc_cells: int, reference: ModelReference | None) -> None:
+        """This bucket takes no more records: everything into its aggregates, held in as
+        little memory as they fit (`stats.compact`), no lists for records kept."""
+        self.flush()
+        self.flush_labelled(n_classes, auc_cells)
+        self.flush_regression()
+        self.flush_drift(reference)
+        for aggregate in (self.confidence, self.labelled, self.drift):
+            if aggregate is not None:
+                aggregate.compact()
+        # Appending to a closed bucket fails loudly (a tuple), where a shared list would not.
+        self.drift_rows = self.unflushed = _CLOSED
+        self.joined_actual = self.joined_predicted = _CLOSED
+        self.joined_proba = self.joined_values = _CLOSED
 
     def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
         if self.joined_actual:
@@ -244,7 +262,9 @@ class LiveWindow:
         self.reference = reference
         self._reference_rows = []
         for bucket in self._buckets:
-            bucket.drift, bucket.drift_rows = None, []
+            bucket.drift = None
+            if bucket.drift_rows:
+                bucket.drift_rows = []
         self._closed = self._short_closed = None
         self._generation += 1
 
@@ -325,9 +345,11 @@ class LiveWindow:
 
     def _close_newest(self) -> None:
         """The newest bucket takes no more records: into the merge of the closed ones."""
+        newest = self._buckets[-1]
+        newest.close(self._n_classes, self._config.auc_cells, self.reference)
         closed = self._closed
         if closed is not None:
-            closed.add(self._flushed(self._buckets[-1]))
+            closed.add(newest)
             closed.auc_cache = None
 
     def _expire(self, index: int) -> None:
@@ -794,6 +816,8 @@ class LiveWindow:
                 )
             )
         self.reference = reference
+        for bucket in itertools.islice(buckets, max(0, len(buckets) - 1)):
+            bucket.close(self._n_classes, self._config.auc_cells, reference)
         self._buckets = buckets
         self._closed = self._short_closed = None
         self._generation += 1

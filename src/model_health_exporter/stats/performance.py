@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_health_exporter.stats.auc_sketch import AucSketch
+from model_health_exporter.stats.compact import narrowest
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -343,12 +344,22 @@ class ClassificationCounts:
     def __add__(self, other: ClassificationCounts) -> ClassificationCounts:
         return self.copy().merge(other)
 
+    def compact(self) -> None:
+        """Hold these counts, which will not change again, in less memory (`copy` gives
+        counts that can be added to)."""
+        sketch = self.sketch  # sketches merged in are added up first
+        self.confusion = narrowest(self.confusion)
+        self.pos = narrowest(self.pos)
+        self.neg = narrowest(self.neg)
+        if sketch is not None:
+            sketch.compact()
+
     def copy(self) -> ClassificationCounts:
-        """An independent copy."""
+        """An independent copy, in int64 whatever `compact` did."""
         return ClassificationCounts(
-            self.confusion.copy(),
-            self.pos.copy(),
-            self.neg.copy(),
+            self.confusion.astype(np.int64),
+            self.pos.astype(np.int64),
+            self.neg.astype(np.int64),
             self.log_loss_sum,
             self.log_loss_count,
             sketch=None if self.sketch is None else self.sketch.copy(),
@@ -836,9 +847,15 @@ class ConfidenceHistogram:
     def __add__(self, other: ConfidenceHistogram) -> ConfidenceHistogram:
         return self.copy().merge(other)
 
+    def compact(self) -> None:
+        """Hold these counts, which will not change again, in less memory (`copy` gives
+        counts that can be added to)."""
+        self.counts = narrowest(self.counts)
+
     def copy(self) -> ConfidenceHistogram:
+        """An independent copy, in int64 whatever `compact` did."""
         return ConfidenceHistogram(
-            self.counts.copy(),
+            self.counts.astype(np.int64),
             threshold=self.threshold,
             count=self.count,
             total=self.total,
