@@ -449,12 +449,14 @@ class LiveWindow:
         return out
 
     def flush_rows(self) -> None:
-        """Tally the predictions waiting for the drift tally now. The ingester calls it
-        after each chunk: rows kept across chunks are whole records (feature dicts),
-        and thousands of versions holding up to a batch each grow the heap, which does
-        not shrink again while long-lived objects sit between the freed ones."""
-        if self._buckets and self._buckets[-1].drift_rows:
-            self._buckets[-1].flush_drift(self.reference)
+        """Tally what waits in the newest bucket now (rows for the drift tally,
+        confidences, joined pairs). The ingester calls it after each chunk: rows kept
+        across chunks are whole records (feature dicts), and thousands of versions
+        holding up to a batch each grow the heap, which does not shrink again while
+        long-lived objects sit between the freed ones; and the periodic refresh of every
+        version then only computes statistics, it does not tally records."""
+        if self._buckets:
+            self._flushed(self._buckets[-1])
 
     def _expire_pending(self, now: float) -> None:
         """Drop predictions and feedback that waited too long; run once per bucket, not
