@@ -616,6 +616,7 @@ class LiveWindow:
             for bucket in itertools.islice(self._buckets, len(self._buckets) - 1):
                 if bucket.index >= first:
                     closed.add(self._flushed(bucket))
+            closed.compact()  # only copied until the next bucket boundary
             self._short_closed = (key, closed)
         totals = self._short_closed[1].copy()
         if newest.index >= first:
@@ -936,6 +937,12 @@ class _Totals:
         totals = _Totals()
         totals.add(self)
         return totals
+
+    def compact(self) -> None:
+        """Hold these totals, which will only be copied from now on, in less memory."""
+        for aggregate in (self.confidence, self.labelled, self.drift):
+            if aggregate is not None:
+                aggregate.compact()
 
     def subtract_counts(self, part: _Bucket) -> None:
         """Take the integer counts of `part`, added before, out again (exact); the rest
