@@ -22,15 +22,21 @@ batched rows into the bucket arrays):
 - then a `TalliesView` and `state.health.health_view` (health score, checks, retraining
   reasons) for every version.
 Each call recomputes every statistic (the last summary a window keeps for a refresh with
-nothing new is dropped before each call); what a window keeps between calls is the merge
-of its closed buckets, until a bucket opens or expires. So each repeat also times
-`summaries` once right after dropping that merge in every window ("cold"), the cost of
-the first refresh after a bucket boundary.
+nothing new is dropped before each call). Each repeat is one bucket period later than the
+last:
+- "boundary": every window opens a bucket (one record at the new time: the newest bucket
+  closes into the window's kept merge of its closed buckets, the oldest expires out of
+  it, as the ingester does while reading), timed, then `summaries`, timed apart;
+- the new bucket is filled with a bucket of records (untimed), and `summaries` plus the
+  health views are timed: the refresh under traffic, which the target is about;
+- "from scratch": `summaries` once more after dropping every window's kept merges, as
+  after a checkpoint load or a new reference.
 
 Memory: tracemalloc's traced bytes of --memory-versions windows built from records of
-their own (no object shared between versions), divided by their number, with the
-pending feedback store reported apart, since it is bounded by --logs.max-pending rather
-than by the bins.
+their own (no object shared between versions), divided by their number: with every
+bucket of the window holding data (a full window, as after an hour of traffic at the
+defaults) and with the same records all in one bucket. The pending feedback store is
+reported apart, since it is bounded by --logs.max-pending rather than by the bins.
 
     .venv/bin/python bench/drift_stats.py [--versions 1000 --features 20 --repeats 5]
         [--per-bucket 20] [--buckets 12 --bucket-seconds 300 --short-buckets 1]
@@ -46,6 +52,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +64,7 @@ from model_health_exporter.schema import Levels
 from model_health_exporter.state.health import HealthConfig, health_view
 from model_health_exporter.state.live import TalliesView, VersionTallies
 from model_health_exporter.state.registry import ModelView, VersionView
-from model_health_exporter.state.windows import LiveWindow, WindowConfig, summaries
+from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary, summaries
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
 NAME = "drift_stats"
@@ -130,12 +137,14 @@ class Stream:
             self.buckets.append((predictions, feedback))
             n += args.per_bucket
 
-    def window(self) -> LiveWindow:
+    def window(self, *, one_bucket: bool = False) -> LiveWindow:
+        """A window fed bucket by bucket (with `one_bucket`, all in the newest bucket)."""
         window = LiveWindow(self.config)
         # a reference object of its own, as the daemon loads one per version
         window.set_reference(ModelReference.from_dict(self.reference.to_dict(), "jsonl"))
+        last = START + (len(self.buckets) - 1) * self.config.bucket_seconds
         for b, (predictions, feedback) in enumerate(self.buckets):
-            now = START + b * self.config.bucket_seconds
+            now = last if one_bucket else START + b * self.config.bucket_seconds
             window.observe_predictions(predictions, now)
             window.observe_feedbacks(feedback, now)
         return window
@@ -158,28 +167,31 @@ def views(n: int) -> list[tuple[ModelView, VersionView]]:
 
 def measure_memory(args: argparse.Namespace) -> dict[str, Any]:
     """Windows whose records and references are all their own, under tracemalloc."""
-    rng = random.Random(args.seed + 1)  # seeded benchmark data
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    windows = []
-    for stream in streams(rng, args, args.memory_versions):
-        windows.append(stream.window())
-        del stream  # the window keeps what it keeps, nothing else
-    now = START + args.config.buckets * args.config.bucket_seconds - 1
-    for w in windows:
-        w.summary(now)  # flushes the batched rows into the bucket arrays
-    gc.collect()
-    total = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    return {
-        "memory_versions": args.memory_versions,
-        "bytes_total": total,
-        "bytes_per_version": total / args.memory_versions,
-        "pending_items": sum(len(w._pending) for w in windows),
-        # the pending store's own table: what waits for feedback is bounded by max_pending
-        "pending_dict_bytes": sum(sys.getsizeof(w._pending) for w in windows),
-    }
+    out: dict[str, Any] = {"memory_versions": args.memory_versions}
+    for case, one_bucket in (("", False), ("one_bucket_", True)):
+        rng = random.Random(args.seed + 1)  # seeded benchmark data
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        windows = []
+        for stream in streams(rng, args, args.memory_versions):
+            windows.append(stream.window(one_bucket=one_bucket))
+            del stream  # the window keeps what it keeps, nothing else
+        now = START + args.config.buckets * args.config.bucket_seconds - 1
+        for w in windows:
+            w.summary(now)  # flushes the batched rows into the bucket arrays
+        gc.collect()
+        total = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        out |= {
+            f"{case}bytes_total": total,
+            f"{case}bytes_per_version": total / args.memory_versions,
+            f"{case}pending_items": sum(len(w._pending) for w in windows),
+            # the pending store's own table: what waits is bounded by max_pending
+            f"{case}pending_dict_bytes": sum(sys.getsizeof(w._pending) for w in windows),
+        }
+        del windows
+    return out
 
 
 def measure_time(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,23 +208,20 @@ def measure_time(args: argparse.Namespace) -> dict[str, Any]:
     health = HealthConfig()
     now = START + args.config.buckets * args.config.bucket_seconds - 1
     summaries(windows, now)  # the untimed pass: flushes the batched rows
-    summary_runs, health_runs, cold_runs = [], [], []
-    for _ in range(args.repeats):
-        for w in windows:
-            w._closed = None  # as when a bucket opens: the closed buckets merged afresh
-            # and as when every window took records: computed again, not a kept summary
-            w._last_summary = None  # type: ignore[attr-defined]  # kept since the incremental refresh
-        gc.collect()
-        start = time.perf_counter()
-        summaries(windows, now)
-        cold_runs.append(time.perf_counter() - start)
-        for w in windows:
-            w._last_summary = None  # type: ignore[attr-defined]
-        gc.collect()
-        start = time.perf_counter()
-        computed = summaries(windows, now)
-        middle = time.perf_counter()
-        healths = [
+    runs: dict[str, list[float]] = {}  # wall and CPU seconds of each timed step, per repeat
+
+    def timed(name: str, step: Callable[[], Any]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = step()
+        runs.setdefault(f"{name}_s_runs", []).append(time.perf_counter() - wall)
+        runs.setdefault(f"{name}_cpu_s_runs", []).append(time.process_time() - cpu)
+        return out
+
+    def refresh() -> list[WindowSummary]:
+        return summaries(windows, now)
+
+    def healths() -> list[Any]:
+        return [
             health_view(
                 model,
                 version,
@@ -224,37 +233,71 @@ def measure_time(args: argparse.Namespace) -> dict[str, Any]:
                 model_views, tallies, windows, computed, strict=True
             )
         ]
-        summary_runs.append(middle - start)
-        health_runs.append(time.perf_counter() - middle)
-    totals = [s + h for s, h in zip(summary_runs, health_runs, strict=True)]
+
+    def rotate() -> None:
+        for w in windows:
+            w.observe_invalid(now)
+
+    for repeat in range(args.repeats):
+        # A bucket boundary, as the daemon meets one every bucket period: the first record
+        # of the next period opens a bucket in every window (the newest closes, the oldest
+        # expires; the ingester does this as it reads), then the refresh.
+        now += args.config.bucket_seconds
+        gc.collect()
+        timed("boundary_rotate", rotate)
+        timed("boundary_summary", refresh)
+        # The new bucket fills (untimed: ingestion), then a refresh under traffic: every
+        # window has something new, so every summary is computed.
+        for v, w in enumerate(windows):
+            predictions, feedback = pool[v % len(pool)].buckets[repeat % args.config.buckets]
+            w.observe_predictions(predictions, now)
+            w.observe_feedbacks(feedback, now)
+            w.flush_rows()
+        for w in windows:
+            w._last_summary = None  # type: ignore[attr-defined]  # kept since the incremental refresh
+        gc.collect()
+        computed = timed("summary", refresh)
+        last_healths = timed("health", healths)
+        # Merged afresh, as after a checkpoint load or a new reference.
+        for w in windows:
+            w._closed = w._short_closed = None  # type: ignore[attr-defined]
+            w._last_summary = None  # type: ignore[attr-defined]
+        gc.collect()
+        timed("cold_summary", refresh)
+    for kind in ("", "_cpu"):
+        runs[f"total{kind}_s_runs"] = [
+            a + b
+            for a, b in zip(
+                runs[f"summary{kind}_s_runs"], runs[f"health{kind}_s_runs"], strict=True
+            )
+        ]
+    medians = {k.removesuffix("_runs"): statistics.median(v) for k, v in runs.items()}
     features = computed[0].features
-    return {
-        "versions": args.versions,
-        "distinct_streams": args.distinct,
-        "features": args.features,
-        "per_bucket": args.per_bucket,
-        "buckets": args.config.buckets,
-        "bucket_seconds": args.config.bucket_seconds,
-        "short_buckets": args.config.short_buckets,
-        "build_s": build_s,
-        "summary_s_runs": summary_runs,
-        "health_s_runs": health_runs,
-        "total_s_runs": totals,
-        "cold_summary_s_runs": cold_runs,
-        "cold_summary_s": statistics.median(cold_runs),
-        "summary_s": statistics.median(summary_runs),
-        "health_s": statistics.median(health_runs),
-        "total_s": statistics.median(totals),
-        "per_version_ms": statistics.median(totals) / args.versions * 1000,
-        "statistics_per_version": sum(len(s) for s in features.values())
-        + len(computed[0].metrics)
-        + len(healths[0].checks)
-        + 2,  # score and retraining recommendation
-        "drifted_versions": sum(1 for s in computed if s.metrics.get("data_drift_share", 0) > 0),
-        "scored_versions": sum(1 for h in healths if h.score is not None),
-        "target_s": TARGET_S,
-        "target_met": statistics.median(totals) < TARGET_S,
-    }
+    return (
+        {
+            "versions": args.versions,
+            "distinct_streams": args.distinct,
+            "features": args.features,
+            "per_bucket": args.per_bucket,
+            "buckets": args.config.buckets,
+            "bucket_seconds": args.config.bucket_seconds,
+            "short_buckets": args.config.short_buckets,
+            "build_s": build_s,
+            "per_version_ms": medians["total_s"] / args.versions * 1000,
+            "statistics_per_version": sum(len(s) for s in features.values())
+            + len(computed[0].metrics)
+            + len(last_healths[0].checks)
+            + 2,  # score and retraining recommendation
+            "drifted_versions": sum(
+                1 for s in computed if s.metrics.get("data_drift_share", 0) > 0
+            ),
+            "scored_versions": sum(1 for h in last_healths if h.score is not None),
+            "target_s": TARGET_S,
+            "target_met": medians["total_s"] < TARGET_S,
+        }
+        | runs
+        | medians
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,12 +344,15 @@ def main(argv: list[str] | None = None) -> int:
                 "versions",
                 "features",
                 "summaries s",
-                "cold s",
+                "boundary s",
+                "from scratch s",
                 "health s",
                 "total s",
+                "total CPU s",
                 "per version ms",
                 "statistics/version",
-                "KiB/version",
+                "KiB/version full",
+                "KiB/version 1 bucket",
                 "target < 1 s",
             ],
             [
@@ -314,12 +360,15 @@ def main(argv: list[str] | None = None) -> int:
                     result["versions"],
                     result["features"],
                     f"{result['summary_s']:.3f}",
+                    f"{result['boundary_rotate_s']:.3f} + {result['boundary_summary_s']:.3f}",
                     f"{result['cold_summary_s']:.3f}",
                     f"{result['health_s']:.3f}",
                     f"{result['total_s']:.3f}",
+                    f"{result['total_cpu_s']:.3f}",
                     f"{result['per_version_ms']:.3f}",
                     result["statistics_per_version"],
                     f"{result['bytes_per_version'] / 1024:.1f}",
+                    f"{result['one_bucket_bytes_per_version'] / 1024:.1f}",
                     "met" if result["target_met"] else "MISSED",
                 ]
             ],

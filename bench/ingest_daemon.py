@@ -19,6 +19,10 @@ adds some, e.g. to compare window settings).
    and 1,000 predictions each with ids (all waiting for feedback), all active; RSS of
    the daemon once every version has its predictions. Reported: the RSS of one more
    version, (RSS at VERSIONS - RSS at VERSIONS/2) / (VERSIONS/2) (target <= 256 KiB).
+   The predictions are written before the daemon starts, so they fall in one or two
+   buckets; with --memory-window=full they are appended in 60 slices, one per bucket
+   of a window of 60 buckets of 2 s (--logs.window-bucket-seconds=2: what a version
+   holds after an hour of steady traffic at the defaults, in 2 minutes).
 4. rss: one version receiving records from this process as fast as the daemon takes
    them while /metrics is scraped every 20 ms; VmRSS sampled every RSS_STEP records.
    Reported: RSS at the last sample against the first (target within 5%), and the
@@ -29,6 +33,7 @@ adds some, e.g. to compare window settings).
 
     .venv/bin/python bench/ingest_daemon.py [--parts throughput backlog memory rss scrapes]
         [--records 200000] [--backlog 1000000 --files 4] [--versions 200]
+        [--memory-window one|full]
         [--rss-records 3000000 --rss-step 500000] [--scrapes 20000]
         [--flags='--logs.window-buckets=12 --logs.window-short-buckets=0']
 """
@@ -65,6 +70,10 @@ from _harness import (
 
 NAME = "ingest_daemon"
 TARGET_RATIO = 0.5
+# --memory-window=full: the default window's 60 buckets, shortened so that they fill in 2 min
+# (memory depends on the buckets holding data, not on their length)
+FULL_SLICES = 60
+FULL_BUCKET_S = 2.0
 TARGET_SPREAD = 0.10
 TARGET_P99_MS = 100.0
 TARGET_VERSION_BYTES = 256 * 1024
@@ -264,17 +273,37 @@ def part_memory(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     one more active version, without what any daemon with data pays once (libraries
     imported on first use, the allocator's first arenas)."""
     out: dict[str, Any] = {"versions": [args.versions // 2, args.versions], "features": 20}
+    full = args.memory_window == "full"
+    flags = list(args.flags)
+    if full:  # as many buckets as the default window, each FULL_BUCKET_S long
+        flags.append(f"--logs.window-bucket-seconds={FULL_BUCKET_S}")
+        out["window"] = f"{FULL_SLICES} slices, one per {FULL_BUCKET_S} s bucket"
     rss_at = []
     for n in out["versions"]:
         root = work / f"models-{n}"
         dirs = tree(root, n, args.seed)
+        batches = []
         for i, d in enumerate(dirs):
             write_reference(d, args.seed + i, 20)
             pred, _ = records(args.seed + i, 0, 1000, 20)
-            (d / "predictions" / "p.jsonl").write_bytes(b"\n".join(pred) + b"\n")
+            batches.append(pred)
+            if not full:
+                (d / "predictions" / "p.jsonl").write_bytes(b"\n".join(pred) + b"\n")
         state = work / f"state-{n}"
-        with Daemon(root, work / f"daemon-{n}.log", [f"--state.dir={state}", *args.flags]) as d:
+        with Daemon(root, work / f"daemon-{n}.log", [f"--state.dir={state}", *flags]) as d:
             d.wait_ready(120)
+            if full:
+                # 1,000 predictions per version in as many slices as the window has
+                # buckets, one slice per bucket period: every bucket holds data.
+                start = time.monotonic()
+                for k in range(FULL_SLICES):
+                    time.sleep(max(0.0, start + k * FULL_BUCKET_S - time.monotonic()))
+                    for d_, pred in zip(dirs, batches, strict=True):
+                        part = pred[
+                            k * len(pred) // FULL_SLICES : (k + 1) * len(pred) // FULL_SLICES
+                        ]
+                        with (d_ / "predictions" / "p.jsonl").open("ab") as f:
+                            f.write(b"\n".join(part) + b"\n")
             wait_until(
                 lambda port=d.port, n=n: sum(counts(port).values()) >= 1000 * n,
                 600,
@@ -401,6 +430,13 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--versions", type=int, default=200)
+    parser.add_argument(
+        "--memory-window",
+        choices=["one", "full"],
+        default="one",
+        help="memory part: each version's predictions at once (one or two buckets), or "
+        f"spread over {FULL_SLICES} buckets of {FULL_BUCKET_S} s (every bucket of the window)",
+    )
     parser.add_argument("--rss-records", type=int, default=3_000_000)
     parser.add_argument("--rss-step", type=int, default=500_000)
     parser.add_argument("--scrapes", type=int, default=20_000)

@@ -17,6 +17,17 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+_SLOT_INTS: list[int] = list(range(1024))
+
+
+def _slot_int(slot: int) -> int:
+    """`slot` as an int object shared by every store: a dict value of its own would be 28
+    bytes more per waiting prediction (CPython shares only the ints up to 256)."""
+    ints = _SLOT_INTS
+    if slot >= len(ints):
+        ints.extend(range(len(ints), 2 * slot + 1))
+    return ints[slot]
+
 
 class PendingPredictions:
     def __init__(self, capacity: int) -> None:
@@ -92,14 +103,15 @@ class PendingPredictions:
                 self._head, self._size = head, size
                 self._fill(slots, at, predicted[done:i], rows[done:i])
                 slots, done = [], i
-                self._relayout(min(self._max_slots, max(64, 2 * n_slots)))
+                # by half: the arrays take 41+ bytes a slot; doubling left up to half unused
+                self._relayout(min(self._max_slots, max(64, n_slots + n_slots // 2)))
                 slot_of, ring = self._slot_of, self._keys
                 n_slots, head, size = len(ring), self._head, self._size
             slot = head + size
             if slot >= n_slots:
                 slot -= n_slots
             ring[slot] = key
-            slot_of[key] = slot
+            slot_of[key] = _slot_int(slot)
             size += 1
             slots.append(slot)
         self._head, self._size = head, size
@@ -160,7 +172,9 @@ class PendingPredictions:
         keys += [None] * (size - len(keys))
         self._at, self._predicted, self._proba, self._keys = at, predicted, proba, keys
         self._is_class = is_class
-        self._slot_of = {key: i for i, key in enumerate(keys[: len(live)]) if key is not None}
+        self._slot_of = {
+            key: _slot_int(i) for i, key in enumerate(keys[: len(live)]) if key is not None
+        }
         self._head, self._size = 0, len(live)
 
     def _slot(self, i: int) -> int:

@@ -16,13 +16,14 @@ newest one still filling): fast alerts read it, confirmed by the whole window.""
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 import msgspec
 import numpy as np
@@ -88,6 +89,8 @@ class WindowSummary:
 
 
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
+# What a closed bucket has for its lists of records waiting for a flush: none, and no list.
+_CLOSED: Final = cast("list[Any]", ())
 
 
 @dataclass(slots=True)
@@ -127,12 +130,28 @@ class _Bucket:
         return self.confidence
 
     def flush_drift(self, reference: ModelReference | None) -> DriftCounts | None:
-        if self.drift_rows and reference is not None:
-            if self.drift is None:
-                self.drift = DriftCounts.empty(reference)
-            self.drift.add_rows(reference, self.drift_rows)
-        self.drift_rows = []
+        if self.drift_rows:
+            if reference is not None:
+                if self.drift is None:
+                    self.drift = DriftCounts.empty(reference)
+                self.drift.add_rows(reference, self.drift_rows)
+            self.drift_rows = []
         return self.drift
+
+    def close(self, n_classes: int, auc_cells: int, reference: ModelReference | None) -> None:
+        """This bucket takes no more records: everything into its aggregates, held in as
+        little memory as they fit (`stats.compact`), no lists for records kept."""
+        self.flush()
+        self.flush_labelled(n_classes, auc_cells)
+        self.flush_regression()
+        self.flush_drift(reference)
+        for aggregate in (self.confidence, self.labelled, self.drift):
+            if aggregate is not None:
+                aggregate.compact()
+        # Appending to a closed bucket fails loudly (a tuple), where a shared list would not.
+        self.drift_rows = self.unflushed = _CLOSED
+        self.joined_actual = self.joined_predicted = _CLOSED
+        self.joined_proba = self.joined_values = _CLOSED
 
     def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
         if self.joined_actual:
@@ -203,7 +222,14 @@ class LiveWindow:
         self.classes: list[str] = []  # index -> label; grows to max_classes, then "other"
         self._class_of: dict[str, int] = {}  # label -> index, of `classes`
         self._buckets: deque[_Bucket] = deque()
-        self._closed: _Totals | None = None  # all buckets but the newest, merged
+        # All buckets but the newest, merged, kept up to date as buckets close and expire
+        # (None: to be merged afresh). `_closed_inexact`: a bucket's integer counts were
+        # taken out, the rest of it not yet (`_totals`).
+        self._closed: _Totals | None = None
+        self._closed_inexact = False
+        # The closed buckets of the short horizon merged, with the newest bucket's index
+        # and the short horizon's oldest at the time (`_short_totals`).
+        self._short_closed: tuple[tuple[int, int], _Totals] | None = None
         self._pending = PendingPredictions(config.max_pending)
         # Feedback read before its prediction (a feedback file read ahead of its
         # predictions file, as after downtime): it waits, under the same limits as the
@@ -242,8 +268,10 @@ class LiveWindow:
         self.reference = reference
         self._reference_rows = []
         for bucket in self._buckets:
-            bucket.drift, bucket.drift_rows, bucket.point = None, [], None
-        self._closed = None
+            bucket.drift, bucket.point = None, None
+            if bucket.drift_rows:
+                bucket.drift_rows = []
+        self._closed = self._short_closed = None
         self._generation += 1
 
     def _collect_reference(self, predictions: list[Prediction]) -> int:
@@ -309,7 +337,8 @@ class LiveWindow:
         index = math.floor(now / self._config.bucket_seconds)
         if not self._buckets or self._buckets[-1].index < index:
             self._expire_pending(now)
-            self._closed = None
+            if self._buckets:
+                self._close_newest()
             self._buckets.append(
                 _Bucket(
                     index,
@@ -321,10 +350,27 @@ class LiveWindow:
         self._expire(index)
         return self._buckets[-1]
 
+    def _close_newest(self) -> None:
+        """The newest bucket takes no more records: into the merge of the closed ones."""
+        newest = self._buckets[-1]
+        newest.close(self._n_classes, self._config.auc_cells, self.reference)
+        closed = self._closed
+        if closed is not None:
+            closed.add(newest)
+            closed.auc_cache = None
+
     def _expire(self, index: int) -> None:
         while self._buckets and self._buckets[0].index <= index - self._config.buckets:
-            self._buckets.popleft()
-            self._closed = None
+            gone = self._buckets.popleft()
+            closed = self._closed
+            if closed is None:
+                continue
+            if not self._buckets:  # that was the newest: nothing is closed
+                self._closed, self._closed_inexact = None, False
+                continue
+            closed.subtract_counts(gone)
+            closed.auc_cache = None
+            self._closed_inexact = True
 
     # ---- records ------------------------------------------------------------------------
 
@@ -410,12 +456,14 @@ class LiveWindow:
         return out
 
     def flush_rows(self) -> None:
-        """Tally the predictions waiting for the drift tally now. The ingester calls it
-        after each chunk: rows kept across chunks are whole records (feature dicts),
-        and thousands of versions holding up to a batch each grow the heap, which does
-        not shrink again while long-lived objects sit between the freed ones."""
-        if self._buckets and self._buckets[-1].drift_rows:
-            self._buckets[-1].flush_drift(self.reference)
+        """Tally what waits in the newest bucket now (rows for the drift tally,
+        confidences, joined pairs). The ingester calls it after each chunk: rows kept
+        across chunks are whole records (feature dicts), and thousands of versions
+        holding up to a batch each grow the heap, which does not shrink again while
+        long-lived objects sit between the freed ones; and the periodic refresh of every
+        version then only computes statistics, it does not tally records."""
+        if self._buckets:
+            self._flushed(self._buckets[-1])
 
     def _expire_pending(self, now: float) -> None:
         """Drop predictions and feedback that waited too long; run once per bucket, not
@@ -541,27 +589,45 @@ class LiveWindow:
 
     def _totals(self, now: float) -> _Totals:
         """The window's buckets merged. Only the newest bucket takes records, so the
-        merge of the others is kept until a bucket opens or expires."""
+        merge of the others is kept: a bucket that closes is added to it, one that
+        expires has its integer counts taken out, and what cannot be taken out (sums of
+        floats, minima, maxima, the ROC AUC sketch) is merged again from the closed
+        buckets, in the same order as a merge from scratch (so with the same result)."""
         self._expire(math.floor(now / self._config.bucket_seconds))
         self._expire_pending(now)
         if not self._buckets:
             return _Totals()
+        closed_buckets = list(itertools.islice(self._buckets, len(self._buckets) - 1))
         if self._closed is None:
             self._closed = _Totals()
-            for bucket in list(self._buckets)[:-1]:
+            for bucket in closed_buckets:
                 self._closed.add(self._flushed(bucket))
+        elif self._closed_inexact:
+            self._closed.set_inexact(closed_buckets)
+        self._closed_inexact = False
         totals = self._closed.copy()
         totals.add(self._flushed(self._buckets[-1]))
         return totals
 
     def _short_totals(self, now: float) -> _Totals:
-        """The newest `short_buckets` buckets merged (after `_totals`, which expires)."""
-        totals = _Totals()
+        """The newest `short_buckets` buckets merged (after `_totals`, which expires).
+        The merge of its closed buckets is kept while the newest bucket and the short
+        horizon's oldest stay the same."""
         first = math.floor(now / self._config.bucket_seconds) - self._config.short_buckets + 1
-        for bucket in reversed(self._buckets):
-            if bucket.index < first:
-                break
-            totals.add(self._flushed(bucket))
+        if not self._buckets:
+            return _Totals()
+        newest = self._buckets[-1]
+        key = (newest.index, first)
+        if self._short_closed is None or self._short_closed[0] != key:
+            closed = _Totals()
+            for bucket in itertools.islice(self._buckets, len(self._buckets) - 1):
+                if bucket.index >= first:
+                    closed.add(self._flushed(bucket))
+            closed.compact()  # only copied until the next bucket boundary
+            self._short_closed = (key, closed)
+        totals = self._short_closed[1].copy()
+        if newest.index >= first:
+            totals.add(self._flushed(newest))
         return totals
 
     def _flushed(self, bucket: _Bucket) -> _Bucket:
@@ -786,8 +852,10 @@ class LiveWindow:
                 )
             )
         self.reference = reference
+        for bucket in itertools.islice(buckets, max(0, len(buckets) - 1)):
+            bucket.close(self._n_classes, self._config.auc_cells, reference)
         self._buckets = buckets
-        self._closed = None
+        self._closed = self._short_closed = None
         self._generation += 1
         self._pending = PendingPredictions(self._config.max_pending)
         row_of = _ProbabilityRows(self)
@@ -903,6 +971,40 @@ class _Totals:
         totals = _Totals()
         totals.add(self)
         return totals
+
+    def compact(self) -> None:
+        """Hold these totals, which will only be copied from now on, in less memory."""
+        for aggregate in (self.confidence, self.labelled, self.drift):
+            if aggregate is not None:
+                aggregate.compact()
+
+    def subtract_counts(self, part: _Bucket) -> None:
+        """Take the integer counts of `part`, added before, out again (exact); the rest
+        is then stale until `set_inexact`."""
+        for name in ("confidence", "labelled", "regression", "drift"):
+            mine, theirs = getattr(self, name), getattr(part, name)
+            if mine is not None and theirs is not None:
+                mine.subtract_counts(theirs)
+        self.predictions -= part.predictions
+        self.errors -= part.errors
+        self.invalid_records -= part.invalid_records
+        self.latency_n -= part.latency_n
+
+    def set_inexact(self, parts: Sequence[_Bucket]) -> None:
+        """After `subtract_counts`: what cannot be subtracted, from `parts` (the buckets
+        added up) in their order, as adding them afresh does; an aggregate that none of
+        them has is None again, as it would be."""
+        latency_sum = 0.0
+        for part in parts:
+            latency_sum += part.latency_sum
+        self.latency_sum = latency_sum
+        for name in ("confidence", "labelled", "regression", "drift"):
+            having = [a for part in parts if (a := getattr(part, name)) is not None]
+            mine = getattr(self, name)
+            if not having:
+                setattr(self, name, None)
+            elif mine is not None:
+                mine.set_inexact(having)
 
 
 _A = TypeVar(

@@ -24,6 +24,8 @@ from typing import Any, Final, Self
 import numpy as np
 import numpy.typing as npt
 
+from model_health_exporter.stats.compact import narrowest
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -121,10 +123,16 @@ class AucSketch:
         return self
 
     def copy(self) -> AucSketch:
+        """An independent copy, with int64 counts whatever `compact` did."""
         out = AucSketch.__new__(AucSketch)  # valid already: no checks on the hot path
         out.n_classes, out.max_cells, out.level = self.n_classes, self.max_cells, self.level
-        out.codes, out.pos, out.neg = self.codes.copy(), self.pos.copy(), self.neg.copy()
+        out.codes = self.codes.copy()
+        out.pos, out.neg = self.pos.astype(np.int64), self.neg.astype(np.int64)
         return out
+
+    def compact(self) -> None:
+        """Hold counts that will not change again in less memory (merging copies them)."""
+        self.pos, self.neg = narrowest(self.pos), narrowest(self.neg)
 
     def _absorb(self, codes: IntArray, pos: npt.ArrayLike, neg: npt.ArrayLike) -> None:
         all_codes = np.concatenate([self.codes, codes])

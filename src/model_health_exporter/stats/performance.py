@@ -16,13 +16,14 @@ Pure numpy: no I/O, nothing about Prometheus.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from model_health_exporter.stats.auc_sketch import AucSketch
+from model_health_exporter.stats.compact import narrowest
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -316,15 +317,49 @@ class ClassificationCounts:
     def __iadd__(self, other: ClassificationCounts) -> Self:
         return self.merge(other)
 
+    def subtract_counts(self, other: ClassificationCounts) -> None:
+        """Take the integer counts of `other`, merged in before, out again (exact); the
+        rest (`set_inexact`) cannot be taken out."""
+        self._check_compatible(other)
+        self.confusion -= other.confusion
+        self.pos -= other.pos
+        self.neg -= other.neg
+        self.log_loss_count -= other.log_loss_count
+
+    def set_inexact(self, parts: Sequence[ClassificationCounts]) -> None:
+        """Set what `subtract_counts` leaves (the log-loss sum and the AUC sketch) to what
+        merging `parts` in order into a copy of the first gives, as `merge` does."""
+        log_loss_sum = parts[0].log_loss_sum
+        for part in parts[1:]:
+            log_loss_sum += part.log_loss_sum
+        self.log_loss_sum = log_loss_sum
+        sketches = [part.sketch for part in parts]
+        self._pending = []
+        self._sketch = (
+            None
+            if self._sketch is None or sketches[0] is None
+            else sketches[0].copy().merge_many([s for s in sketches[1:] if s is not None])
+        )
+
     def __add__(self, other: ClassificationCounts) -> ClassificationCounts:
         return self.copy().merge(other)
 
+    def compact(self) -> None:
+        """Hold these counts, which will not change again, in less memory (`copy` gives
+        counts that can be added to)."""
+        sketch = self.sketch  # sketches merged in are added up first
+        self.confusion = narrowest(self.confusion)
+        self.pos = narrowest(self.pos)
+        self.neg = narrowest(self.neg)
+        if sketch is not None:
+            sketch.compact()
+
     def copy(self) -> ClassificationCounts:
-        """An independent copy."""
+        """An independent copy, in int64 whatever `compact` did."""
         return ClassificationCounts(
-            self.confusion.copy(),
-            self.pos.copy(),
-            self.neg.copy(),
+            self.confusion.astype(np.int64),
+            self.pos.astype(np.int64),
+            self.neg.astype(np.int64),
             self.log_loss_sum,
             self.log_loss_count,
             sketch=None if self.sketch is None else self.sketch.copy(),
@@ -593,6 +628,35 @@ class RegressionSums:
     def __iadd__(self, other: RegressionSums) -> Self:
         return self.merge(other)
 
+    def subtract_counts(self, other: RegressionSums) -> None:
+        """Take the counts of `other`, merged in before, out again (exact); the sums
+        (`set_inexact`) cannot be taken out."""
+        self.n -= other.n
+        self.n_ape -= other.n_ape
+
+    def set_inexact(self, parts: Sequence[RegressionSums]) -> None:
+        """Set the sums to what merging `parts` in order into a copy of the first gives,
+        as `merge` does."""
+        first = parts[0]
+        n, sum_y, m2_y = first.n, first.sum_y, first.m2_y
+        abs_error, squared, ape, sape = (
+            first.sum_abs_error,
+            first.sum_squared_error,
+            first.sum_ape,
+            first.sum_sape,
+        )
+        for part in parts[1:]:
+            m2_y = _merge_moments((n, sum_y, m2_y), (part.n, part.sum_y, part.m2_y))
+            n += part.n
+            sum_y += part.sum_y
+            abs_error += part.sum_abs_error
+            squared += part.sum_squared_error
+            ape += part.sum_ape
+            sape += part.sum_sape
+        self.sum_y, self.m2_y = sum_y, m2_y
+        self.sum_abs_error, self.sum_squared_error = abs_error, squared
+        self.sum_ape, self.sum_sape = ape, sape
+
     def __add__(self, other: RegressionSums) -> RegressionSums:
         return self.copy().merge(other)
 
@@ -759,12 +823,39 @@ class ConfidenceHistogram:
     def __iadd__(self, other: ConfidenceHistogram) -> Self:
         return self.merge(other)
 
+    def subtract_counts(self, other: ConfidenceHistogram) -> None:
+        """Take the counts of `other`, merged in before, out again (exact); the sum, M2,
+        minimum and maximum (`set_inexact`) cannot be taken out."""
+        self.counts -= other.counts
+        self.count -= other.count
+        self.below -= other.below
+
+    def set_inexact(self, parts: Sequence[ConfidenceHistogram]) -> None:
+        """Set the sum, M2, minimum and maximum to what merging `parts` in order into a
+        copy of the first gives, as `merge` does."""
+        first = parts[0]
+        count, total, m2 = first.count, first.total, first.m2
+        minimum, maximum = first.minimum, first.maximum
+        for part in parts[1:]:
+            m2 = _merge_moments((count, total, m2), (part.count, part.total, part.m2))
+            count += part.count
+            total += part.total
+            minimum = min(minimum, part.minimum)
+            maximum = max(maximum, part.maximum)
+        self.total, self.m2, self.minimum, self.maximum = total, m2, minimum, maximum
+
     def __add__(self, other: ConfidenceHistogram) -> ConfidenceHistogram:
         return self.copy().merge(other)
 
+    def compact(self) -> None:
+        """Hold these counts, which will not change again, in less memory (`copy` gives
+        counts that can be added to)."""
+        self.counts = narrowest(self.counts)
+
     def copy(self) -> ConfidenceHistogram:
+        """An independent copy, in int64 whatever `compact` did."""
         return ConfidenceHistogram(
-            self.counts.copy(),
+            self.counts.astype(np.int64),
             threshold=self.threshold,
             count=self.count,
             total=self.total,

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_health_exporter.stats import drift
+from model_health_exporter.stats.compact import narrowest
 from model_health_exporter.stats.estimation import (
     Calibrator,
     estimated_metrics,
@@ -82,6 +83,17 @@ class ModelReference:
     )
     # categorical feature -> its `_category_codes`, built on first use by DriftCounts
     _codes: dict[str, _Codes] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # [bin_sizes], once built
+    _sizes: list[tuple[int, ...]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    @property
+    def bin_sizes(self) -> tuple[int, ...]:
+        """Bins per feature, in feature order: one tuple, shared by every bucket's counts."""
+        if not self._sizes:
+            self._sizes.append(tuple(p.n_bins for p in self.features.values()))
+        return self._sizes[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -241,10 +253,14 @@ def _calibrator(
 class DriftCounts:
     """One bucket's counts over a reference's bins. Arrays are per feature in the
     reference's (sorted) feature order. The features' bin counts are views into one
-    flat array, so merging buckets is one addition, not one per feature."""
+    flat array, so merging buckets is one addition, not one per feature.
+
+    `compact` makes counts that will not change again small: integer arrays in the
+    narrowest unsigned type that holds them, no views kept (a window's closed buckets,
+    about 60 per version by default; `copy` gives int64 arrays again)."""
 
     flat: IntArray  # every feature's bin counts, one after the other
-    feature_counts: tuple[IntArray, ...]  # views of `flat`, one per feature
+    sizes: tuple[int, ...]  # bins per feature (the reference's tuple, shared)
     missing: IntArray  # per feature: absent or null
     invalid_type: IntArray  # per feature: a string for a numeric feature
     unseen: IntArray  # per feature: a category the reference never had
@@ -260,15 +276,36 @@ class DriftCounts:
     expected_n: int = 0
     calibrated_confidence_sum: float = 0.0  # rows with a confidence only
     calibrated_confidence_n: int = 0
+    _views: tuple[IntArray, ...] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def feature_counts(self) -> tuple[IntArray, ...]:
+        """Views of `flat`, one per feature (kept while the counts are not compacted)."""
+        views = self._views
+        if views is None:
+            views = self._views = _views_of(self.flat, self.sizes)
+        return views
+
+    def compact(self) -> None:
+        """Hold these counts, which will not change again, in less memory."""
+        self._views = None
+        self.flat = narrowest(self.flat)
+        self.missing = narrowest(self.missing)
+        self.invalid_type = narrowest(self.invalid_type)
+        self.unseen = narrowest(self.unseen)
+        if self.prediction_counts is not None:
+            self.prediction_counts = narrowest(self.prediction_counts)
+        if self.confidence_counts is not None:
+            self.confidence_counts = narrowest(self.confidence_counts)
 
     @classmethod
     def empty(cls, reference: ModelReference) -> Self:
         n_features = len(reference.features)
         calibrator = reference.calibrator
-        flat, views = _flat_bins([p.n_bins for p in reference.features.values()])
+        sizes = reference.bin_sizes
         return cls(
-            flat=flat,
-            feature_counts=views,
+            flat=np.zeros(sum(sizes), np.int64),
+            sizes=sizes,
             missing=np.zeros(n_features, np.int64),
             invalid_type=np.zeros(n_features, np.int64),
             unseen=np.zeros(n_features, np.int64),
@@ -459,22 +496,61 @@ class DriftCounts:
         self.calibrated_confidence_n += other.calibrated_confidence_n
         return self
 
+    def subtract_counts(self, other: DriftCounts) -> None:
+        """Take the integer counts of `other`, merged in before, out again (exact); the
+        rest (`set_inexact`) cannot be taken out."""
+        self.flat -= other.flat
+        self.missing -= other.missing
+        self.invalid_type -= other.invalid_type
+        self.unseen -= other.unseen
+        if self.prediction_counts is not None and other.prediction_counts is not None:
+            self.prediction_counts -= other.prediction_counts
+        if self.confidence_counts is not None and other.confidence_counts is not None:
+            self.confidence_counts -= other.confidence_counts
+        self.rows -= other.rows
+        self.prediction_n -= other.prediction_n
+        self.confidence_n -= other.confidence_n
+        self.expected_n -= other.expected_n
+        self.calibrated_confidence_n -= other.calibrated_confidence_n
+
+    def set_inexact(self, parts: Sequence[DriftCounts]) -> None:
+        """Set what `subtract_counts` leaves (minima, maxima, sums of floats) to what
+        adding `parts` in order to a copy of the first gives, as `+=` does."""
+        first = parts[0]
+        stacked = np.stack([p.minmax for p in parts])  # order-free: NaN until seen
+        self.minmax = np.stack(
+            (np.fmin.reduce(stacked[:, :, 0]), np.fmax.reduce(stacked[:, :, 1])), axis=1
+        )
+        if self.expected is not None and first.expected is not None:
+            expected = first.expected.copy()
+            for part in parts[1:]:
+                if part.expected is not None:
+                    expected += part.expected
+            self.expected = expected
+        prediction_sum, confidence_sum = first.prediction_sum, first.confidence_sum
+        calibrated_sum = first.calibrated_confidence_sum
+        for part in parts[1:]:
+            prediction_sum += part.prediction_sum
+            confidence_sum += part.confidence_sum
+            calibrated_sum += part.calibrated_confidence_sum
+        self.prediction_sum, self.confidence_sum = prediction_sum, confidence_sum
+        self.calibrated_confidence_sum = calibrated_sum
+
     def copy(self) -> DriftCounts:
-        # one copy of the flat array, then views at the same offsets
-        flat, views = _flat_bins([c.size for c in self.feature_counts], self.flat.copy())
+        """A copy that can be added to: int64 counts (astype copies)."""
         return DriftCounts(
-            flat,
-            views,
-            self.missing.copy(),
-            self.invalid_type.copy(),
-            self.unseen.copy(),
+            self.flat.astype(np.int64),
+            self.sizes,
+            self.missing.astype(np.int64),
+            self.invalid_type.astype(np.int64),
+            self.unseen.astype(np.int64),
             self.minmax.copy(),
             prediction_counts=None
             if self.prediction_counts is None
-            else self.prediction_counts.copy(),
+            else self.prediction_counts.astype(np.int64),
             confidence_counts=None
             if self.confidence_counts is None
-            else self.confidence_counts.copy(),
+            else self.confidence_counts.astype(np.int64),
             expected=None if self.expected is None else self.expected.copy(),
             **{name: getattr(self, name) for name in _SCALARS},
         )
@@ -484,7 +560,8 @@ class DriftCounts:
             return None if a is None else a.tolist()
 
         return {
-            "feature_counts": [c.tolist() for c in self.feature_counts],
+            # not `feature_counts`: compacted counts keep no views
+            "feature_counts": [c.tolist() for c in _views_of(self.flat, self.sizes)],
             "missing": self.missing.tolist(),
             "invalid_type": self.invalid_type.tolist(),
             "unseen": self.unseen.tolist(),
@@ -578,15 +655,11 @@ def _columns(features: list[dict[str, Value]], names: list[str]) -> list[Sequenc
     return [list(map(get, features, repeat(name))) for name in names]
 
 
-def _flat_bins(
-    sizes: Sequence[int], flat: IntArray | None = None
-) -> tuple[IntArray, tuple[IntArray, ...]]:
-    """A flat array of counts (zeros, or `flat`) and the views of each feature's bins."""
-    if flat is None:
-        flat = np.zeros(sum(sizes), np.int64)
-    offsets = np.cumsum([0, *sizes])
+def _views_of(flat: IntArray, sizes: Sequence[int]) -> tuple[IntArray, ...]:
+    """The views of each feature's bins in `flat`."""
+    offsets = itertools.accumulate(sizes, initial=0)
     # a tuple of arrays: untracked by the cyclic GC after its first pass, unlike a list
-    return flat, tuple(flat[a:b] for a, b in itertools.pairwise(offsets))
+    return tuple(flat[a:b] for a, b in itertools.pairwise(offsets))
 
 
 _SCALARS: Final = (
