@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, TypeVar
 import msgspec
 import numpy as np
 
-from model_health_exporter.records import Feedback, Prediction, label_of
+from model_health_exporter.records import Feedback, Prediction, features_dict, label_of
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
@@ -251,7 +251,7 @@ class LiveWindow:
         config = self._config
         self.reference = build_reference(
             "predictions",
-            [r.features or {} for r in rows],
+            [features_dict(r.features) or {} for r in rows],
             labels=[r.label for r in rows],
             values=[r.value for r in rows],
             confidences=[r.confidence for r in rows],
