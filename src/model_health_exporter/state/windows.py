@@ -22,7 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 import msgspec
 import numpy as np
@@ -83,6 +83,9 @@ class WindowSummary:
     short: WindowSummary | None = None
 
 
+_ID: Final = operator.attrgetter("id")
+_LABEL: Final = operator.attrgetter("label")
+_PROBABILITIES: Final = operator.attrgetter("probabilities")
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
 
 
@@ -355,6 +358,8 @@ class LiveWindow:
     def _await_feedback(self, predictions: list[Prediction], now: float) -> None:
         """Successful predictions with an id wait for their feedback, the oldest making
         room beyond max_pending; one whose feedback came first is joined now."""
+        if self._await_known_classes(predictions, now):
+            return
         early = self._early
         class_of = self._class_of
         kind = self.kind  # the first prediction's, as a local: set once, read per record
@@ -391,6 +396,28 @@ class LiveWindow:
         if joined:
             predicted_values, joined_rows, actuals = zip(*joined, strict=True)
             self._join(list(predicted_values), self._rows_array(joined_rows), actuals, now)
+
+    def _await_known_classes(self, predictions: list[Prediction], now: float) -> bool:
+        """`_await_feedback` by C-level passes over the run, for the usual case: every
+        prediction has an id and a class the window knows, with probabilities over
+        exactly the known classes, and no feedback waits for one of them. False (nothing
+        done) otherwise."""
+        n_known = len(self.classes)
+        if self.kind != "classification" or n_known < 2:
+            return False
+        ids = list(map(_ID, predictions))
+        probabilities = list(map(_PROBABILITIES, predictions))
+        if None in ids or None in probabilities or set(map(len, probabilities)) != {n_known}:
+            return False
+        if self._early and not self._early.keys().isdisjoint(ids):
+            return False
+        try:
+            predicted = list(map(self._class_of.__getitem__, map(_LABEL, predictions)))
+            rows = list(map(operator.itemgetter(*self.classes), probabilities))
+        except KeyError:  # a new class (or no class: a regression output)
+            return False
+        self.expired += self._pending.add(cast("list[str]", ids), now, predicted, rows)
+        return True
 
     def _rows_array(self, rows: Sequence[Sequence[float] | None]) -> np.ndarray:
         """Probability rows as an array over every class index (NaN rows for none)."""
