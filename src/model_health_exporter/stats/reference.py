@@ -307,20 +307,31 @@ class DriftCounts:
         self.rows += len(features)
         absent = len(rows) - len(features)  # rows without features miss every feature
         self.missing += absent
-        columns = _columns(features, list(reference.features))
+        columns, typed = _columns(features, list(reference.features))
+        self.add_columns(reference, columns, typed)
+        self._add_outputs(reference, rows)
+
+    def add_columns(
+        self, reference: ModelReference, columns: Sequence[Sequence[Value]], typed: bool = False
+    ) -> None:
+        """Add a block of feature values, one column per reference feature in its order.
+        `typed`: the columns hold only what a typed decode lets through
+        (`records.typed_decoder`): numbers or None for a numeric feature, strings or
+        None for a categorical one, so no value needs a type check."""
         for i, ((name, profile), column) in enumerate(
             zip(reference.features.items(), columns, strict=True)
         ):
             if isinstance(profile, NumericProfile):
-                self._add_numeric(i, profile, column)
+                self._add_numeric(i, profile, column, typed)
             else:
                 known = reference.known_categories.get(name)
                 codes = _category_codes(reference, name, profile, known)
-                self._add_categorical(i, profile, column, codes, known)
-        self._add_outputs(reference, rows)
+                self._add_categorical(i, profile, column, codes, known, typed=typed)
 
-    def _add_numeric(self, i: int, profile: NumericProfile, column: Sequence[Value]) -> None:
-        kinds = set(map(type, column))
+    def _add_numeric(
+        self, i: int, profile: NumericProfile, column: Sequence[Value], typed: bool
+    ) -> None:
+        kinds = _NUMERIC_OR_NONE if typed else set(map(type, column))
         if kinds <= _NUMERIC_OR_NONE:  # the usual case, converted in one call
             values = np.array(column, dtype=np.float64)  # None becomes NaN (JSON has none)
             if type(None) in kinds:
@@ -344,15 +355,18 @@ class DriftCounts:
         column: Sequence[Value],
         codes: _Codes,
         known: frozenset[str] | None,
+        *,
+        typed: bool,
     ) -> None:
         n = profile.n_bins
-        coded = np.array(list(map(codes.__getitem__, column)), dtype=np.int64)
-        counted = np.bincount(coded[coded >= 0], minlength=3 * n)
+        coded = np.fromiter(map(codes.__getitem__, column), np.int64, len(column))
+        # typed: strings and None only, each with a code
+        counted = np.bincount(coded if typed else coded[coded >= 0], minlength=3 * n)
         counts = self.feature_counts[i]  # a view: added to in place
         counts += counted[:n] + counted[n : 2 * n]
         self.unseen[i] += int(counted[n : 2 * n].sum())
         self.missing[i] += int(counted[2 * n])
-        uncoded = np.flatnonzero(coded < 0)
+        uncoded = np.empty(0, np.intp) if typed else np.flatnonzero(coded < 0)
         if uncoded.size:  # numbers, booleans, strings the reference never had
             bins = [0] * n
             unseen = 0
@@ -570,15 +584,17 @@ def _category_codes(
     return codes
 
 
-def _columns(features: list[Any], names: list[str]) -> list[Sequence[Value]]:
+def _columns(features: list[Any], names: list[str]) -> tuple[list[Sequence[Value]], bool]:
     """Per name, its value in each of `features` (None where absent): dicts, or structs
-    of a typed decode (`records.typed_decoder`), in any mix."""
+    of a typed decode (`records.typed_decoder`), in any mix. True with them if every row
+    was such a struct of these names (see `DriftCounts.add_columns`)."""
     if not names or not features:
-        return [[] for _ in names]
+        return [[] for _ in names], False
     kinds = set(map(type, features))
     if dict in kinds and len(kinds) == 1:
-        return _dict_columns(features, names)
+        return _dict_columns(features, names), False
     columns: list[Sequence[Value]] = [[] for _ in names]
+    typed = False
     for kind in kinds:
         rows = features if len(kinds) == 1 else [f for f in features if type(f) is kind]
         if kind is dict:
@@ -586,12 +602,13 @@ def _columns(features: list[Any], names: list[str]) -> list[Sequence[Value]]:
         elif getattr(kind, "__struct_encode_fields__", None) == tuple(names):
             # a struct of this reference's features, in its order: one C-level call a row
             part = list(zip(*map(astuple, rows), strict=True))
+            typed = len(kinds) == 1
         else:  # a struct of another reference's features (it changed since the decode)
             part = _dict_columns([to_builtins(f) for f in rows], names)
         if len(kinds) == 1:
-            return part
+            return part, typed
         columns = [[*column, *values] for column, values in zip(columns, part, strict=True)]
-    return columns
+    return columns, False
 
 
 def _dict_columns(features: list[dict[str, Value]], names: list[str]) -> list[Sequence[Value]]:
