@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Annotated, Any, Final, cast
 
 import msgspec
@@ -397,25 +398,54 @@ def features_dict(
     return {k: v for k, v in msgspec.to_builtins(features).items() if v is not None}
 
 
+# A decode that failed, in the list of a block's decoded lines: `_from_record` makes None
+# of it (neither a prediction nor an error), as of a record the rules have to look at.
+_FAILED: Final = _Record()
+# Lines of a block that fail the typed decode before the block goes on line by line:
+# each failure restarts the C-level pass after it.
+_MAX_RESTARTS: Final = 16
+
+
+def _decode_block(lines: Sequence[bytes], decode: Decode) -> list[_Record]:
+    """`decode` of each line by C-level passes (`_FAILED` for a line it rejects)."""
+    decoded: list[_Record] = []
+    restarts = 0
+    while len(decoded) < len(lines):
+        start = len(decoded)
+        try:
+            # extend() keeps what it took before the failing line
+            decoded.extend(map(decode, islice(lines, start, None) if start else lines))
+        except (msgspec.DecodeError, RecursionError):
+            decoded.append(_FAILED)  # the line at `len(decoded)` failed
+            restarts += 1
+            if restarts >= _MAX_RESTARTS:  # many bad lines: one at a time
+                for data in islice(lines, len(decoded), None):
+                    try:
+                        decoded.append(decode(data))
+                    except (msgspec.DecodeError, RecursionError):
+                        decoded.append(_FAILED)
+    return decoded
+
+
 def parse_lines(
     lines: Sequence[bytes],
     decode: Decode = _decode,
 ) -> tuple[list[Prediction | Feedback], list[tuple[int, InvalidRecordError]]]:
-    """`parse_line` of each line, in one loop (a Python call less per line): the
-    records in their order, and (index in `lines`, error) of the lines rejected.
-    `decode` may be a `typed_decoder`'s: the lines it rejects take the usual path."""
+    """`parse_line` of each line: the records in their order, and (index in `lines`,
+    error) of the lines rejected. The typed decode and what the rules make of it run as
+    C-level passes over the block; a line either rejects, and one that is not ASCII (the
+    typed decode skips unknown fields without checking their UTF-8, as `parse_line`
+    does first), takes `parse_line`. `decode` may be a `typed_decoder`'s."""
+    parsed = list(map(_from_record, _decode_block(lines, decode)))
+    if None not in parsed and all(map(bytes.isascii, lines)):
+        return cast("list[Prediction | Feedback]", parsed), []
     records: list[Prediction | Feedback] = []
     rejected: list[tuple[int, InvalidRecordError]] = []
-    from_record, add = _from_record, records.append
-    for i, data in enumerate(lines):
-        if data.isascii():  # else parse_line checks the UTF-8 first
-            try:
-                parsed = from_record(decode(data))
-            except (msgspec.DecodeError, RecursionError):
-                parsed = None
-            if parsed is not None:
-                add(parsed)
-                continue
+    add = records.append
+    for i, (data, record) in enumerate(zip(lines, parsed, strict=True)):
+        if record is not None and data.isascii():
+            add(record)
+            continue
         try:
             add(parse_line(data))
         except InvalidRecordError as exc:
