@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, features_dict, label_of
+from model_health_exporter.state.live import present, successful
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
@@ -84,6 +85,8 @@ class WindowSummary:
 
 
 _ID: Final = operator.attrgetter("id")
+_LATENCY: Final = operator.attrgetter("latency_seconds")
+_CONFIDENCE: Final = operator.attrgetter("confidence")
 _LABEL: Final = operator.attrgetter("label")
 _PROBABILITIES: Final = operator.attrgetter("probabilities")
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
@@ -333,15 +336,15 @@ class LiveWindow:
             return
         bucket = self._bucket(now)
         bucket.predictions += len(predictions)
-        latencies = [p.latency_seconds for p in predictions if p.latency_seconds is not None]
+        latencies = present(map(_LATENCY, predictions))
         if latencies:
             bucket.latency_sum += sum(latencies)
             bucket.latency_n += len(latencies)
-        ok = [p for p in predictions if p.error is None]
+        ok = successful(predictions)
         bucket.errors += len(predictions) - len(ok)
         if not ok:
             return
-        confidences = [p.confidence for p in ok if p.confidence is not None]
+        confidences = present(map(_CONFIDENCE, ok))
         if confidences:
             bucket.add_confidences(confidences)
         if self.reference is None:
