@@ -97,6 +97,7 @@ def test_batches_equal_the_general_path(
     if not without_probabilities and run > 1:
         assert bulk.count(True) > len(bulk) / 2  # the known classes' path ran
     monkeypatch.setattr(windows.LiveWindow, "_await_known_classes", lambda self, p, now: False)
+    monkeypatch.setattr(windows.LiveWindow, "_join_known_classes", lambda self, *args: False)
     monkeypatch.setattr(
         windows._ProbabilityRows,
         "__call__",

@@ -85,6 +85,7 @@ class WindowSummary:
 
 
 _ID: Final = operator.attrgetter("id")
+_ACTUAL: Final = operator.attrgetter("actual")
 _LATENCY: Final = operator.attrgetter("latency_seconds")
 _CONFIDENCE: Final = operator.attrgetter("confidence")
 _LABEL: Final = operator.attrgetter("label")
@@ -467,14 +468,19 @@ class LiveWindow:
         predictions; feedback without one waits for it (the oldest making room beyond
         max_pending, counted unmatched)."""
         pending, early = self._pending, self._early
-        slots: list[int] = []
-        actuals: list[str | int | float | bool] = []
+        # Taken out in order (a repeated id finds its prediction gone the second time).
+        found = list(map(pending.pop, map(_ID, feedbacks)))
+        if None not in found:  # the usual case: every one joins
+            slots = cast("list[int]", found)
+            actuals = list(map(_ACTUAL, feedbacks))
+        else:
+            slots = [slot for slot in found if slot is not None]
+            actuals = [
+                f.actual for f, slot in zip(feedbacks, found, strict=True) if slot is not None
+            ]
         replaced = 0
-        for feedback in feedbacks:
-            slot = pending.pop(feedback.id)
+        for feedback, slot in zip(feedbacks, found, strict=True):
             if slot is not None:
-                slots.append(slot)
-                actuals.append(feedback.actual)
                 continue
             if feedback.id in early:  # the same id again: the older one stays unmatched
                 replaced += 1
@@ -499,6 +505,8 @@ class LiveWindow:
         index) joined to their actual values to the bucket of `now`."""
         class_of = self._class_of
         classification = self.kind == "classification"
+        if classification and self._join_known_classes(predicted_values, rows, actual_values, now):
+            return
         # What the joins add to the bucket, gathered here first.
         actuals: list[int] = []
         predicted_classes: list[int] = []
@@ -531,6 +539,30 @@ class LiveWindow:
             bucket.joined_values += pairs
             if len(bucket.joined_values) >= 2 * _FLUSH_AT:
                 bucket.flush_regression()
+
+    def _join_known_classes(
+        self,
+        predicted_values: Sequence[int | float],
+        rows: np.ndarray,
+        actual_values: Sequence[str | int | float | bool],
+        now: float,
+    ) -> bool:
+        """`_join` by C-level passes for the usual case: class predictions joined to
+        class labels (strings) the window knows. False (nothing done) otherwise."""
+        if set(map(type, predicted_values)) != {int} or set(map(type, actual_values)) != {str}:
+            return False
+        try:
+            actuals = list(map(self._class_of.__getitem__, cast("list[str]", actual_values)))
+        except KeyError:  # a class seen first in feedback
+            return False
+        self.matched += len(actuals)
+        bucket = self._bucket(now)
+        bucket.joined_actual += actuals
+        bucket.joined_predicted += cast("list[int]", predicted_values)
+        bucket.joined_proba += rows.ravel().tolist()
+        if len(bucket.joined_actual) >= _FLUSH_AT:
+            bucket.flush_labelled(self._n_classes, self._config.auc_cells)
+        return True
 
     def _flush_labelled(self, bucket: _Bucket) -> perf.ClassificationCounts | None:
         return bucket.flush_labelled(self._n_classes, self._config.auc_cells)
