@@ -173,3 +173,14 @@ def test_random_chunks_parse_as_their_lines_one_by_one() -> None:
         if rng.random() < 0.5:  # half the chunks with a random (often invalid) line
             lines.insert(rng.randrange(len(lines) + 1), random_line(rng))
         assert _chunk(lines) == _each(lines), lines
+
+
+@pytest.mark.parametrize("bad_share", [0.05, 0.5, 1.0])
+def test_chunks_with_many_bad_lines_parse_as_their_lines_one_by_one(bad_share: float) -> None:
+    """Past a number of lines the block's C-level decode fails on, the rest of the
+    block is decoded one line at a time: either way, as the lines one by one."""
+    rng = random.Random(20261203)  # noqa: S311 - seeded test data
+    lines = [
+        random_line(rng) if rng.random() < bad_share else rng.choice(VALID) for _ in range(400)
+    ]
+    assert _chunk(lines) == _each(lines)

@@ -17,7 +17,9 @@ from model_health_exporter.state.windows import LiveWindow, WindowConfig
 CLASSES = ["a", "b", "c"]
 
 
-def stream(seed: int, n: int, extra_class_at: int | None = None) -> list[Prediction | Feedback]:
+def stream(
+    seed: int, n: int, extra_class_at: int | None = None, without_probabilities: float = 0.1
+) -> list[Prediction | Feedback]:
     rng = random.Random(seed)  # noqa: S311 - seeded test data
     out: list[Prediction | Feedback] = []
     for i in range(n):
@@ -28,7 +30,9 @@ def stream(seed: int, n: int, extra_class_at: int | None = None) -> list[Predict
         keys = list(proba)
         rng.shuffle(keys)  # any key order
         label = max(proba, key=proba.__getitem__)
-        probabilities = None if rng.random() < 0.1 else {k: proba[k] for k in keys}
+        probabilities = (
+            None if rng.random() < without_probabilities else {k: proba[k] for k in keys}
+        )
         out.append(Prediction(f"r{i}", label, None, probabilities, proba[label], 0.01, None))
         if rng.random() < 0.8:
             out.append(Feedback(f"r{i}", rng.choice(classes)))
@@ -72,16 +76,34 @@ def test_log_loss_equals_sklearn_with_probabilities_in_any_key_order() -> None:
 
 
 @pytest.mark.parametrize("run", [1, 7, 1000])
-def test_batches_equal_the_general_path(run: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    records = stream(2, 2000, extra_class_at=1500)  # a class appears late
-    fast = LiveWindow(WindowConfig(min_samples=10))
+@pytest.mark.parametrize("without_probabilities", [0.1, 0.0])
+def test_batches_equal_the_general_path(
+    run: int, without_probabilities: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = stream(2, 2000, 1500, without_probabilities)  # a class appears late
+    # some feedback before its prediction, some ids twice
+    records[100:100] = [Feedback("r120", "a"), Feedback("r130", "b")]
+    records[200:200] = [Prediction("r150", "a", None, dict.fromkeys(CLASSES, 0.5), 0.5, 0.01, None)]
+    fast = LiveWindow(WindowConfig(min_samples=10, max_pending=700))
+    original = windows.LiveWindow._await_known_classes
+    bulk: list[bool] = []
+
+    def counted(self: LiveWindow, predictions: list[Prediction], now: float) -> bool:
+        bulk.append(original(self, predictions, now))
+        return bulk[-1]
+
+    monkeypatch.setattr(windows.LiveWindow, "_await_known_classes", counted)
     feed(fast, records, run)
+    if not without_probabilities and run > 1:
+        assert bulk.count(True) > len(bulk) / 2  # the known classes' path ran
+    monkeypatch.setattr(windows.LiveWindow, "_await_known_classes", lambda self, p, now: False)
+    monkeypatch.setattr(windows.LiveWindow, "_join_known_classes", lambda self, *args: False)
     monkeypatch.setattr(
         windows._ProbabilityRows,
         "__call__",
         lambda self, p: None if p is None else self._window._proba_vector(p),
     )
-    general = LiveWindow(WindowConfig(min_samples=10))
+    general = LiveWindow(WindowConfig(min_samples=10, max_pending=700))
     feed(general, records, run)
     assert fast.classes == general.classes
     assert sorted(fast.classes) == ["a", "b", "c", "d"]

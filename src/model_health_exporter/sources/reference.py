@@ -17,6 +17,7 @@ import orjson
 from model_health_exporter.records import (
     InvalidRecordError,
     Prediction,
+    features_dict,
     parse_features,
     prediction_from_dict,
 )
@@ -89,7 +90,7 @@ class ReferenceRows:
             self.first_problem = f"{where}: {problem}"
 
     def _add(self, p: Prediction, actual: Any) -> None:
-        self.features.append(p.features or {})
+        self.features.append(features_dict(p.features) or {})
         self.labels.append(p.label)
         self.values.append(p.value)
         self.probabilities.append(p.probabilities)

@@ -30,6 +30,7 @@ from model_health_exporter.records import (
     Feedback,
     Prediction,
     parse_lines,
+    typed_decoder,
 )
 from model_health_exporter.schema import excerpt
 from model_health_exporter.sharding import Shard
@@ -666,9 +667,13 @@ class IngestWorker:
         logs outside the version folders for the known version each record names."""
         now = time.time()
         texts, numbers = chunk.texts, chunk.numbers
-        records, rejected = parse_lines(texts)
         # Bad lines in a version's own folder count against its data quality.
         window = self._window_for(target) if isinstance(target, tuple) else None
+        reference = None if window is None else window.reference
+        if reference is None or not reference.features:
+            records, rejected = parse_lines(texts)
+        else:  # features decoded straight into the struct the drift tally reads
+            records, rejected = parse_lines(texts, typed_decoder(reference.feature_schema())[0])
         shard = self._config.shard
         # A bad line of a shared log belongs to no model we can tell: shard 0 counts it.
         count_bad = window is not None or shard.index == 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import structlog
 
@@ -99,6 +100,25 @@ class Histogram:
         self.counts, self.total = [int(c) for c in data["counts"]], total
 
 
+_LATENCY: Final = operator.attrgetter("latency_seconds")
+_CONFIDENCE: Final = operator.attrgetter("confidence")
+_ERROR: Final = operator.attrgetter("error")
+
+
+def present(values: Iterable[float | None]) -> list[float]:
+    """The values that are not None, in order (C-level passes: run per prediction)."""
+    out = list(values)
+    return cast("list[float]", out if None not in out else [v for v in out if v is not None])
+
+
+def successful(predictions: Sequence[Prediction]) -> list[Prediction]:
+    """The predictions without an error, in order."""
+    errors = list(map(_ERROR, predictions))
+    if errors.count(None) == len(errors):
+        return list(predictions)
+    return [p for p, error in zip(predictions, errors, strict=True) if error is None]
+
+
 @dataclass(slots=True)
 class VersionTallies:
     """Everything counted for one model version since counting began."""
@@ -122,15 +142,13 @@ class VersionTallies:
     def observe_predictions(self, predictions: Sequence[Prediction]) -> None:
         """Count predictions: errors by type, latencies, confidences of the successful."""
         self.predictions += len(predictions)
-        self.latency.observe_many(
-            [p.latency_seconds for p in predictions if p.latency_seconds is not None]
-        )
-        self.confidence.observe_many(
-            [p.confidence for p in predictions if p.confidence is not None and p.error is None]
-        )
-        for p in predictions:
-            if p.error is not None:
-                self.count_error(p.error)
+        self.latency.observe_many(present(map(_LATENCY, predictions)))
+        ok = successful(predictions)
+        self.confidence.observe_many(present(map(_CONFIDENCE, ok)))
+        if len(ok) < len(predictions):
+            for p in predictions:
+                if p.error is not None:
+                    self.count_error(p.error)
 
     def count_error(self, error_type: str) -> None:
         if error_type not in self.errors and len(self.errors) >= self.max_error_types:

@@ -28,7 +28,8 @@ from typing import Any, Final, Literal, TypeVar, cast
 import msgspec
 import numpy as np
 
-from model_health_exporter.records import Feedback, Prediction, label_of
+from model_health_exporter.records import Feedback, Prediction, features_dict, label_of
+from model_health_exporter.state.live import present, successful
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.stats import performance as perf
@@ -88,6 +89,12 @@ class WindowSummary:
     series: Series | None = field(default=None, compare=False)
 
 
+_ID: Final = operator.attrgetter("id")
+_ACTUAL: Final = operator.attrgetter("actual")
+_LATENCY: Final = operator.attrgetter("latency_seconds")
+_CONFIDENCE: Final = operator.attrgetter("confidence")
+_LABEL: Final = operator.attrgetter("label")
+_PROBABILITIES: Final = operator.attrgetter("probabilities")
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
 # What a closed bucket has for its lists of records waiting for a flush: none, and no list.
 _CLOSED: Final = cast("list[Any]", ())
@@ -285,7 +292,7 @@ class LiveWindow:
         config = self._config
         self.reference = build_reference(
             "predictions",
-            [r.features or {} for r in rows],
+            [features_dict(r.features) or {} for r in rows],
             labels=[r.label for r in rows],
             values=[r.value for r in rows],
             confidences=[r.confidence for r in rows],
@@ -383,15 +390,15 @@ class LiveWindow:
             return
         bucket = self._bucket(now)
         bucket.predictions += len(predictions)
-        latencies = [p.latency_seconds for p in predictions if p.latency_seconds is not None]
+        latencies = present(map(_LATENCY, predictions))
         if latencies:
             bucket.latency_sum += sum(latencies)
             bucket.latency_n += len(latencies)
-        ok = [p for p in predictions if p.error is None]
+        ok = successful(predictions)
         bucket.errors += len(predictions) - len(ok)
         if not ok:
             return
-        confidences = [p.confidence for p in ok if p.confidence is not None]
+        confidences = present(map(_CONFIDENCE, ok))
         if confidences:
             bucket.add_confidences(confidences)
         if self.reference is None:
@@ -408,6 +415,8 @@ class LiveWindow:
     def _await_feedback(self, predictions: list[Prediction], now: float) -> None:
         """Successful predictions with an id wait for their feedback, the oldest making
         room beyond max_pending; one whose feedback came first is joined now."""
+        if self._await_known_classes(predictions, now):
+            return
         early = self._early
         class_of = self._class_of
         kind = self.kind  # the first prediction's, as a local: set once, read per record
@@ -444,6 +453,28 @@ class LiveWindow:
         if joined:
             predicted_values, joined_rows, actuals = zip(*joined, strict=True)
             self._join(list(predicted_values), self._rows_array(joined_rows), actuals, now)
+
+    def _await_known_classes(self, predictions: list[Prediction], now: float) -> bool:
+        """`_await_feedback` by C-level passes over the run, for the usual case: every
+        prediction has an id and a class the window knows, with probabilities over
+        exactly the known classes, and no feedback waits for one of them. False (nothing
+        done) otherwise."""
+        n_known = len(self.classes)
+        if self.kind != "classification" or n_known < 2:
+            return False
+        ids = list(map(_ID, predictions))
+        probabilities = list(map(_PROBABILITIES, predictions))
+        if None in ids or None in probabilities or set(map(len, probabilities)) != {n_known}:
+            return False
+        if self._early and not self._early.keys().isdisjoint(ids):
+            return False
+        try:
+            predicted = list(map(self._class_of.__getitem__, map(_LABEL, predictions)))
+            rows = list(map(operator.itemgetter(*self.classes), probabilities))
+        except KeyError:  # a new class (or no class: a regression output)
+            return False
+        self.expired += self._pending.add(cast("list[str]", ids), now, predicted, rows)
+        return True
 
     def _rows_array(self, rows: Sequence[Sequence[float] | None]) -> np.ndarray:
         """Probability rows as an array over every class index (NaN rows for none)."""
@@ -492,14 +523,19 @@ class LiveWindow:
         predictions; feedback without one waits for it (the oldest making room beyond
         max_pending, counted unmatched)."""
         pending, early = self._pending, self._early
-        slots: list[int] = []
-        actuals: list[str | int | float | bool] = []
+        # Taken out in order (a repeated id finds its prediction gone the second time).
+        found = list(map(pending.pop, map(_ID, feedbacks)))
+        if None not in found:  # the usual case: every one joins
+            slots = cast("list[int]", found)
+            actuals = list(map(_ACTUAL, feedbacks))
+        else:
+            slots = [slot for slot in found if slot is not None]
+            actuals = [
+                f.actual for f, slot in zip(feedbacks, found, strict=True) if slot is not None
+            ]
         replaced = 0
-        for feedback in feedbacks:
-            slot = pending.pop(feedback.id)
+        for feedback, slot in zip(feedbacks, found, strict=True):
             if slot is not None:
-                slots.append(slot)
-                actuals.append(feedback.actual)
                 continue
             if feedback.id in early:  # the same id again: the older one stays unmatched
                 replaced += 1
@@ -524,6 +560,8 @@ class LiveWindow:
         index) joined to their actual values to the bucket of `now`."""
         class_of = self._class_of
         classification = self.kind == "classification"
+        if classification and self._join_known_classes(predicted_values, rows, actual_values, now):
+            return
         # What the joins add to the bucket, gathered here first.
         actuals: list[int] = []
         predicted_classes: list[int] = []
@@ -556,6 +594,30 @@ class LiveWindow:
             bucket.joined_values += pairs
             if len(bucket.joined_values) >= 2 * _FLUSH_AT:
                 bucket.flush_regression()
+
+    def _join_known_classes(
+        self,
+        predicted_values: Sequence[int | float],
+        rows: np.ndarray,
+        actual_values: Sequence[str | int | float | bool],
+        now: float,
+    ) -> bool:
+        """`_join` by C-level passes for the usual case: class predictions joined to
+        class labels (strings) the window knows. False (nothing done) otherwise."""
+        if set(map(type, predicted_values)) != {int} or set(map(type, actual_values)) != {str}:
+            return False
+        try:
+            actuals = list(map(self._class_of.__getitem__, cast("list[str]", actual_values)))
+        except KeyError:  # a class seen first in feedback
+            return False
+        self.matched += len(actuals)
+        bucket = self._bucket(now)
+        bucket.joined_actual += actuals
+        bucket.joined_predicted += cast("list[int]", predicted_values)
+        bucket.joined_proba += rows.ravel().tolist()
+        if len(bucket.joined_actual) >= _FLUSH_AT:
+            bucket.flush_labelled(self._n_classes, self._config.auc_cells)
+        return True
 
     def _flush_labelled(self, bucket: _Bucket) -> perf.ClassificationCounts | None:
         return bucket.flush_labelled(self._n_classes, self._config.auc_cells)
