@@ -4,11 +4,15 @@ categories are a sorted tuple (their lookups go through the category codes)."""
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import orjson
 
 from model_health_exporter.records import Prediction
+from model_health_exporter.state.shared_references import shared
+from model_health_exporter.state.windows import LiveWindow, WindowConfig
 from model_health_exporter.stats.reference import DriftCounts, ModelReference, build_reference
 
 
@@ -50,3 +54,23 @@ def test_known_categories_round_trip_and_count_unseen_values() -> None:
     )
     # "nowhere" and 5 (the category "5") were never in the reference
     assert int(counts.unseen[0]) == 2
+
+
+def test_equal_references_are_one_object_until_no_version_uses_it() -> None:
+    first = shared(build_reference("jsonl", rows(1)))
+    again = build_reference("jsonl", rows(1))  # equal content, another object
+    assert again is not first
+    assert shared(again) is first
+    other = build_reference("jsonl", rows(3))
+    assert shared(other) is other
+    window = LiveWindow(WindowConfig())
+    window.set_reference(first)
+    restored = LiveWindow(WindowConfig())
+    restored.load(json.loads(json.dumps(window.to_dict())))  # from a checkpoint
+    assert restored.reference is first
+    key = weakref.ref(first)
+    del first, again, window, restored
+    gc.collect()
+    assert key() is None  # released with the last version that used it
+    fresh = build_reference("jsonl", rows(1))
+    assert shared(fresh) is fresh

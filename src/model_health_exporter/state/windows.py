@@ -32,6 +32,7 @@ from model_health_exporter.records import Feedback, Prediction, features_dict, l
 from model_health_exporter.state.live import present, successful
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.state.series import Series, bucket_point, pack
+from model_health_exporter.state.shared_references import shared
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
@@ -885,7 +886,9 @@ class LiveWindow:
             self._class_of.setdefault(c, i)  # as list.index would: the first one
         self.matched, self.expired, self.unmatched = (int(n) for n in data["counts"])
         saved_reference = data.get("reference")
-        reference = None if saved_reference is None else ModelReference.from_dict(saved_reference)
+        reference = (
+            None if saved_reference is None else shared(ModelReference.from_dict(saved_reference))
+        )
         buckets: deque[_Bucket] = deque()
         for b in data["buckets"]:
             labelled, regression, drift = b["labelled"], b["regression"], b.get("drift")

@@ -70,7 +70,7 @@ def _build_profile(values: Sequence[Value], n_bins: int, top_k: int) -> Profile 
     return build_categorical_profile([category_key(v) for v in values], top_k)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # shared: state.shared_references
 class ModelReference:
     source: Source
     n: int  # rows
