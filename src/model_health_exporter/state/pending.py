@@ -49,20 +49,36 @@ class _Encoded:
     def __init__(self, keys: Sequence[str], hasher: Hasher) -> None:
         self.keys = keys
         self.hashes = hasher(keys)
-        try:  # the usual case, ASCII ids: numpy encodes them in one C-level pass
-            lengths = np.fromiter(map(len, keys), np.int64, len(keys))
-            if len(keys) and int(lengths.max()) > _MAX_INLINE_ID:
-                raise UnicodeError  # noqa: TRY301 - the same path as other ids
-            encoded = np.array(keys, dtype="S") if len(keys) else np.empty(0, "S1")
-        except UnicodeError:
-            raw = [k.encode("utf-8", "surrogatepass") for k in keys]
-            lengths = np.fromiter(map(len, raw), np.int64, len(raw))
-            encoded = np.array([b if len(b) <= _MAX_INLINE_ID else b"" for b in raw], dtype="S")
-        if encoded.dtype.itemsize == 0:
-            encoded = encoded.astype("S1")
+        n = len(keys)
+        lengths = np.fromiter(map(len, keys), np.int64, n)
+        raw = "".join(keys).encode("utf-8", "surrogatepass")
+        widest = int(lengths.max()) if n else 0
+        if len(raw) == int(lengths.sum()) and widest <= _MAX_INLINE_ID:
+            # The usual case, ASCII ids (one byte a character): cut from one buffer.
+            encoded = _fixed_width(raw, lengths, max(1, widest))
+        else:
+            each = [k.encode("utf-8", "surrogatepass") for k in keys]
+            lengths = np.fromiter(map(len, each), np.int64, n)
+            encoded = np.array([b if len(b) <= _MAX_INLINE_ID else b"" for b in each], "S")
+            if encoded.dtype.itemsize == 0:
+                encoded = encoded.astype("S1")
         self.bytes = encoded
         self.lengths = lengths
         self.long = lengths > _MAX_INLINE_ID
+
+
+def _fixed_width(raw: bytes, lengths: Int64Array, width: int) -> npt.NDArray[np.bytes_]:
+    """The ids concatenated in `raw`, `lengths` bytes each, as a byte-string array of
+    `width`: a view of `raw` when every id has that length (ids of one format, as
+    UUIDs or numbered requests), else each copied into its row."""
+    n = len(lengths)
+    if n and int(lengths.min()) == width:
+        return np.frombuffer(raw, f"S{width}", n)
+    out = np.zeros((n, width), np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(n), lengths)
+    out[row, np.arange(len(raw)) - np.repeat(starts, lengths)] = np.frombuffer(raw, np.uint8)
+    return out.view(f"S{width}").reshape(n)
 
 
 class PendingPredictions:
@@ -324,13 +340,17 @@ class PendingPredictions:
         found = self._find(_Encoded(keys, self._hasher))
         hit = np.flatnonzero(found >= 0)
         slots = found[hit]
-        unique, first = np.unique(slots, return_index=True)
-        if len(unique) < len(slots):  # a repeated id: only its first finds the slot
+        ordered = np.sort(slots)
+        if (ordered[1:] == ordered[:-1]).any():  # a repeated id: its first finds the slot
+            ordered, first = np.unique(slots, return_index=True)
             again = np.ones(len(slots), bool)
             again[first] = False
             found[hit[again]] = -1
-        self._forget(unique)
-        return [None if s < 0 else s for s in found.tolist()]
+        self._forget(ordered)
+        out: list[int | None] = found.tolist()
+        if len(hit) < len(out):
+            out = [None if s < 0 else s for s in found.tolist()]
+        return out
 
     def pop(self, key: str) -> int | None:
         """The slot of `key`, no longer waiting (its arrays stay readable until the next
