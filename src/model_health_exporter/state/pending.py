@@ -18,6 +18,7 @@ slots whose prediction was joined stay in the ring until it is compacted."""
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
@@ -38,6 +39,23 @@ def python_hash(keys: Sequence[str]) -> Int64Array:
     """Python's own string hash: computed in C, cached on each string, and keyed per
     process (an adversary cannot aim ids at one index position); never saved."""
     return np.fromiter(map(hash, keys), np.int64, len(keys))
+
+
+_SMALL = 8
+"""Batches of at most this many ids are looked up and indexed one id at a time."""
+
+
+def _interleave(
+    array: npt.NDArray[Any], cuts: list[int], values: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
+    """`array` with `values[i]` inserted before its element `cuts[i + 1]` (cuts sorted,
+    starting with 0 and ending with len(array))."""
+    pieces: list[npt.NDArray[Any]] = []
+    for i, (start, end) in enumerate(itertools.pairwise(cuts)):
+        pieces.append(array[start:end])
+        if i < len(values):
+            pieces.append(values[i : i + 1])
+    return np.concatenate(pieces)
 
 
 class _Encoded:
@@ -138,6 +156,8 @@ class PendingPredictions:
         m = len(self._index_hash)
         if not m or not n:
             return found
+        if n <= _SMALL:
+            return self._find_few(ids, found)
         pos = np.searchsorted(self._index_hash, ids.hashes)
         at = np.minimum(pos, m - 1)
         hit = (pos < m) & (self._index_hash[at] == ids.hashes)
@@ -156,10 +176,29 @@ class PendingPredictions:
                 p += 1
         return found
 
+    def _find_few(self, ids: _Encoded, found: Int64Array) -> Int64Array:
+        """`_find` for a few ids, one at a time: a dozen numpy calls cost more than a
+        binary search and a comparison each."""
+        index_hash, index_slot, m = self._index_hash, self._index_slot, len(self._index_hash)
+        for i, (h, key) in enumerate(zip(ids.hashes.tolist(), ids.keys, strict=True)):
+            p = int(index_hash.searchsorted(h))
+            while p < m and index_hash[p] == h:
+                slot = int(index_slot[p])
+                if self._key(slot) == key:
+                    found[i] = slot
+                    break
+                p += 1
+        return found
+
     def _index_add(self, hashes: Int64Array, slots: Int64Array) -> None:
         order = np.argsort(hashes, kind="stable")
         hashes, slots = hashes[order], slots[order]
         at = np.searchsorted(self._index_hash, hashes)
+        if len(at) <= _SMALL:  # np.insert's own checks cost more than the copy
+            cuts = [0, *at.tolist(), len(self._index_hash)]
+            self._index_hash = _interleave(self._index_hash, cuts, hashes)
+            self._index_slot = _interleave(self._index_slot, cuts, slots.astype(np.int32))
+            return
         self._index_hash = np.insert(self._index_hash, at, hashes)
         self._index_slot = np.insert(self._index_slot, at, slots.astype(np.int32))
 
@@ -171,8 +210,10 @@ class PendingPredictions:
         wrong = self._index_slot[np.minimum(pos, len(self._index_slot) - 1)] != slots
         for i in np.flatnonzero(wrong):  # a hash shared with another waiting id
             pos[i] = int(np.flatnonzero(self._index_slot == slots[i])[0])
-        self._index_hash = np.delete(self._index_hash, pos)
-        self._index_slot = np.delete(self._index_slot, pos)
+        keep = np.ones(len(self._index_hash), np.bool_)
+        keep[pos] = False
+        self._index_hash = self._index_hash[keep]
+        self._index_slot = self._index_slot[keep]
 
     def _forget(self, slots: Int64Array) -> None:
         """`slots` (waiting) are waiting no more."""
