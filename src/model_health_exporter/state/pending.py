@@ -378,6 +378,8 @@ class PendingPredictions:
         readable until the next `add`."""
         if not self._waiting or not keys:
             return [None] * len(keys)
+        if len(keys) <= _SMALL:
+            return self._pop_few(keys)
         found = self._find(_Encoded(keys, self._hasher))
         hit = np.flatnonzero(found >= 0)
         slots = found[hit]
@@ -391,6 +393,34 @@ class PendingPredictions:
         out: list[int | None] = found.tolist()
         if len(hit) < len(out):
             out = [None if s < 0 else s for s in found.tolist()]
+        return out
+
+    def _pop_few(self, keys: Sequence[str]) -> list[int | None]:
+        """`pop_many` for a few ids, one binary search each (see `_find_few`)."""
+        index_hash, index_slot, m = self._index_hash, self._index_slot, len(self._index_hash)
+        out: list[int | None] = []
+        positions: list[int] = []  # in the index, of the slots taken
+        for h, key in zip(self._hasher(keys).tolist(), keys, strict=True):
+            p = int(index_hash.searchsorted(h))
+            slot = None
+            while p < m and index_hash[p] == h:
+                if self._key(int(index_slot[p])) == key:
+                    if p not in positions:  # else a repeated id: taken by the first
+                        slot = int(index_slot[p])
+                        positions.append(p)
+                    break
+                p += 1
+            out.append(slot)
+        if positions:
+            taken = index_slot[positions]
+            keep = np.ones(m, np.bool_)
+            keep[positions] = False
+            self._index_hash, self._index_slot = index_hash[keep], index_slot[keep]
+            self._live[taken] = False
+            self._waiting -= len(positions)
+            if self._long_ids:
+                for slot in taken.tolist():
+                    self._long_ids.pop(slot, None)
         return out
 
     def pop(self, key: str) -> int | None:
