@@ -191,8 +191,9 @@ class PendingPredictions:
         return found
 
     def _index_add(self, hashes: Int64Array, slots: Int64Array) -> None:
-        order = np.argsort(hashes, kind="stable")
-        hashes, slots = hashes[order], slots[order]
+        if len(hashes) > 1:
+            order = np.argsort(hashes, kind="stable")
+            hashes, slots = hashes[order], slots[order]
         at = np.searchsorted(self._index_hash, hashes)
         if len(at) <= _SMALL:  # np.insert's own checks cost more than the copy
             cuts = [0, *at.tolist(), len(self._index_hash)]
@@ -239,7 +240,10 @@ class PendingPredictions:
         Returns how many of the oldest were pushed out beyond capacity."""
         if not keys:
             return 0
-        ats = np.broadcast_to(np.asarray(at, np.float64), (len(keys),))
+        if isinstance(at, int | float):
+            ats = np.full(len(keys), at, np.float64)
+        else:
+            ats = np.asarray(at, np.float64)
         if len(keys) > self.capacity:  # so that no slot is taken twice in one pass
             cut = len(keys) - self.capacity
             return self.add(keys[:cut], ats[:cut], predicted[:cut], rows[:cut]) + self.add(
