@@ -4,13 +4,20 @@ included), joins and expiries that make it grow, compact and wrap around."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from model_health_exporter.state.pending import PendingPredictions
+from model_health_exporter.state.pending import Hasher, PendingPredictions, python_hash
 
 Row = list[float] | None
 
@@ -78,3 +85,144 @@ def test_equals_an_ordered_dict_with_the_oldest_pushed_out(capacity: int) -> Non
         while trimmed and trimmed[-1] == 0.0:
             trimmed.pop()
         assert row == trimmed
+
+
+# ---- ids kept as hashes and bytes -------------------------------------------------------
+
+# Ids that numpy's byte strings or a poor hash could confuse: prefixes of each other,
+# trailing NULs (numpy drops them), non-ASCII and lone surrogates, ids longer than the
+# inline width, the empty id.
+ODD_IDS = [
+    "a",
+    "a\0",
+    "a\0\0",
+    "\0",
+    "",
+    "ab",
+    "é",
+    "e\u0301",
+    "\ud800",
+    "x" * 64,
+    "x" * 65,
+    "x" * 65 + "\0",
+    "y" * 300,
+    "日本",
+]
+
+
+def colliding_hash(keys: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Two hash values for every id: each lookup must tell ids apart by their bytes."""
+    return np.array([len(k) % 2 for k in keys], np.int64)
+
+
+def constant_hash(keys: Sequence[str]) -> npt.NDArray[np.int64]:
+    return np.zeros(len(keys), np.int64)
+
+
+key_strategy = st.one_of(
+    st.sampled_from(ODD_IDS), st.integers(0, 40).map(lambda i: f"id{i}"), st.text(max_size=8)
+)
+# (a row of zeros only is saved as an empty row and read back as none: not generated)
+row_strategy = st.one_of(
+    st.none(),
+    st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 0.125]), min_size=1, max_size=4).filter(any),
+)
+operation = st.one_of(
+    st.tuples(
+        st.just("add"),
+        st.lists(
+            st.tuples(key_strategy, st.one_of(st.integers(0, 5), st.floats(-3, 3)), row_strategy),
+            min_size=1,
+            max_size=30,
+        ),
+    ),
+    st.tuples(st.just("pop"), st.lists(key_strategy, max_size=12)),
+    st.tuples(st.just("expire"), st.integers(0, 20)),
+    st.tuples(st.just("checkpoint"), st.just(0)),
+)
+
+
+@pytest.mark.parametrize("hasher", [python_hash, colliding_hash, constant_hash])
+@pytest.mark.parametrize("capacity", [1, 4, 25])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations=st.lists(operation, max_size=40))
+def test_equals_a_dict_reference_with_any_hash(  # noqa: PLR0912 - one random walk over every operation
+    hasher: Hasher, capacity: int, operations: list[tuple[str, Any]]
+) -> None:
+    """Random adds (repeated and odd ids), joins, expiries, evictions at the bound and
+    checkpoint round trips against an ordered dict keyed by the ids themselves; with
+    Python's hash, and with hashes that collide for every id (a join then rests on the
+    ids' bytes alone)."""
+    store = PendingPredictions(capacity, hasher)
+    model: OrderedDict[str, tuple[float, int | float, Row]] = OrderedDict()
+    pushed_out = expected_pushed_out = 0
+    now = 0.0
+    for name, arg in operations:
+        now += 1.0
+        if name == "add":
+            keys = [k for k, _, _ in arg]
+            for key, value, row in arg:
+                model.pop(key, None)
+                model[key] = (now, value, row)
+                while len(model) > capacity:
+                    model.popitem(last=False)
+                    expected_pushed_out += 1
+            rows: list[Row] = [row for _, _, row in arg]
+            pushed_out += store.add(keys, now, [v for _, v, _ in arg], rows)
+        elif name == "pop":
+            slots = store.pop_many(arg)
+            expected = [model.pop(key, None) for key in arg]
+            assert [s is None for s in slots] == [e is None for e in expected]
+            found = [(s, e) for s, e in zip(slots, expected, strict=True) if s is not None]
+            if found:
+                assert store.predicted([s for s, _ in found]) == [e[1] for _, e in found if e]
+                got_rows = store.rows([s for s, _ in found], 5).tolist()
+                for got, (_, entry) in zip(got_rows, found, strict=True):
+                    row = entry[2] if entry else None
+                    if row is None:
+                        assert all(math.isnan(p) for p in got)
+                    else:
+                        assert got == row + [0.0] * (5 - len(row))
+        elif name == "expire":
+            oldest = now - arg
+            gone = [k for k, (at, _, _) in model.items() if at < oldest]
+            assert store.expire(oldest) == len(gone)
+            for key in gone:
+                del model[key]
+        else:  # saved and loaded as a checkpoint does: ids as given, in one batch
+            saved = json.loads(json.dumps(list(store.items())))
+            store = PendingPredictions(capacity, hasher)
+            if saved:
+                keys, ats, values, rows = (list(c) for c in zip(*saved, strict=True))
+                assert store.add(keys, ats, values, rows) == 0
+        assert len(store) == len(model)
+        assert all((key in store) for key in model)
+        assert pushed_out == expected_pushed_out
+    items = list(store.items())
+    assert [key for key, *_ in items] == list(model)
+    for (_, at, value, row), (m_at, m_value, m_row) in zip(items, model.values(), strict=True):
+        assert (at, value) == (m_at, m_value)
+        trimmed = None if m_row is None else list(m_row)
+        while trimmed and trimmed[-1] == 0.0:
+            trimmed.pop()
+        assert row == trimmed
+
+
+def test_a_saved_list_with_a_repeated_id_loads_as_added_one_by_one() -> None:
+    """A checkpoint list holding an id twice (written by hand, or by an older version)
+    loads in one batch as it did one entry at a time: the later entry replaces the
+    first, and what the bound pushes out is counted the same."""
+    saved = [("a", 1.0, 0, None), ("b", 2.0, 1, [0.5, 0.5]), ("a", 3.0, 1, None)]
+    one_by_one = PendingPredictions(2)
+    pushed = sum(one_by_one.add([k], at, [v], [r]) for k, at, v, r in saved)
+    batch = PendingPredictions(2)
+    keys, ats, values, rows = (list(c) for c in zip(*saved, strict=True))
+    assert batch.add(keys, ats, values, rows) == pushed
+    assert (
+        list(batch.items())
+        == list(one_by_one.items())
+        == [
+            ("b", 2.0, 1, [0.5, 0.5]),
+            ("a", 3.0, 1, None),
+        ]
+    )

@@ -59,6 +59,7 @@ from model_health_exporter.state.live import (
     VersionTallies,
 )
 from model_health_exporter.state.registry import ModelView, Snapshot
+from model_health_exporter.state.shared_references import shared
 from model_health_exporter.state.windows import LiveWindow, WindowConfig, WindowSummary, summaries
 from model_health_exporter.stats.reference import ModelReference, build_reference
 
@@ -792,7 +793,7 @@ class IngestWorker:
             calibrated=reference.calibrator is not None and reference.calibrator.calibrated,
         )
         self._count_dropped_features(reference)
-        return reference
+        return shared(reference)
 
     def _read_reference(self, path: Path) -> ModelReference:
         """Raises ReferenceError."""

@@ -3,134 +3,313 @@ per prediction: when each came, what it predicted (a class index, or a regressio
 output: `predicted` holds classes as int, outputs as float) and its probabilities as a
 row over the window's class indices (NaN: none).
 
-Per waiting prediction that is its id (kept as given), one dict entry and
-8 x (2 + classes seen) bytes of arrays, instead of a struct, a dict of floats and their
-float objects: a fifth of the memory, and nothing that pins the allocator's pools after
-a backlog (a few hundred small objects per prediction, each freed at a different time).
+The ids are not Python strings either: each slot keeps the id's UTF-8 bytes in a
+fixed-width byte array (ids longer than `_MAX_INLINE_ID` bytes, rare, in a small dict)
+and its 64-bit hash; an index of the waiting slots sorted by hash finds an id by binary
+search. A join is exact: a slot whose hash matches is taken only if its bytes and length
+equal the id's, so two ids with the same hash (a collision) are told apart, never joined
+to each other's prediction. The checkpoint keeps the ids as given.
+
+Per waiting prediction that is about 8 x (4 + classes seen) + the id's length bytes,
+against about 190 bytes more for a `str`, a dict entry and a list slot per id.
 
 A ring in arrival order: beyond `capacity` the oldest makes room, as in an ordered dict;
 slots whose prediction was joined stay in the ring until it is compacted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-_SLOT_INTS: list[int] = list(range(1024))
+Int64Array = npt.NDArray[np.int64]
+Hasher = Callable[[Sequence[str]], Int64Array]
+
+_MAX_INLINE_ID = 64
+"""Longer ids (in UTF-8 bytes) are kept in a dict: the byte array is as wide as the
+longest id it holds, so one long id must not widen every slot."""
 
 
-def _slot_int(slot: int) -> int:
-    """`slot` as an int object shared by every store: a dict value of its own would be 28
-    bytes more per waiting prediction (CPython shares only the ints up to 256)."""
-    ints = _SLOT_INTS
-    if slot >= len(ints):
-        ints.extend(range(len(ints), 2 * slot + 1))
-    return ints[slot]
+def python_hash(keys: Sequence[str]) -> Int64Array:
+    """Python's own string hash: computed in C, cached on each string, and keyed per
+    process (an adversary cannot aim ids at one index position); never saved."""
+    return np.fromiter(map(hash, keys), np.int64, len(keys))
+
+
+_SMALL = 8
+"""Batches of at most this many ids are looked up and indexed one id at a time."""
+
+
+def _interleave(
+    array: npt.NDArray[Any], cuts: list[int], values: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
+    """`array` with `values[i]` inserted before its element `cuts[i + 1]` (cuts sorted,
+    starting with 0 and ending with len(array))."""
+    pieces: list[npt.NDArray[Any]] = []
+    for i, (start, end) in enumerate(itertools.pairwise(cuts)):
+        pieces.append(array[start:end])
+        if i < len(values):
+            pieces.append(values[i : i + 1])
+    return np.concatenate(pieces)
+
+
+class _Encoded:
+    """A batch of ids as the store compares them: bytes (for ids up to
+    `_MAX_INLINE_ID` bytes; empty for longer ones), byte lengths and hashes."""
+
+    __slots__ = ("bytes", "hashes", "keys", "lengths", "long")
+
+    def __init__(self, keys: Sequence[str], hasher: Hasher) -> None:
+        self.keys = keys
+        self.hashes = hasher(keys)
+        n = len(keys)
+        lengths = np.fromiter(map(len, keys), np.int64, n)
+        raw = "".join(keys).encode("utf-8", "surrogatepass")
+        widest = int(lengths.max()) if n else 0
+        if len(raw) == int(lengths.sum()) and widest <= _MAX_INLINE_ID:
+            # The usual case, ASCII ids (one byte a character): cut from one buffer.
+            encoded = _fixed_width(raw, lengths, max(1, widest))
+        else:
+            each = [k.encode("utf-8", "surrogatepass") for k in keys]
+            lengths = np.fromiter(map(len, each), np.int64, n)
+            encoded = np.array([b if len(b) <= _MAX_INLINE_ID else b"" for b in each], "S")
+            if encoded.dtype.itemsize == 0:
+                encoded = encoded.astype("S1")
+        self.bytes = encoded
+        self.lengths = lengths
+        self.long = lengths > _MAX_INLINE_ID
+
+
+def _fixed_width(raw: bytes, lengths: Int64Array, width: int) -> npt.NDArray[np.bytes_]:
+    """The ids concatenated in `raw`, `lengths` bytes each, as a byte-string array of
+    `width`: a view of `raw` when every id has that length (ids of one format, as
+    UUIDs or numbered requests), else each copied into its row."""
+    n = len(lengths)
+    if n and int(lengths.min()) == width:
+        return np.frombuffer(raw, f"S{width}", n)
+    out = np.zeros((n, width), np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(n), lengths)
+    out[row, np.arange(len(raw)) - np.repeat(starts, lengths)] = np.frombuffer(raw, np.uint8)
+    return out.view(f"S{width}").reshape(n)
 
 
 class PendingPredictions:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, hasher: Hasher = python_hash) -> None:
+        """`hasher`: a 64-bit hash per id (tests give a poor one to force collisions)."""
         self.capacity = capacity
+        self._hasher = hasher
         # Slots: a third more than capacity, so that the joined slots a compaction drops
         # are at least a quarter of them (compactions cost O(slots), amortised O(1)).
         self._max_slots = capacity + max(1, capacity // 3)
-        self._slot_of: dict[str, int] = {}
-        self._keys: list[str | None] = []  # per slot, in ring order from _head; None: gone
         self._head = 0
         self._size = 0  # slots in the ring from _head on, waiting or gone
+        self._waiting = 0
+        self._live = np.zeros(0, np.bool_)  # per slot: waiting
+        self._hash = np.zeros(0, np.int64)
+        self._ids = np.zeros(0, "S1")  # UTF-8 bytes (trailing NULs dropped: see _id_len)
+        self._id_len = np.zeros(0, np.int32)
+        self._long_ids: dict[int, str] = {}  # slot -> id, for ids over _MAX_INLINE_ID
         self._at = np.empty(0, np.float64)
         self._predicted = np.empty(0, np.float64)
         self._is_class = np.empty(0, np.bool_)
         self._proba = np.empty((0, 0), np.float64)
+        # The waiting slots, sorted by their ids' hashes.
+        self._index_hash = np.zeros(0, np.int64)
+        self._index_slot = np.zeros(0, np.int32)
 
     def __len__(self) -> int:
-        return len(self._slot_of)
+        return self._waiting
 
     def __contains__(self, key: str) -> bool:
-        return key in self._slot_of
+        return bool(self._find(_Encoded([key], self._hasher))[0] >= 0)
 
     @property
     def width(self) -> int:
         """Class indices a probability row holds."""
         return int(self._proba.shape[1])
 
+    # ---- finding ids ----------------------------------------------------------------------
+
+    def _matches(
+        self, slots: npt.NDArray[np.integer[Any]], ids: _Encoded, which: Int64Array
+    ) -> npt.NDArray[np.bool_]:
+        """Whether each of `slots` holds the id `which` of `ids` (bytes and length)."""
+        same: npt.NDArray[np.bool_] = (self._id_len[slots] == ids.lengths[which]) & (
+            self._ids[slots] == ids.bytes[which]
+        )
+        long = ids.long[which]
+        if long.any():
+            for i in np.flatnonzero(long & same):
+                same[i] = self._long_ids.get(int(slots[i])) == ids.keys[int(which[i])]
+        return same
+
+    def _find(self, ids: _Encoded) -> Int64Array:
+        """The waiting slot of each id, or -1."""
+        n = len(ids.keys)
+        found = np.full(n, -1, np.int64)
+        m = len(self._index_hash)
+        if not m or not n:
+            return found
+        if n <= _SMALL:
+            return self._find_few(ids, found)
+        pos = np.searchsorted(self._index_hash, ids.hashes)
+        at = np.minimum(pos, m - 1)
+        hit = (pos < m) & (self._index_hash[at] == ids.hashes)
+        which = np.flatnonzero(hit)
+        slots = self._index_slot[at[which]]
+        same = self._matches(slots, ids, which)
+        found[which[same]] = slots[same]
+        # Another id with the same hash came first in the index: look on along the run.
+        for i in which[~same]:
+            p = int(pos[i]) + 1
+            while p < m and self._index_hash[p] == ids.hashes[i]:
+                slot = self._index_slot[p : p + 1]
+                if self._matches(slot, ids, np.array([i]))[0]:
+                    found[i] = slot[0]
+                    break
+                p += 1
+        return found
+
+    def _find_few(self, ids: _Encoded, found: Int64Array) -> Int64Array:
+        """`_find` for a few ids, one at a time: a dozen numpy calls cost more than a
+        binary search and a comparison each."""
+        index_hash, index_slot, m = self._index_hash, self._index_slot, len(self._index_hash)
+        for i, (h, key) in enumerate(zip(ids.hashes.tolist(), ids.keys, strict=True)):
+            p = int(index_hash.searchsorted(h))
+            while p < m and index_hash[p] == h:
+                slot = int(index_slot[p])
+                if self._key(slot) == key:
+                    found[i] = slot
+                    break
+                p += 1
+        return found
+
+    def _index_add(self, hashes: Int64Array, slots: Int64Array) -> None:
+        if len(hashes) > 1:
+            order = np.argsort(hashes, kind="stable")
+            hashes, slots = hashes[order], slots[order]
+        at = np.searchsorted(self._index_hash, hashes)
+        if len(at) <= _SMALL:  # np.insert's own checks cost more than the copy
+            cuts = [0, *at.tolist(), len(self._index_hash)]
+            self._index_hash = _interleave(self._index_hash, cuts, hashes)
+            self._index_slot = _interleave(self._index_slot, cuts, slots.astype(np.int32))
+            return
+        self._index_hash = np.insert(self._index_hash, at, hashes)
+        self._index_slot = np.insert(self._index_slot, at, slots.astype(np.int32))
+
+    def _index_remove(self, slots: Int64Array) -> None:
+        if not len(slots):
+            return
+        hashes = self._hash[slots]
+        pos = np.searchsorted(self._index_hash, hashes)
+        wrong = self._index_slot[np.minimum(pos, len(self._index_slot) - 1)] != slots
+        for i in np.flatnonzero(wrong):  # a hash shared with another waiting id
+            pos[i] = int(np.flatnonzero(self._index_slot == slots[i])[0])
+        keep = np.ones(len(self._index_hash), np.bool_)
+        keep[pos] = False
+        self._index_hash = self._index_hash[keep]
+        self._index_slot = self._index_slot[keep]
+
+    def _forget(self, slots: Int64Array) -> None:
+        """`slots` (waiting) are waiting no more."""
+        self._index_remove(slots)
+        self._live[slots] = False
+        self._waiting -= len(slots)
+        if self._long_ids:
+            for s in slots.tolist():
+                self._long_ids.pop(s, None)
+
     # ---- adding ---------------------------------------------------------------------------
 
     def add(
         self,
         keys: Sequence[str],
-        at: float,
+        at: float | npt.ArrayLike,
         predicted: Sequence[int | float],
         rows: Sequence[Sequence[float] | None],
     ) -> int:
-        """Predictions in arrival order, all at `at`, with their probability rows by
-        class index (None: no probabilities; a shorter row has 0 for the classes after
-        it). A key already waiting is replaced and moves to the end. Returns how many of
-        the oldest were pushed out beyond capacity."""
+        """Predictions in arrival order, all at `at` (or one time each), with their
+        probability rows by class index (None: no probabilities; a shorter row has 0 for
+        the classes after it). A key already waiting is replaced and moves to the end.
+        Returns how many of the oldest were pushed out beyond capacity."""
+        if not keys:
+            return 0
+        if isinstance(at, int | float):
+            ats = np.full(len(keys), at, np.float64)
+        else:
+            ats = np.asarray(at, np.float64)
         if len(keys) > self.capacity:  # so that no slot is taken twice in one pass
             cut = len(keys) - self.capacity
-            return self.add(keys[:cut], at, predicted[:cut], rows[:cut]) + self.add(
-                keys[cut:], at, predicted[cut:], rows[cut:]
+            return self.add(keys[:cut], ats[:cut], predicted[:cut], rows[:cut]) + self.add(
+                keys[cut:], ats[cut:], predicted[cut:], rows[cut:]
             )
         width = max((len(r) for r in rows if r is not None), default=0)
         if width > self.width:
             self._widen(width)
+        ids = _Encoded(keys, self._hasher)
+        if len(set(keys)) == len(keys) and not (self._find(ids) >= 0).any():
+            return self._add_new(ids, ats, predicted, rows)
+        # A repeated id: one at a time, as an ordered dict would take them (an id waiting
+        # may be pushed out by the ones before it in the batch, then come back).
         pushed_out = 0
-        slots: list[int] = []
-        done = 0  # keys before this one have their values in the arrays
-        # The ring's state in locals: this loop runs once per prediction.
-        slot_of, ring, capacity = self._slot_of, self._keys, self.capacity
-        n_slots, head, size = len(ring), self._head, self._size
         for i, key in enumerate(keys):
-            old = slot_of.pop(key, None)
-            if old is not None:
-                ring[old] = None
-            if len(slot_of) >= capacity:  # the oldest waiting (and joined before it) go
-                while size:
-                    gone = ring[head]
-                    ring[head] = None
-                    head = head + 1 if head + 1 < n_slots else 0
-                    size -= 1
-                    if gone is not None:
-                        del slot_of[gone]
-                        pushed_out += 1
-                        break
-            if size >= n_slots:
-                # No free slot: grow, or drop the joined ones (at least a quarter of the
-                # ring, which is a third larger than capacity). Slots move: the values of
-                # those taken so far go in first.
-                self._head, self._size = head, size
-                self._fill(slots, at, predicted[done:i], rows[done:i])
-                slots, done = [], i
-                # by half: the arrays take 41+ bytes a slot; doubling left up to half unused
-                self._relayout(min(self._max_slots, max(64, n_slots + n_slots // 2)))
-                slot_of, ring = self._slot_of, self._keys
-                n_slots, head, size = len(ring), self._head, self._size
-            slot = head + size
-            if slot >= n_slots:
-                slot -= n_slots
-            ring[slot] = key
-            slot_of[key] = _slot_int(slot)
-            size += 1
-            slots.append(slot)
-        self._head, self._size = head, size
-        self._fill(slots, at, predicted[done:], rows[done:])
+            one = _Encoded([key], self._hasher)
+            found = self._find(one)
+            if found[0] >= 0:
+                self._forget(found)
+            pushed_out += self._add_new(one, ats[i : i + 1], predicted[i : i + 1], rows[i : i + 1])
+        return pushed_out
+
+    def _add_new(
+        self,
+        ids: _Encoded,
+        ats: npt.NDArray[np.float64],
+        predicted: Sequence[int | float],
+        rows: Sequence[Sequence[float] | None],
+    ) -> int:
+        """Ids not waiting, all different, at most `capacity` of them."""
+        n = len(ids.keys)
+        pushed_out = max(0, self._waiting + n - self.capacity)
+        if pushed_out:
+            self._push_out_oldest(pushed_out)
+        n_slots = len(self._live)
+        if n_slots - self._size < n:
+            # No free slot: grow, or drop the joined ones (at least a quarter of the
+            # ring, which is a third larger than capacity). By half: the arrays take
+            # 50+ bytes a slot, and doubling left up to half of them unused.
+            self._relayout(min(self._max_slots, max(64, n_slots + n_slots // 2, self._waiting + n)))
+            n_slots = len(self._live)
+        slots = (self._head + self._size + np.arange(n)) % n_slots
+        self._size += n
+        self._waiting += n
+        self._live[slots] = True
+        self._hash[slots] = ids.hashes
+        if ids.bytes.dtype.itemsize > self._ids.dtype.itemsize:
+            self._ids = self._ids.astype(ids.bytes.dtype)
+        self._ids[slots] = ids.bytes
+        self._id_len[slots] = ids.lengths
+        if ids.long.any():
+            for i in np.flatnonzero(ids.long):
+                self._long_ids[int(slots[i])] = ids.keys[int(i)]
+        self._at[slots] = ats
+        self._fill(slots, predicted, rows)
+        self._index_add(ids.hashes, slots)
         return pushed_out
 
     def _fill(
         self,
-        slots: list[int],
-        at: float,
+        index: Int64Array,
         predicted: Sequence[int | float],
         rows: Sequence[Sequence[float] | None],
     ) -> None:
-        if not slots:
-            return
-        index = np.asarray(slots, np.intp)
-        self._at[index] = at
         self._predicted[index] = predicted
-        self._is_class[index] = [type(p) is int for p in predicted]
+        self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
         width = self.width
         if None not in rows and {len(r) for r in rows if r is not None} == {width}:
             self._proba[index] = rows  # the usual case: every row over the same classes
@@ -143,61 +322,115 @@ class PendingPredictions:
                 block[i, : len(row)] = row
         self._proba[index] = block
 
-    def _push_out_oldest(self) -> int:
-        """Let the oldest waiting prediction go (and the joined slots before it); 1."""
-        while self._size:
-            key = self._keys[self._head]
-            self._keys[self._head] = None
-            self._head = (self._head + 1) % len(self._keys)
-            self._size -= 1
-            if key is not None:
-                del self._slot_of[key]
-                return 1
-        return 0
+    def _ring(self) -> Int64Array:
+        """The ring's slots from the head, waiting or gone."""
+        return (self._head + np.arange(self._size)) % max(1, len(self._live))
+
+    def _push_out_oldest(self, count: int) -> None:
+        """Let the `count` oldest waiting predictions go (and the joined slots before
+        and between them)."""
+        ring = self._ring()
+        live = self._live[ring]
+        through = int(np.searchsorted(np.cumsum(live), count)) + 1
+        self._forget(ring[:through][live[:through]])
+        self._advance(through)
+
+    def _advance(self, count: int) -> None:
+        self._head = (self._head + count) % max(1, len(self._live))
+        self._size -= count
 
     def _relayout(self, size: int) -> None:
-        """Live slots in ring order at 0.., in arrays of `size` slots."""
-        order = [self._slot(i) for i in range(self._size)]
-        live = [s for s in order if self._keys[s] is not None]
-        index = np.asarray(live, np.intp)
-        at = np.empty(size, np.float64)
-        predicted = np.empty(size, np.float64)
-        is_class = np.empty(size, np.bool_)
-        proba = np.empty((size, self.width), np.float64)
-        at[: len(live)] = self._at[index]
-        predicted[: len(live)] = self._predicted[index]
-        is_class[: len(live)] = self._is_class[index]
-        proba[: len(live)] = self._proba[index]
-        keys: list[str | None] = [self._keys[s] for s in live]
-        keys += [None] * (size - len(keys))
-        self._at, self._predicted, self._proba, self._keys = at, predicted, proba, keys
-        self._is_class = is_class
-        self._slot_of = {
-            key: _slot_int(i) for i, key in enumerate(keys[: len(live)]) if key is not None
-        }
-        self._head, self._size = 0, len(live)
+        """Waiting slots in ring order at 0.., in arrays of `size` slots."""
+        ring = self._ring()
+        live = ring[self._live[ring]]
+        n = len(live)
+        moved = np.full(len(self._live), -1, np.int64)
+        moved[live] = np.arange(n)
 
-    def _slot(self, i: int) -> int:
-        return (self._head + i) % len(self._keys)
+        def resized(old: npt.NDArray[Any], fill: object = 0) -> npt.NDArray[Any]:
+            new = np.full((size, *old.shape[1:]), fill, old.dtype)
+            new[:n] = old[live]
+            return new
+
+        self._live = resized(self._live, fill=False)
+        self._hash = resized(self._hash)
+        self._ids = resized(self._ids, fill=b"")
+        self._id_len = resized(self._id_len)
+        self._at = resized(self._at)
+        self._predicted = resized(self._predicted)
+        self._is_class = resized(self._is_class, fill=False)
+        self._proba = resized(self._proba)
+        self._long_ids = {int(moved[s]): key for s, key in self._long_ids.items()}
+        self._index_slot = moved[self._index_slot].astype(np.int32)
+        self._head, self._size = 0, n
 
     def _widen(self, width: int) -> None:
-        proba = np.full((len(self._keys), width), np.nan)
+        n_slots = len(self._live)
+        proba = np.full((n_slots, width), np.nan)
         old = self.width
         proba[:, :old] = self._proba
         proba[:, old:] = 0.0  # a row given over fewer classes has 0 for the rest
-        nan_rows = np.isnan(self._proba).all(axis=1) if old else np.ones(len(self._keys), bool)
+        nan_rows = np.isnan(self._proba).all(axis=1) if old else np.ones(n_slots, bool)
         proba[nan_rows] = np.nan
         self._proba = proba
 
     # ---- taking out -----------------------------------------------------------------------
 
+    def pop_many(self, keys: Sequence[str]) -> list[int | None]:
+        """The slot of each of `keys` in turn (None: not waiting), no longer waiting; an
+        id repeated finds its prediction gone the second time. The slots' arrays stay
+        readable until the next `add`."""
+        if not self._waiting or not keys:
+            return [None] * len(keys)
+        if len(keys) <= _SMALL:
+            return self._pop_few(keys)
+        found = self._find(_Encoded(keys, self._hasher))
+        hit = np.flatnonzero(found >= 0)
+        slots = found[hit]
+        ordered = np.sort(slots)
+        if (ordered[1:] == ordered[:-1]).any():  # a repeated id: its first finds the slot
+            ordered, first = np.unique(slots, return_index=True)
+            again = np.ones(len(slots), bool)
+            again[first] = False
+            found[hit[again]] = -1
+        self._forget(ordered)
+        out: list[int | None] = found.tolist()
+        if len(hit) < len(out):
+            out = [None if s < 0 else s for s in found.tolist()]
+        return out
+
+    def _pop_few(self, keys: Sequence[str]) -> list[int | None]:
+        """`pop_many` for a few ids, one binary search each (see `_find_few`)."""
+        index_hash, index_slot, m = self._index_hash, self._index_slot, len(self._index_hash)
+        out: list[int | None] = []
+        positions: list[int] = []  # in the index, of the slots taken
+        for h, key in zip(self._hasher(keys).tolist(), keys, strict=True):
+            p = int(index_hash.searchsorted(h))
+            slot = None
+            while p < m and index_hash[p] == h:
+                if self._key(int(index_slot[p])) == key:
+                    if p not in positions:  # else a repeated id: taken by the first
+                        slot = int(index_slot[p])
+                        positions.append(p)
+                    break
+                p += 1
+            out.append(slot)
+        if positions:
+            taken = index_slot[positions]
+            keep = np.ones(m, np.bool_)
+            keep[positions] = False
+            self._index_hash, self._index_slot = index_hash[keep], index_slot[keep]
+            self._live[taken] = False
+            self._waiting -= len(positions)
+            if self._long_ids:
+                for slot in taken.tolist():
+                    self._long_ids.pop(slot, None)
+        return out
+
     def pop(self, key: str) -> int | None:
         """The slot of `key`, no longer waiting (its arrays stay readable until the next
         `add`), or None."""
-        slot = self._slot_of.pop(key, None)
-        if slot is not None:
-            self._keys[slot] = None
-        return slot
+        return self.pop_many([key])[0]
 
     def predicted(self, slots: Sequence[int]) -> list[int | float]:
         """What the predictions of `slots` predicted: class indices as int."""
@@ -219,36 +452,43 @@ class PendingPredictions:
 
     def expire(self, oldest: float) -> int:
         """Let predictions that came before `oldest` go; returns how many."""
-        gone = 0
-        while self._size:
-            key = self._keys[self._head]
-            if key is not None:
-                if self._at[self._head] >= oldest:
-                    break
-                del self._slot_of[key]
-                self._keys[self._head] = None
-                gone += 1
-            self._head = (self._head + 1) % len(self._keys)
-            self._size -= 1
-        return gone
+        if not self._size:
+            return 0
+        head = self._head
+        if self._live[head] and self._at[head] >= oldest:
+            return 0  # the usual case: nothing waited that long
+        ring = self._ring()
+        live = self._live[ring]
+        stays = live & (self._at[ring] >= oldest)
+        through = int(np.argmax(stays)) if stays.any() else len(ring)
+        gone = ring[:through][live[:through]]
+        self._forget(gone)
+        self._advance(through)
+        return len(gone)
 
     # ---- checkpoint -----------------------------------------------------------------------
 
+    def _key(self, slot: int) -> str:
+        long = self._long_ids.get(slot)
+        if long is not None:
+            return long
+        raw = bytes(self._ids[slot])
+        raw += b"\0" * (int(self._id_len[slot]) - len(raw))  # numpy drops trailing NULs
+        return raw.decode("utf-8", "surrogatepass")
+
     def items(self) -> Iterator[tuple[str, float, int | float, list[float] | None]]:
         """(key, at, predicted, probability row or None), oldest first."""
-        for i in range(self._size):
-            slot = self._slot(i)
-            key = self._keys[slot]
-            if key is None:
-                continue
+        ring = self._ring()
+        for slot in ring[self._live[ring]].tolist():
             row = self._proba[slot]
             none = self.width == 0 or bool(np.isnan(row).all())
             value = float(self._predicted[slot])
             predicted = int(value) if self._is_class[slot] else value
+            at = float(self._at[slot])
             if none:
-                yield key, float(self._at[slot]), predicted, None
+                yield self._key(slot), at, predicted, None
                 continue
             values: list[float] = row.tolist()
             while values and values[-1] == 0.0:  # however wide the arrays have grown
                 values.pop()
-            yield key, float(self._at[slot]), predicted, values
+            yield self._key(slot), at, predicted, values

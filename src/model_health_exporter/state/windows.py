@@ -32,6 +32,7 @@ from model_health_exporter.records import Feedback, Prediction, features_dict, l
 from model_health_exporter.state.live import present, successful
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.state.series import Series, bucket_point, pack
+from model_health_exporter.state.shared_references import shared
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.reference import (
@@ -524,7 +525,7 @@ class LiveWindow:
         max_pending, counted unmatched)."""
         pending, early = self._pending, self._early
         # Taken out in order (a repeated id finds its prediction gone the second time).
-        found = list(map(pending.pop, map(_ID, feedbacks)))
+        found = pending.pop_many(list(map(_ID, feedbacks)))
         if None not in found:  # the usual case: every one joins
             slots = cast("list[int]", found)
             actuals = list(map(_ACTUAL, feedbacks))
@@ -885,7 +886,9 @@ class LiveWindow:
             self._class_of.setdefault(c, i)  # as list.index would: the first one
         self.matched, self.expired, self.unmatched = (int(n) for n in data["counts"])
         saved_reference = data.get("reference")
-        reference = None if saved_reference is None else ModelReference.from_dict(saved_reference)
+        reference = (
+            None if saved_reference is None else shared(ModelReference.from_dict(saved_reference))
+        )
         buckets: deque[_Bucket] = deque()
         for b in data["buckets"]:
             labelled, regression, drift = b["labelled"], b["regression"], b.get("drift")
@@ -921,12 +924,18 @@ class LiveWindow:
         self._generation += 1
         self._pending = PendingPredictions(self._config.max_pending)
         row_of = _ProbabilityRows(self)
+        keys: list[str] = []
+        ats: list[float] = []
+        values: list[int | float] = []
+        rows: list[Sequence[float] | None] = []
         for k, at, predicted, probabilities in data["pending"]:
             row = row_of(probabilities) if isinstance(probabilities, dict) else probabilities
-            if row is not None:
-                row = [float(p) for p in row]
-            value = predicted if isinstance(predicted, int | float) else float(predicted)
-            self.expired += self._pending.add([str(k)], float(at), [value], [row])
+            keys.append(str(k))
+            ats.append(float(at))
+            values.append(predicted if isinstance(predicted, int | float) else float(predicted))
+            rows.append(None if row is None else [float(p) for p in row])
+        # in one batch, as they were added one by one (a repeated id replaces the first)
+        self.expired += self._pending.add(keys, ats, values, rows)
         self._early = OrderedDict(
             (str(k), _EarlyFeedback(float(at), actual))
             for k, at, actual in data.get("early", ())  # absent from older checkpoints

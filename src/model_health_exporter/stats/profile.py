@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -338,6 +339,9 @@ class CategoricalProfile:
         cats = tuple(raw)
         if not all(isinstance(c, str) for c in cats):
             raise ValueError("categories must all be strings")
+        # One string per category however many references name it (versions of a model
+        # share most categories); released with the last reference that holds it.
+        cats = tuple(map(sys.intern, map(str, cats)))
         if len(set(cats)) != len(cats):
             raise ValueError("categories must be distinct")
         counts = _int_tuple(self.counts, "counts")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ def _build_profile(values: Sequence[Value], n_bins: int, top_k: int) -> Profile 
     return build_categorical_profile([category_key(v) for v in values], top_k)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # shared: state.shared_references
 class ModelReference:
     source: Source
     n: int  # rows
@@ -79,8 +80,10 @@ class ModelReference:
     calibrator: Calibrator | None = None
     latency_mean: float | None = None  # seconds
     dropped_features: int = 0  # over the feature limit
-    # categorical feature -> every category of the reference (absent: too many to keep)
-    known_categories: Mapping[str, frozenset[str]] = field(
+    # categorical feature -> every category of the reference, sorted (absent: too many to
+    # keep). A tuple: a frozenset of 30 strings takes 2 KiB, and lookups go through the
+    # category codes (`_category_codes`), which hold every one of them.
+    known_categories: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
     # categorical feature -> its `_category_codes`, built on first use by DriftCounts
@@ -141,7 +144,7 @@ class ModelReference:
                 dropped_features=int(data.get("dropped_features", 0)),
                 known_categories=MappingProxyType(
                     {
-                        str(k): frozenset(str(c) for c in v)
+                        str(k): tuple(sorted({sys.intern(str(c)) for c in v}))
                         for k, v in dict(data.get("known_categories", {})).items()
                     }
                 ),
@@ -170,7 +173,7 @@ def build_reference(
     names = sorted({name for row in features for name in row})
     kept, dropped = names[:max_features], max(0, len(names) - max_features)
     profiles: dict[str, Profile] = {}
-    known: dict[str, frozenset[str]] = {}
+    known: dict[str, tuple[str, ...]] = {}
     for name in kept:
         column = [row.get(name) for row in features]
         profile = _build_profile(column, n_bins, top_k)
@@ -180,7 +183,7 @@ def build_reference(
         if isinstance(profile, CategoricalProfile):
             seen = {key for v in column if (key := category_key(v)) is not None}
             if len(seen) <= MAX_KNOWN_CATEGORIES:
-                known[name] = frozenset(seen)
+                known[name] = tuple(sorted(map(sys.intern, seen)))  # shared, as the profile's
     prediction: Profile | None = None
     if any(v is not None for v in values):
         prediction = build_numeric_profile(list(values), n_bins)
@@ -391,7 +394,7 @@ class DriftCounts:
         profile: CategoricalProfile,
         column: Sequence[Value],
         codes: _Codes,
-        known: frozenset[str] | None,
+        known: tuple[str, ...] | None,
         *,
         typed: bool,
     ) -> None:
@@ -407,12 +410,13 @@ class DriftCounts:
         if uncoded.size:  # numbers, booleans, strings the reference never had
             bins = [0] * n
             unseen = 0
+            known_set = None if known is None else frozenset(known)
             for j in uncoded.tolist():
                 key = category_key(column[j])
                 if key is None:
                     continue  # NaN: neither counted nor missing
                 bins[profile.index_of(key)] += 1
-                unseen += known is not None and key not in known
+                unseen += known_set is not None and key not in known_set
             counts += np.asarray(bins, dtype=np.int64)
             self.unseen[i] += unseen
 
@@ -642,7 +646,7 @@ def _category_codes(
     reference: ModelReference,
     name: str,
     profile: CategoricalProfile,
-    known: frozenset[str] | None,
+    known: tuple[str, ...] | None,
 ) -> _Codes:
     """For a categorical feature, a code per value the reference knows: its bin b, or
     b + n_bins if it counts as unseen (a top-K category missing from the known ones),
