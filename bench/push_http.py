@@ -4,7 +4,9 @@
 1. batch: the latency of POST /api/v1/predictions with 1,000 records per request, each
    answered only after its batch was fsync'ed (target: p50 and p99 < 20 ms);
 2. single: single-record requests per second from several client threads, one
-   connection per request (target: >= 2,000/s on 2 cores);
+   connection per request (target: >= 2,000/s on 2 cores). These clients are Python
+   threads on the same cores and take about as much CPU as the daemon: push_wrk.py
+   measures the same with wrk, a load generator that costs little;
 3. end to end: records counted in routing_ml_predictions_total per second, pushed in
    batches of 1,000 against the same lines appended to a prediction-log file (the file
    path, the reference), each from the first byte sent to the last record counted.

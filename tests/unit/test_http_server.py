@@ -331,3 +331,42 @@ def select_readable(sock: socket.socket) -> bytes:
         return sock.recv(4096) or b"<closed>"
     except TimeoutError:
         return b""
+
+
+def shapes(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Answers of every shape the server frames: a sized body, an empty one, one in
+    two chunks, and one without a Content-Length (sent chunked)."""
+    path = environ["PATH_INFO"]
+    if path == "/empty":
+        start_response("204 No Content", [("Content-Length", "0")])
+        return []
+    if path == "/unsized":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"no ", b"length\n"]
+    body = [b"sized ", b"body\n"] if path == "/two" else [b"sized body\n"]
+    start_response("200 OK", [("Content-Length", str(sum(map(len, body))))])
+    return body
+
+
+def test_responses_of_every_shape_on_one_connection() -> None:
+    """The head is held and sent with the body's first bytes: answers with no body, a
+    HEAD, several chunks or chunked framing still arrive whole and in order."""
+    server = WebServer("127.0.0.1:0", shapes)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        for method, path, status, body in [
+            ("GET", "/one", 200, b"sized body\n"),
+            ("GET", "/empty", 204, b""),
+            ("HEAD", "/one", 200, b""),
+            ("GET", "/two", 200, b"sized body\n"),
+            ("GET", "/unsized", 200, b"no length\n"),
+            ("GET", "/one", 200, b"sized body\n"),
+        ]:
+            conn.request(method, path)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (status, body), (method, path)
+            assert response.getheader("Date", "").endswith(" GMT")
+        conn.close()
+    finally:
+        server.stop()

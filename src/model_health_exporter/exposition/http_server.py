@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import errno
 import resource
 import select
@@ -77,6 +78,23 @@ def connection_cap(wanted: int) -> int:
 # ---- authentication and headers (WSGI middleware) ------------------------------------
 
 
+class _DateHeader:
+    """The Date header's value, formatted once a second rather than by cheroot for every
+    response (a few percent of a small request's CPU)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # (racing threads both write the same value)
+            self._value = email.utils.formatdate(now, usegmt=True)
+            self._second = second
+        return self._value
+
+
 class _Guard:
     """The web configuration's users and headers in front of the application."""
 
@@ -85,6 +103,7 @@ class _Guard:
         self.probes_open = probes_without_auth
         self._auth: BasicAuth | None = None
         self._headers: tuple[tuple[str, str], ...] = ()
+        self._date = _DateHeader()
 
     def configure(self, config: WebConfig, probes_without_auth: bool) -> None:
         self._auth = BasicAuth(config.users) if config.users else None
@@ -92,10 +111,10 @@ class _Guard:
         self.probes_open = probes_without_auth
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        auth, extra = self._auth, self._headers
+        auth, extra, date = self._auth, self._headers, self._date
 
         def respond(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-            return start_response(status, [*headers, *extra], *exc)
+            return start_response(status, [*headers, *extra, ("Date", date())], *exc)
 
         open_probe = self.probes_open and environ.get("PATH_INFO") in PROBE_PATHS
         if auth is not None and not open_probe and not _authorised(auth, environ):
@@ -189,7 +208,50 @@ class _DeadlineSocket:
         return getattr(self._sock, name)
 
 
+class _HeldBytes:
+    """Stands in for a connection's writer while cheroot writes a response head."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+
 class _Request(cheroot_server.HTTPRequest):
+    _head: bytes | None = None  # the response head, held until the body's first bytes
+
+    def send_headers(self) -> None:
+        """cheroot's, but a response with a Content-Length sends its head together with
+        the body's first chunk: one send() for a small answer instead of two (and one
+        GIL hand-over fewer)."""
+        wfile, held = self.conn.wfile, _HeldBytes()
+        self.conn.wfile = held
+        try:
+            super().send_headers()
+        finally:
+            self.conn.wfile = wfile
+        if self.chunked_write:  # cheroot writes the chunks' framing itself: no holding
+            wfile.write(held.data)
+        else:
+            self._head = held.data
+
+    def write(self, chunk: bytes) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            self.conn.wfile.write(head + chunk)
+        else:
+            super().write(chunk)
+
+    def respond(self) -> None:
+        try:
+            super().respond()
+        finally:
+            head, self._head = self._head, None
+            if head is not None:  # no body (HEAD, or empty): the head alone
+                self.conn.wfile.write(head)
+
     def parse_request(self) -> None:
         reader: _DeadlineSocket | None = getattr(self.conn, "deadline_reader", None)
         if reader is not None:

@@ -19,6 +19,7 @@ the prediction-log tailer reads like any `--logs.path` log. I/O only.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import threading
@@ -94,6 +95,10 @@ class Spool:
         self._keys: OrderedDict[str, float] = OrderedDict()  # key -> when seen, oldest first
         self._keys_in: dict[Path, list[str]] = {}  # the keys of each file
         self._halves_fd: int | None = None
+        # Batch marks: random per spool opened, then a count; unique across restarts
+        # without a getrandom() call (and a GIL hand-over) per request.
+        self._mark_prefix = secrets.token_hex(8).encode() + b"-"
+        self._marks = itertools.count()
         self._load()
 
     @property
@@ -173,7 +178,7 @@ class Spool:
     def append(self, lines: list[bytes], key: str | None = None) -> bool:
         """Append a batch of record lines (JSON objects, no newlines) durably. False if
         `key` was seen within the horizon (nothing written). Raises SpoolFullError, OSError."""
-        mark = _BATCH_MARK + secrets.token_hex(8).encode() + b'",'
+        mark = _BATCH_MARK + self._mark_prefix + b"%x" % next(self._marks) + b'",'
         if key is not None:
             mark += b'"_key":' + orjson.dumps(key) + b","
         data = b"\n".join([mark + lines[0][1:], *lines[1:]]) + b"\n"
