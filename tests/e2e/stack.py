@@ -243,6 +243,38 @@ def _check_config(argv: list[str]) -> None:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
 
 
+class ProcessGroup:
+    """Processes started by a test and a Prometheus at `prometheus_url`: stopped by PID in
+    reverse order, waited on while checking that none has died, queried over the API."""
+
+    def __init__(self, prometheus_url: str) -> None:
+        self.prometheus_url = prometheus_url
+        self.processes: list[ManagedProcess] = []
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def report(self) -> str:
+        return "\n".join(process.report() for process in self.processes)
+
+    def wait(self, predicate: Any, what: str, timeout: float = STARTUP_TIMEOUT_S) -> Any:
+        def checked() -> Any:
+            for process in self.processes:
+                process.check_running()
+            return predicate()
+
+        return wait_until(checked, timeout, what, interval=0.5)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = get_json(
+            f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        )
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+
 class Stack:
     """The whole pipeline. Call start() once the models directory holds the initial files;
     stop() is safe to call whether or not start() got far."""

@@ -13,18 +13,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
-from tests.support import free_port, wait_until
+from tests.support import free_port
 
 from .stack import (
     REPO_ROOT,
-    STARTUP_TIMEOUT_S,
     ManagedProcess,
+    ProcessGroup,
     find_binary,
-    get_json,
     http_ok,
     write_yaml,
 )
@@ -107,7 +105,7 @@ def write_models(root: Path, shared: Path) -> dict[str, str]:
     return active
 
 
-class ShardedStack:
+class ShardedStack(ProcessGroup):
     """Exporters `single` (unsharded), `shard0` and `shard1` over the same files, each with
     its own state directory, and a Prometheus scraping them as jobs `single` and
     `sharded`. Processes are stopped by PID."""
@@ -116,8 +114,7 @@ class ShardedStack:
         self.workdir = workdir
         workdir.mkdir(parents=True)
         self.addresses = {name: f"127.0.0.1:{free_port()}" for name in ("single", "s0", "s1")}
-        self.prometheus_url = f"http://127.0.0.1:{free_port()}"
-        self.processes: list[ManagedProcess] = []
+        super().__init__(f"http://127.0.0.1:{free_port()}")
         self.models, self.shared = models, shared
 
     def start(self) -> None:
@@ -166,29 +163,8 @@ class ShardedStack:
             self.wait(lambda a=address: http_ok(f"http://{a}/readyz"), f"{address} ready")
         self.wait(lambda: http_ok(f"{self.prometheus_url}/-/ready"), "prometheus ready")
 
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-
-    def wait(self, predicate: Any, what: str, timeout: float = STARTUP_TIMEOUT_S) -> Any:
-        def checked() -> Any:
-            for process in self.processes:
-                process.check_running()
-            return predicate()
-
-        return wait_until(checked, timeout, what, interval=0.5)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        body = get_json(f"{self.prometheus_url}/api/v1/query?{urlencode({'query': expr})}")
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
     def vector(self, expr: str) -> dict[frozenset[tuple[str, str]], float]:
         return {frozenset(r["metric"].items()): float(r["value"][1]) for r in self.query(expr)}
-
-    def report(self) -> str:
-        return "\n".join(process.report() for process in self.processes)
 
 
 @pytest.fixture

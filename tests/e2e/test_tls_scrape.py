@@ -17,18 +17,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import yaml
 
-from tests.support import free_port, wait_until
+from tests.support import free_port
 from tests.tls_support import Pki, bcrypt_hash, make_pki
 
 from .stack import (
     REPO_ROOT,
-    STARTUP_TIMEOUT_S,
     ManagedProcess,
+    ProcessGroup,
     find_binary,
     get_json,
     http_ok,
@@ -39,14 +38,13 @@ EXAMPLES = REPO_ROOT / "examples" / "models"
 PASSWORD = "scrape-secret"  # noqa: S105 - a test credential
 
 
-class TlsStack:
+class TlsStack(ProcessGroup):
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True)
         self.pki: Pki = make_pki(workdir / "pki")
         self.addresses = {name: f"127.0.0.1:{free_port()}" for name in ("auth", "mtls")}
-        self.prometheus_url = f"http://127.0.0.1:{free_port()}"
-        self.processes: list[ManagedProcess] = []
+        super().__init__(f"http://127.0.0.1:{free_port()}")
 
     def _web_config(self, name: str, doc: dict[str, Any]) -> Path:
         path = self.workdir / f"web-{name}.yml"
@@ -152,27 +150,6 @@ class TlsStack:
             request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=5, context=context) as response:
             return bool(response.status == 200)
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-
-    def report(self) -> str:
-        return "\n".join(p.report() for p in self.processes)
-
-    def wait(self, predicate: Any, what: str, timeout: float = STARTUP_TIMEOUT_S) -> Any:
-        def checked() -> Any:
-            for process in self.processes:
-                process.check_running()
-            return predicate()
-
-        return wait_until(checked, timeout, what, interval=0.5)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        body = get_json(f"{self.prometheus_url}/api/v1/query?{urlencode({'query': expr})}")
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
 
     def up(self) -> dict[str, float]:
         return {r["metric"]["job"]: float(r["value"][1]) for r in self.query("up")}
