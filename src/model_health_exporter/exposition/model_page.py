@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from model_health_exporter.exposition import svg
@@ -216,6 +216,12 @@ def _window_range(series: Series, now: float) -> tuple[float, float]:
     return max(window_start, min(oldest, shortest)), now
 
 
+def _window_chart(series: Series, now: float, **chart: Any) -> str:
+    """A line chart over the live window, its x axis in clock time."""
+    x_range = _window_range(series, now)
+    return svg.line_chart(x_range=x_range, x_format=_clock, x_ticks=time_ticks(*x_range), **chart)
+
+
 def _mid(point: BucketPoint, series: Series, now: float) -> float:
     return min(point.start + series.bucket_seconds / 2, now)
 
@@ -263,13 +269,12 @@ def accuracy_chart(model: ModelView, view: VersionView, series: Series, now: flo
         )
     minutes = series.bucket_seconds / 60
     name = "Mean absolute error" if regression else "Accuracy"
-    return svg.line_chart(
+    return _window_chart(
+        series,
+        now,
         title=f"{name} per {minutes:g}-minute bucket of the live window",
         lines=lines,
         thresholds=_thresholds(model, metric),
-        x_range=x_range,
-        x_format=_clock,
-        x_ticks=time_ticks(*x_range),
         y_format=(lambda v: f"{v:.4g}") if regression else (lambda v: f"{v:.2f}"),
         y_label="MAE (target's unit)" if regression else "accuracy (0-1)",
     )
@@ -281,16 +286,15 @@ def error_chart(series: Series, now: float) -> str:
         for p in series.points
         if p.predictions >= MIN_POINT_SAMPLES
     ]
-    return svg.line_chart(
+    return _window_chart(
+        series,
+        now,
         title="Failed predictions per bucket",
         lines=[svg.Line("error rate", points, "live")],
         thresholds=[
             svg.Threshold("warning", 0.05, "warning"),
             svg.Threshold("critical", 0.10, "critical"),
         ],
-        x_range=_window_range(series, now),
-        x_format=_clock,
-        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v * 100:.0f}%",
         y_label="failed (%)",
         y_range=(0.0, 0.12),
@@ -311,22 +315,20 @@ def latency_chart(series: Series, now: float) -> str:
         )
         for p in series.points
     ]
-    latency = svg.line_chart(
+    latency = _window_chart(
+        series,
+        now,
         title="Mean prediction latency per bucket",
         lines=[svg.Line("mean latency", points, "live")],
-        x_range=_window_range(series, now),
-        x_format=_clock,
-        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v:g} ms",
         y_label="latency (ms)",
         y_range=(0.0, 0.0),
     )
-    traffic = svg.line_chart(
+    traffic = _window_chart(
+        series,
+        now,
         title="Predictions per second per bucket",
         lines=[svg.Line("predictions/s", volume, "volume")],
-        x_range=_window_range(series, now),
-        x_format=_clock,
-        x_ticks=time_ticks(*_window_range(series, now)),
         y_format=lambda v: f"{v:g}/s",
         y_label="predictions per second",
         y_range=(0.0, 0.0),
