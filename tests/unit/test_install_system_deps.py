@@ -2,12 +2,18 @@
 as it found it: the policy-rc.d that stops postinst scripts from starting services
 exists only while apt-get installs, and one that was there before is left alone.
 
+It also waits, with a deadline, for the package manager's locks (unattended-upgrades
+holds them on a freshly booted machine) and says what it waits for.
+
 apt-get, id and the probed tools are stubs on a PATH of their own (apt itself is not
-what is tested), and POLICY_RC_D points the script at a scratch file."""
+what is tested), POLICY_RC_D points the script at a scratch file and APT_LOCK_FILES at
+scratch lock files, locked here the way apt and dpkg lock theirs (fcntl)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,7 +40,7 @@ TOOLS = (
 # at that moment; STUB_APT_INSTALL=fail|hang changes what `install` does.
 APT_GET = """#!{bash}
 echo "apt-get $*" >> "$STUB_LOG"
-if [ "$1" = install ]; then
+if [[ " $* " == *" install "* ]]; then
   if [ -x "$POLICY_RC_D" ]; then "$POLICY_RC_D"; echo "policy exit $?" >> "$STUB_LOG"; fi
   case "$STUB_APT_INSTALL" in
     fail) exit 100 ;;
@@ -54,7 +60,7 @@ def stub(bin_dir: Path, name: str, text: str) -> None:
 def sandbox(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sort", "tr", "chmod", "rm", "touch"):  # what the script itself runs
+    for tool in ("sort", "tr", "chmod", "rm", "touch", "lslocks", "sleep"):  # what it runs
         real = shutil.which(tool)
         assert real, tool
         (bin_dir / tool).symlink_to(real)
@@ -65,6 +71,7 @@ def sandbox(tmp_path: Path) -> dict[str, str]:
         "POLICY_RC_D": str(tmp_path / "policy-rc.d"),
         "STUB_LOG": str(tmp_path / "apt.log"),
         "STUB_APT_INSTALL": "ok",
+        "APT_LOCK_FILES": f"{tmp_path / 'lock-frontend'} {tmp_path / 'lists-lock'}",
     }
 
 
@@ -78,8 +85,12 @@ def test_policy_exists_during_the_install_only(sandbox: dict[str, str]) -> None:
     result = run(sandbox)
     assert result.returncode == 0, result.stderr
     log = Path(sandbox["STUB_LOG"]).read_text().splitlines()
-    assert log[0] == "apt-get update -qq"
-    assert log[1].startswith("apt-get install -y -qq --no-install-recommends ")
+    # apt-get waits for the dpkg lock itself for what is left of the 300 s by default
+    assert re.fullmatch(r"apt-get -o DPkg::Lock::Timeout=(29\d|300) update -qq", log[0])
+    assert re.match(
+        r"apt-get -o DPkg::Lock::Timeout=(29\d|300) install -y -qq --no-install-recommends ",
+        log[1],
+    )
     for package in (
         "prometheus",
         "prometheus-alertmanager",
@@ -143,3 +154,62 @@ def test_nothing_missing_nothing_done(sandbox: dict[str, str]) -> None:
     assert "all present" in result.stdout
     assert not Path(sandbox["STUB_LOG"]).exists()
     assert not Path(sandbox["POLICY_RC_D"]).exists()
+
+
+def hold_lock(path: str) -> int:
+    """Locks `path` as apt and dpkg lock theirs (a POSIX record lock); close the fd to
+    release it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_waits_for_a_held_lock_then_installs(sandbox: dict[str, str], tmp_path: Path) -> None:
+    lists_lock = sandbox["APT_LOCK_FILES"].split()[1]
+    fd = hold_lock(lists_lock)
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        proc = subprocess.Popen(
+            [BASH, str(SCRIPT)], env=sandbox, stdout=stdout, stderr=subprocess.PIPE, text=True
+        )
+    try:
+        wait_until(lambda: "Waiting for" in out.read_text(), 20, "the script to say it waits")
+        said = out.read_text()
+        assert f"Waiting for the package manager lock {lists_lock}, held by " in said
+        assert f"(pid {os.getpid()})" in said
+        assert "unattended-upgrades" in said
+        assert proc.poll() is None
+        assert not Path(sandbox["STUB_LOG"]).exists()  # apt-get not run while it is held
+        assert not Path(sandbox["POLICY_RC_D"]).exists()
+    finally:
+        os.close(fd)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    log = Path(sandbox["STUB_LOG"]).read_text().splitlines()
+    assert " update -qq" in log[0]
+    assert " install -y " in log[1]
+    assert said.count("Waiting for") == 1  # said once, not once a second
+
+
+def test_gives_up_at_the_deadline_naming_the_holder(sandbox: dict[str, str]) -> None:
+    frontend = sandbox["APT_LOCK_FILES"].split()[0]
+    fd = hold_lock(frontend)
+    try:
+        result = run({**sandbox, "APT_LOCK_TIMEOUT": "1"})
+    finally:
+        os.close(fd)
+    assert result.returncode == 1
+    assert (
+        f"Gave up after waiting 1 s for the package manager: {frontend} is still held by "
+        in result.stderr
+    )
+    assert f"(pid {os.getpid()})" in result.stderr
+    assert "APT_LOCK_TIMEOUT" in result.stderr
+    assert not Path(sandbox["STUB_LOG"]).exists()  # neither update nor install ran
+    assert not Path(sandbox["POLICY_RC_D"]).exists()
+
+
+def test_a_bad_timeout_is_refused(sandbox: dict[str, str]) -> None:
+    result = run({**sandbox, "APT_LOCK_TIMEOUT": "5m"})
+    assert result.returncode == 2
+    assert "APT_LOCK_TIMEOUT must be a whole number of seconds, not '5m'" in result.stderr
