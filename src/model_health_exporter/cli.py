@@ -148,7 +148,6 @@ def _run(argv: Sequence[str]) -> int:
 
 def _run_blocked(argv: Sequence[str]) -> int:
     from model_health_exporter.daemon import Daemon  # noqa: PLC0415 - keep validate/check light
-    from model_health_exporter.exposition.web_config import file_requires_auth  # noqa: PLC0415
     from model_health_exporter.ingress.exposure import push_exposure_problem  # noqa: PLC0415
     from model_health_exporter.logging import configure_logging  # noqa: PLC0415
 
@@ -168,7 +167,7 @@ def _run_blocked(argv: Sequence[str]) -> int:
     problem = (
         push_exposure_problem(
             settings.web.listen_address,
-            auth_configured=file_requires_auth(settings.web.config_file),
+            auth_configured=settings.web_config.requires_auth,  # read by load_settings
             opted_in=settings.web.push_without_auth,
         )
         if settings.web.enable_push

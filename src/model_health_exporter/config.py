@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -38,6 +39,9 @@ from pydantic_settings import (
 from model_health_exporter.schema import BaselineFile
 from model_health_exporter.sharding import Shard
 from model_health_exporter.state.live import DEFAULT_CONFIDENCE_BUCKETS, DEFAULT_LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from model_health_exporter.exposition.web_config import WebConfig
 
 ENV_PREFIX = "MHE_"
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9188"
@@ -457,6 +461,22 @@ class Settings(BaseSettings):
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     namespace: str = Field("routing_ml", description="Prefix of every metric name.")
+    _web_config: WebConfig | None = PrivateAttr(default=None)
+
+    @property
+    def web_config(self) -> WebConfig:
+        """What web.config_file asks for (plain HTTP without one), read once: by
+        load_settings, which checks it with the rest, else at the first use; the push
+        exposure check and the server share it. Raises ConfigError."""
+        if self._web_config is None:
+            from model_health_exporter.exposition.web_config import (  # noqa: PLC0415 - it imports this module
+                WebConfig,
+                load_web_config,
+            )
+
+            path = self.web.config_file
+            self._web_config = WebConfig() if path is None else load_web_config(path)
+        return self._web_config
 
     @model_validator(mode="after")
     def _push_needs_state(self) -> Settings:
@@ -546,11 +566,5 @@ def load_settings(
         raise ConfigError(_format_errors(exc)) from None
     except SettingsError as exc:
         raise ConfigError([f"environment: {exc}"]) from None
-    if sourced.web.config_file is not None:
-        # checked with the rest, so a bad file stops the start (exit 2) or a SIGHUP reload
-        from model_health_exporter.exposition.web_config import (  # noqa: PLC0415 - it imports this module
-            load_web_config,
-        )
-
-        load_web_config(sourced.web.config_file)
+    _ = sourced.web_config  # checked with the rest: a bad file stops the start (exit 2) or a reload
     return sourced

@@ -40,7 +40,6 @@ from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.exposition.web_config import (
     WebConfig,
     WebConfigPoller,
-    file_requires_auth,
     load_web_config,
 )
 from model_health_exporter.ingress.exposure import push_exposure_problem
@@ -374,9 +373,8 @@ class Daemon:
         )
 
     def _web_config(self, settings: Settings) -> WebConfig:
-        """Raises ConfigError."""
-        path = settings.web.config_file
-        config = WebConfig() if path is None else load_web_config(path)
+        """The one `settings` read (once, for all that use it). Raises ConfigError."""
+        config = settings.web_config
         self._web_poller.watch(config)
         return config
 
@@ -386,8 +384,9 @@ class Daemon:
         server = self._server
         if server is None:
             return
+        path = self._settings.web.config_file
         try:
-            config = self._web_config(self._settings)
+            config = WebConfig() if path is None else load_web_config(path)  # as it is now
         except ConfigError as exc:
             self.status.web_config_reload_ok = False
             log.error(
@@ -396,6 +395,7 @@ class Daemon:
                 problems=exc.problems,
             )
             return
+        self._web_poller.watch(config)
         server.configure(config)
         self.status.web_config_reload_ok = True
         log.info("web configuration reloaded", path=str(self._settings.web.config_file))
@@ -549,7 +549,7 @@ class Daemon:
         problem = (
             push_exposure_problem(
                 settings.web.listen_address,
-                auth_configured=file_requires_auth(settings.web.config_file),
+                auth_configured=settings.web_config.requires_auth,
                 opted_in=settings.web.push_without_auth,
             )
             if self._push is not None

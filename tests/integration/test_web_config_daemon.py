@@ -168,3 +168,49 @@ def test_container_healthcheck_over_tls_and_auth(
     wait_until(lambda: healthcheck(d.port, web) == 0, 20, "the healthcheck to pass")
     d.stop()
     assert healthcheck(d.port, web) == 1
+
+
+# Imported at the start of the daemon's interpreter (PYTHONPATH): logs every reading of a
+# web config file to $WEB_CONFIG_READS, one path a line.
+COUNTING_HOOK = """
+import os
+from model_health_exporter.exposition import web_config
+
+_load = web_config.load_web_config
+
+def counted(path):
+    with open(os.environ["WEB_CONFIG_READS"], "a") as log:
+        log.write(f"{path}\\n")
+    return _load(path)
+
+web_config.load_web_config = counted
+"""
+
+
+def test_read_once_at_start_and_once_per_reload(tmp_path: Path, start_daemon: Start) -> None:
+    """Settings validation, the push exposure check and the server share one reading."""
+    web = tmp_path / "web.yml"
+    write_users(web, {"alice": bcrypt_hash("first")})
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(COUNTING_HOOK)
+    reads = tmp_path / "reads.txt"
+    d = start_daemon(
+        f"--models.dir={models_dir(tmp_path)}",
+        f"--state.dir={tmp_path / 'state'}",
+        f"--web.config.file={web}",
+        "--web.probes-without-auth=true",
+        "--web.enable-push=true",  # the exposure check asks whether it authenticates
+        env={"PYTHONPATH": str(hook), "WEB_CONFIG_READS": str(reads)},
+    )
+    assert d.get("/metrics", basic("alice", "first"))[0] == 200
+    assert d.get("/metrics")[0] == 401
+    assert reads.read_text().splitlines() == [str(web)]
+
+    d.signal(signal.SIGHUP)
+    wait_until(
+        lambda: any(r["event"] == "configuration reloaded" for r in d.log_records()),
+        15,
+        "the SIGHUP reload",
+    )
+    assert reads.read_text().splitlines() == [str(web)] * 2

@@ -313,16 +313,24 @@ def test_validate_command_checks_a_web_config(
     assert "file(s) valid" in capsys.readouterr().out
 
 
-def test_file_requires_auth_fails_closed(tmp_path: Path) -> None:
+def test_settings_read_it_once_and_say_whether_it_authenticates(tmp_path: Path) -> None:
     """What asks whether requests are authenticated (the push endpoint beyond loopback)
-    gets no for no file and for an invalid one, yes for basic auth users."""
-    assert web_config.file_requires_auth(None) is False
+    gets no for no file, yes for basic auth users, from the reading load_settings checked;
+    an invalid file stops load_settings, so nothing depends on it."""
+    assert load_settings().web_config.requires_auth is False
     users = tmp_path / "users.yml"
     users.write_text(yaml.safe_dump({"basic_auth_users": {"a": bcrypt_hash("pw")}}))
-    assert web_config.file_requires_auth(users) is True
+    settings = load_settings({"web": {"config_file": str(users)}})
+    assert settings.web_config.requires_auth is True
+    users.write_text("")  # no longer read: the settings keep what was checked
+    assert settings.web_config.requires_auth is True
     headers_only = tmp_path / "headers.yml"
     headers_only.write_text(yaml.safe_dump({"http_server_config": {"headers": {}}}))
-    assert web_config.file_requires_auth(headers_only) is False
+    assert (
+        load_settings({"web": {"config_file": str(headers_only)}}).web_config.requires_auth is False
+    )
     broken = tmp_path / "broken.yml"
     broken.write_text(yaml.safe_dump({"basic_auth_users": {"a": "not a bcrypt hash"}}))
-    assert web_config.file_requires_auth(broken) is False
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"web": {"config_file": str(broken)}})
+    assert "basic_auth_users.a: not a bcrypt hash" in raised.value.problems[0]

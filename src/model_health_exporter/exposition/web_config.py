@@ -16,7 +16,7 @@ import secrets
 import ssl
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -107,6 +107,9 @@ class WebConfig:
     users: Mapping[str, bytes] = field(default_factory=dict)  # name -> bcrypt hash
     headers: tuple[tuple[str, str], ...] = ()
     path: Path | None = None
+    # mtime, size and inode of the watched files as they were read, so a change between
+    # reading and watching them is still seen
+    read_as: tuple[tuple[int, int, int] | None, ...] = field(default=(), compare=False)
 
     @property
     def requires_auth(self) -> bool:
@@ -380,19 +383,8 @@ def load_web_config(path: Path) -> WebConfig:
     users = _users(data.get("basic_auth_users"), problems)
     if problems:
         raise ConfigError([f"{where}: {p}" for p in problems])
-    return WebConfig(tls=tls, users=users, headers=headers, path=path)
-
-
-def file_requires_auth(path: Path | None) -> bool:
-    """Whether the web configuration at `path` (None: no file) authenticates every
-    request. An invalid file counts as no authentication (it is reported where it is
-    loaded), so what depends on auth stays closed."""
-    if path is None:
-        return False
-    try:
-        return load_web_config(path).requires_auth
-    except ConfigError:
-        return False
+    config = WebConfig(tls=tls, users=users, headers=headers, path=path)
+    return replace(config, read_as=_signature(config.watched_files))
 
 
 class BasicAuth:
@@ -458,9 +450,9 @@ class WebConfigPoller:
         self._thread = threading.Thread(target=self._run, name="web-config", daemon=True)
 
     def watch(self, config: WebConfig) -> None:
-        """Look for changes from the files of `config`, as they are now."""
+        """Look for changes from the files of `config`, as they were read."""
         files = config.watched_files
-        self._files, self._seen = files, _signature(files)
+        self._files, self._seen = files, config.read_as or _signature(files)
 
     def start(self) -> None:
         self._thread.start()
