@@ -7,7 +7,10 @@ ingester publishes them: a window summary with 20 features (drift statistics, ha
 them flagged, quality ratios), every live metric, a full 60-bucket series of chart
 points, and a health view. Timed in-process, REPEATS times, median reported: the whole
 board (`/`), its refreshed part (`/?part=live`, what the page fetches every 10 s), and
-one model page (`/models/<name>`).
+one model page (`/models/<name>`). Then the board's refresh as the page's script makes it,
+through the daemon's HTTP server (`make_app` and `WebServer` over the same views): the
+bytes on the wire of a 200 and of a 304 (asked with the part's ETag), and what the ETag
+costs on top of the render.
 
 Memory of the chart points: a real `LiveWindow` (the daemon's 60 one-minute buckets) fed
 100 predictions with feedback per bucket for 60 minutes; the bytes its summary's series
@@ -19,6 +22,7 @@ holds (the packed points and the tuple of them), per version.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import sys
 import tempfile
@@ -27,8 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
+from prometheus_client import CollectorRegistry
+
 from _harness import build_tree, machine, source_state, table, write_results
+from model_health_exporter.exposition.html import live_etag
 from model_health_exporter.exposition.pages import Live, landing_page, model_page_response
+from model_health_exporter.exposition.server import WebServer, make_app
 from model_health_exporter.records import Feedback, Prediction
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.health import HealthView
@@ -37,6 +45,7 @@ from model_health_exporter.state.registry import (
     ModelRegistry,
     RegistryConfig,
     RootConfig,
+    Snapshot,
     initial_error_keys,
 )
 from model_health_exporter.state.series import BucketPoint, Series, pack
@@ -114,6 +123,33 @@ def _median_ms(render: Callable[[], bytes], repeats: int) -> tuple[float, int]:
     return statistics.median(times) * 1000, size
 
 
+def _wire_bytes(port: int, request: bytes) -> tuple[str, int]:
+    """The status line of the response to `request` and its size on the wire."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(1 << 20):
+            data += chunk
+    return data.split(b"\r\n", 1)[0].decode(), len(data)
+
+
+def refresh_bytes(snapshot: Snapshot, live: Live) -> tuple[int, int]:
+    """Bytes on the wire of the board's refresh: a 200, then a 304 with its ETag."""
+    app = make_app(CollectorRegistry(), [], lambda: snapshot, "bench", lambda: live)
+    server = WebServer("127.0.0.1:0", app)
+    server.start()
+    try:
+        ask = "GET /?part=live HTTP/1.0\r\nHost: bench\r\n"
+        status, full = _wire_bytes(server.port, (ask + "\r\n").encode())
+        assert status.endswith("200 OK"), status
+        etag = live_etag(landing_page(snapshot, "bench", live, part=True))
+        status, unchanged = _wire_bytes(server.port, f"{ask}If-None-Match: {etag}\r\n\r\n".encode())
+        assert status.endswith("304 Not Modified"), status
+    finally:
+        server.stop()
+    return full, unchanged
+
+
 def series_bytes() -> int:
     """The bytes a full window's chart points hold (packed points and their tuple)."""
     window = LiveWindow(WindowConfig(bucket_seconds=60, buckets=BUCKETS, min_samples=100))
@@ -162,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     part_ms, part_size = _median_ms(
         lambda: landing_page(snapshot, "bench", live, now=NOW, part=True), args.repeats
     )
+    part = landing_page(snapshot, "bench", live, now=NOW, part=True)
+    etag_ms, _ = _median_ms(lambda: live_etag(part).encode(), args.repeats)
+    full_bytes, unchanged_bytes = refresh_bytes(snapshot, live)
     model_ms, model_size = _median_ms(
         lambda: model_page_response(snapshot, "bench", live, f"/models/{first}", now=NOW)[1],
         args.repeats,
@@ -174,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         "board_kib": board_size / 1024,
         "part_ms": part_ms,
         "part_kib": part_size / 1024,
+        "etag_ms": etag_ms,
+        "refresh_200_bytes": full_bytes,
+        "refresh_304_bytes": unchanged_bytes,
         "model_page_ms": model_ms,
         "model_page_kib": model_size / 1024,
         "series_bytes_per_version": per_version,
@@ -194,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                 for page, ms, size in rows
             ],
         )
+    )
+    print(
+        f"  board refresh on the wire: {full_bytes} bytes as a 200, {unchanged_bytes} as a "
+        f"304; its ETag takes {etag_ms:.1f} ms on top of the render"
     )
     print(f"  chart points of a full {BUCKETS}-bucket window: {per_version} bytes per version")
     return 0

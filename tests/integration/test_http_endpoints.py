@@ -183,6 +183,42 @@ def test_landing_page_without_models(start_daemon: Any, tmp_path: Path) -> None:
     assert "No model versions found yet." in parse_html(body.decode()).find("main").text()
 
 
+def test_board_refresh_is_304_until_the_data_changes(start_daemon: Any, tmp_path: Path) -> None:
+    """The board's refresh script asks with the ETag of the part it holds; an unchanged
+    board costs a 304 without a body, whatever the time, a changed one a 200."""
+    models = tmp_path / "models"
+    write_json(models / "m" / "v1" / "metrics.json", {"accuracy": 0.9})
+    # no full rescan during the test: its time is on the board, and would change it
+    daemon = start_daemon(f"--models.dir={models}", "--models.resync-interval=3600")
+    status, page, _ = daemon.get("/")
+    assert status == 200
+    embedded = parse_html(page.decode()).find("main", id="live").attrs["data-etag"]
+    status, body, headers = daemon.get("/?part=live")
+    assert status == 200 and b'data-model="m"' in body
+    etag = headers["ETag"]
+    assert etag == embedded  # the page's first refresh can already be a 304
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+    assert headers["Cache-Control"] == "no-cache"
+
+    wait_until(lambda: b"just now" not in daemon.get("/?part=live")[1], 10, "5 s to pass")
+    for asked in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        status, body, headers = daemon.get("/?part=live", {"If-None-Match": asked})
+        assert (status, body) == (304, b""), asked
+        assert headers["ETag"] == etag
+    status, headers, body = raw_request(
+        daemon.port,
+        f"GET /?part=live HTTP/1.0\r\nIf-None-Match: {etag}\r\n\r\n".encode(),
+    )
+    assert status.split(" ", 2)[1] == "304" and body == b"", status  # none on the wire
+    assert daemon.get("/?part=live", {"If-None-Match": '"other"'})[0] == 200
+
+    write_json(models / "m" / "v2" / "metrics.json", {"accuracy": 0.8})
+    wait_until(lambda: b'data-version="v2"' in daemon.get("/?part=live")[1], 10, "v2 on the board")
+    status, body, headers = daemon.get("/?part=live", {"If-None-Match": etag})
+    assert status == 200 and b'data-version="v2"' in body
+    assert headers["ETag"] != etag
+
+
 def test_model_page_of_an_unknown_model_is_404(daemon: RunningDaemon) -> None:
     status, body, headers = daemon.get("/models/nope%3Cscript%3E")
     assert status == 404

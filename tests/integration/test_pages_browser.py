@@ -5,6 +5,7 @@ the board must refresh itself in place, and the screenshots must be real picture
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import Element, dump_dom, png_info, screenshot
-from tests.support import RunningDaemon, wait_until
+from tests.support import RunningDaemon, wait_until, write_json
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +150,23 @@ def test_the_board_and_the_model_page_in_a_browser(drifted: RunningDaemon, tmp_p
     for info in (board_png, model_png):
         assert info.distinct_bytes > 100, info  # text, colours and lines, not a blank page
         assert info.nonzero_share > 0.02, info
+
+
+def test_an_unchanged_board_is_kept_and_its_times_moved_on(
+    tmp_path: Path, start_daemon: Callable[..., RunningDaemon]
+) -> None:
+    """The refresh script asks with the board's ETag; the daemon answers 304 (nothing on
+    the board changes: no logs, no rescan) and the script keeps the board, bringing its
+    times relative to now up to date, without an error on the way."""
+    models = tmp_path / "models"
+    write_json(models / "m" / "v1" / "metrics.json", {"accuracy": 0.9})
+    daemon = start_daemon(f"--models.dir={models}", "--models.resync-interval=3600")
+    dom = dump_dom(daemon.url + "/", wait_ms=12_000)
+    main = dom.find("main", id="live")
+    assert main.attrs.get("data-refresh") == "unchanged", main.attrs
+    assert main.attrs["data-etag"] == daemon.get("/?part=live")[2]["ETag"]
+    stamp = main.find("time", data_rel="now").text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", stamp), stamp
+    scanned = main.find("time", data_rel="ago").text()
+    assert re.fullmatch(r"just now|\d+ s ago", scanned), scanned
+    assert main.find("section", data_model="m")  # the board itself is still there

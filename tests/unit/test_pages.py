@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from model_health_exporter.exposition import status as status_module
-from model_health_exporter.exposition.html import ago
+from model_health_exporter.exposition.html import ago, etag_matches, live_etag
 from model_health_exporter.exposition.model_page import histogram_quantile, time_ticks
 from model_health_exporter.exposition.pages import Live, landing_page, model_page_response
 from model_health_exporter.state.counters import LabelledCounter
@@ -296,6 +296,40 @@ def test_the_live_part_is_a_fragment(tmp_path: Path) -> None:
     assert code == 200 and b"<html" not in fragment and b"<h2>Versions</h2>" in fragment
 
 
+def test_the_live_parts_etag_changes_with_the_data_not_with_the_time(tmp_path: Path) -> None:
+    """Times relative to now are left out of the ETag (the refresh script moves them on
+    after a 304); everything else is in it."""
+    snap = models(tmp_path, {"m": {"v1": good_metrics(accuracy=0.93)}}, {"m": "v1"})
+    runs = [(NOW - 180, 0.93), (NOW - 120, 0.7), (NOW - 60, 0.7)]  # in trouble since -120 s
+    points = (BucketPoint(at, 600, 0, None, 300, a, None, 0, None) for at, a in runs)
+    bad = Series(60.0, 60, tuple(pack(p) for p in points), NOW - 30)  # last record 30 s ago
+    live = Live(MappingProxyType({("m", "v1"): tallies("m", "v1", {"accuracy": 0.7}, points=bad)}))
+    part = landing_page(snap, "t", live, now=NOW, part=True)
+    later = landing_page(snap, "t", live, now=NOW + 125, part=True)
+    for relative in (">30 s ago<", '"for">2 min<'):  # last data; trouble since
+        assert relative in part.decode()
+    assert ">2 min ago<" in later.decode() and '"for">4 min<' in later.decode()
+    assert part != later
+    assert live_etag(part) == live_etag(later)
+    whole = landing_page(snap, "t", live, now=NOW + 125)
+    assert (
+        f'<main id="live" data-etag="{live_etag(part).replace(chr(34), "&quot;")}">'.encode()
+        in whole
+    )
+    changed = Live(
+        MappingProxyType({("m", "v1"): tallies("m", "v1", {"accuracy": 0.71}, points=bad)})
+    )
+    assert live_etag(landing_page(snap, "t", changed, now=NOW, part=True)) != live_etag(part)
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [('"a"', True), ('W/"a"', True), ('"b", "a"', True), ("*", True), ('"b"', False), ("", False)],
+)
+def test_if_none_match(header: str, matches: bool) -> None:
+    assert etag_matches(header, '"a"') is matches
+
+
 def test_the_page_loads_nothing_from_elsewhere(tmp_path: Path) -> None:
     snap = models(tmp_path, {"m": {"v1": good_metrics()}}, {"m": "v1"})
     key = ("m", "v1")
@@ -385,9 +419,10 @@ def test_trouble_since_the_first_bucket_of_the_bad_run(tmp_path: Path) -> None:
     since = status_module.accuracy_trouble_since(model, model.versions[0], view)
     assert since == NOW - 60.0 * 3
     body = landing_page(snap, "t", Live(MappingProxyType({("m", "v1"): view})), now=NOW)
-    assert '>since <time datetime="2027-01-15T07:57:00+00:00">07:57 UTC</time> (3 min)' in (
-        body.decode()
-    )
+    assert (
+        '>since <time datetime="2027-01-15T07:57:00+00:00">07:57 UTC</time> '
+        '(<time datetime="2027-01-15T07:57:00+00:00" data-rel="for">3 min</time>)'
+    ) in body.decode()
     fine = tallies("m", "v1", {"accuracy": 0.92}, points=series(accuracy=0.92))
     assert status_module.accuracy_trouble_since(model, model.versions[0], fine) is None
 

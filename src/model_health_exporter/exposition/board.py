@@ -7,13 +7,15 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from model_health_exporter.exposition.html import (
-    ago,
+    live_etag,
     model_href,
     page,
+    relative,
     since,
     status_badge,
     timestamp,
     top_bar,
+    updated,
     when,
 )
 from model_health_exporter.exposition.status import (
@@ -186,7 +188,7 @@ def board(snapshot: Snapshot, live: Live, shard: Shard | None, now: float) -> st
     counts = {s: sum(1 for _, st in panels if st == s) for s in STATUSES}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     scanned = (
-        f"{ago(snapshot.last_scan, now)} ({timestamp(snapshot.last_scan)})"
+        f"{relative(snapshot.last_scan, now)} ({timestamp(snapshot.last_scan)})"
         if snapshot.last_scan
         else "not yet"
     )
@@ -205,7 +207,7 @@ def board(snapshot: Snapshot, live: Live, shard: Shard | None, now: float) -> st
     return (
         f'<p class="summary"><strong>{len(panels)} model{"s" if len(panels) != 1 else ""}'
         f"</strong>{': ' + summary if summary else ''}. Last full scan {scanned}. "
-        f'<span class="muted small">Updated {timestamp(now)}.</span></p>{sharded}{body}'
+        f'<span class="muted small">Updated {updated(now)}.</span></p>{sharded}{body}'
         '<p class="note">Each version is judged against its own model\'s thresholds '
         "(<code>baseline_metrics.json</code>, the configuration, or the defaults); its status "
         "is the worst of its findings. Evaluation accuracy comes from "
@@ -218,8 +220,10 @@ def board(snapshot: Snapshot, live: Live, shard: Shard | None, now: float) -> st
 def landing_html(
     snapshot: Snapshot, exporter_version: str, live: Live, shard: Shard | None, now: float
 ) -> bytes:
+    part = board(snapshot, live, shard, now)
     return page(
         "model-health-exporter: status",
         top_bar(exporter_version),
-        board(snapshot, live, shard, now),
+        part,
+        etag=live_etag(part.encode()),  # its first refresh can already be a 304
     )

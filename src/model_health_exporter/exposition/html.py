@@ -4,6 +4,8 @@ often runs where there is no internet."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 from html import escape
 from typing import Final
@@ -94,18 +96,53 @@ p.note { color: var(--muted); font-size: .9em; max-width: 70em; }
 
 # Swaps the live part in place every few seconds (no reload, no flicker); keeps the
 # page as it is when a fetch fails. Without script, <noscript> reloads the whole page.
+# It asks with the live part's ETag (If-None-Match): an unchanged part is a 304 without
+# a body, and only the times relative to now (<time data-rel>, which the ETag leaves
+# out) are brought up to date, against the server's clock (its Date header).
 _SCRIPT: Final = f"""
 (function () {{
   var live = document.getElementById("live");
   if (!live || !window.fetch) return;
+  var etag = live.getAttribute("data-etag");
+  var skew = 0;
+  function ago(seconds) {{
+    var size = Math.abs(seconds), amount;
+    if (size < 5) return "just now";
+    if (size < 60) amount = Math.floor(size) + " s";
+    else if (size < 3600) amount = Math.floor(size / 60) + " min";
+    else if (size < 86400) amount = Math.floor(size / 3600) + " h";
+    else amount = Math.floor(size / 86400) + " d";
+    return seconds > 0 ? amount + " ago" : "in " + amount;
+  }}
+  function relative() {{
+    var now = Date.now() + skew, times = live.querySelectorAll("time[data-rel]");
+    for (var i = 0; i < times.length; i++) {{
+      var t = times[i], rel = t.getAttribute("data-rel");
+      if (rel === "now") {{
+        t.textContent = new Date(now).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+        continue;
+      }}
+      var at = Date.parse(t.getAttribute("datetime"));
+      if (isNaN(at)) continue;
+      var text = ago((now - at) / 1000);
+      t.textContent = rel === "for" ? text.replace(/ ago$/, "") : text;
+    }}
+  }}
   function refresh() {{
     var url = location.pathname + (location.search ? location.search + "&" : "?") + "{PART_QUERY}";
-    fetch(url, {{cache: "no-store"}}).then(function (r) {{
+    var headers = etag ? {{"If-None-Match": etag}} : {{}};
+    fetch(url, {{cache: "no-store", headers: headers}}).then(function (r) {{
+      var date = Date.parse(r.headers.get("Date") || "");
+      if (!isNaN(date)) skew = date - Date.now();
+      if (r.status === 304) return null;
       if (!r.ok) throw new Error(r.status);
+      etag = r.headers.get("ETag");
       return r.text();
     }}).then(function (html) {{
-      live.innerHTML = html;
+      if (html !== null) live.innerHTML = html;
+      relative();
       live.setAttribute("data-refreshed", String(Date.now()));
+      live.setAttribute("data-refresh", html === null ? "unchanged" : "replaced");
     }}).catch(function () {{}});
   }}
   setInterval(refresh, {REFRESH_SECONDS * 1000});
@@ -113,8 +150,28 @@ _SCRIPT: Final = f"""
 """
 
 
-def page(title: str, header: str, live: str, footer: str = "") -> bytes:
-    """A whole page: `live` (HTML) is the part the script refreshes."""
+def live_etag(part: bytes) -> str:
+    """The ETag of a page's live part: a hash of it without the texts of its times
+    relative to now (`data-rel`), which the refresh script brings up to date itself, so
+    it changes when the data does rather than every second."""
+    fixed = _RELATIVE_TEXT.sub(rb"\1</time>", part)
+    return '"' + hashlib.blake2b(fixed, digest_size=16).hexdigest() + '"'
+
+
+_RELATIVE_TEXT: Final = re.compile(rb'(<time [^>]*data-rel="[a-z]+"[^>]*>)[^<]*</time>')
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (weakly compared, RFC 9110 13.1.2)."""
+    if if_none_match.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == etag for t in if_none_match.split(","))
+
+
+def page(title: str, header: str, live: str, footer: str = "", etag: str | None = None) -> bytes:
+    """A whole page: `live` (HTML) is the part the script refreshes; `etag`, its ETag if
+    the server answers its refreshes with one."""
+    tag = f' data-etag="{escape(etag)}"' if etag is not None else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -123,7 +180,7 @@ def page(title: str, header: str, live: str, footer: str = "") -> bytes:
 <style>{_STYLE}</style></head>
 <body>
 {header}
-<main id="live">{live}</main>
+<main id="live"{tag}>{live}</main>
 {footer}
 <script>{_SCRIPT}</script>
 </body></html>
@@ -186,9 +243,11 @@ def since(at: float | None, now: float, what: str) -> str:
     same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
     shown = moment.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
     length = ago(at, now).removesuffix(" ago")
+    iso = moment.isoformat(timespec="seconds")
     return (
         f'<span class="since small" title="{escape(what)}">since '
-        f'<time datetime="{moment.isoformat(timespec="seconds")}">{shown}</time> ({length})</span>'
+        f'<time datetime="{iso}">{shown}</time> '
+        f'(<time datetime="{iso}" data-rel="for">{length}</time>)</span>'
     )
 
 
@@ -199,7 +258,16 @@ def when(at: float | None, now: float) -> str:
     moment = datetime.fromtimestamp(at, UTC)
     same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
     shown = moment.strftime("%H:%M:%S UTC") if same_day else timestamp(at)
-    return (
-        f'<time datetime="{moment.isoformat(timespec="seconds")}" title="{timestamp(at)}">'
-        f'{ago(at, now)}</time> <span class="muted small nowrap">{shown}</span>'
-    )
+    return f'{relative(at, now)} <span class="muted small nowrap">{shown}</span>'
+
+
+def relative(at: float, now: float) -> str:
+    """'3 min ago' in a <time> element that the refresh script keeps up to date."""
+    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+    return f'<time datetime="{moment}" title="{timestamp(at)}" data-rel="ago">{ago(at, now)}</time>'
+
+
+def updated(now: float) -> str:
+    """The time a page's live part was rendered, which the refresh script moves on when
+    the server says that the part is unchanged."""
+    return f'<time data-rel="now">{timestamp(now)}</time>'

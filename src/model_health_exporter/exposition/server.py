@@ -11,6 +11,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from model_health_exporter.exposition.html import etag_matches, live_etag
 from model_health_exporter.exposition.http_server import WebServer
 from model_health_exporter.exposition.pages import (
     MODELS_PATH,
@@ -67,6 +68,21 @@ def metrics_body(
     return [*chunks, own], headers
 
 
+def _conditional(
+    environ: WSGIEnvironment, start_response: StartResponse, part: bytes
+) -> list[bytes]:
+    """A page's live part with its ETag; 304 Not Modified without the body when the
+    refresh script already has it (at 1,000 models the board's is about 3 MiB)."""
+    etag = live_etag(part)
+    headers = [("ETag", etag), ("Cache-Control", "no-cache")]
+    if etag_matches(environ.get("HTTP_IF_NONE_MATCH", ""), etag):
+        start_response("304 Not Modified", headers)
+        return []
+    headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(part)))]
+    start_response("200 OK", headers)
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [part]
+
+
 def make_app(
     registry: CollectorRegistry,
     sections: Sequence[CachedSection[Any]],
@@ -103,6 +119,8 @@ def make_app(
         if path == "/":
             part = "part=live" in query.split("&")
             body = landing_page(snapshot(), version, live(), shard, part=part)
+            if part:
+                return _conditional(environ, start_response, body)
             return respond("200 OK", "text/html; charset=utf-8", body)
         if path.startswith(MODELS_PATH):
             code, body = model_page_response(snapshot(), version, live(), path, query)
