@@ -9,6 +9,7 @@ import gzip
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -596,3 +597,108 @@ def test_kserve_features_reach_drift(tmp_path: Path) -> None:
         )
     finally:
         daemon.stop()
+
+
+# ---- Transfer-Encoding: chunked ----------------------------------------------------------
+
+PUSH_PATH = "/api/v1/predictions/sklearn-iris"
+
+
+def chunked_head(path: str = PUSH_PATH, close: bool = True) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Transfer-Encoding: chunked\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}"
+        "\r\n"
+    ).encode()
+
+
+def framed(data: bytes, size: int) -> bytes:
+    """`data` as chunks of `size` bytes, the last chunk and no trailer."""
+    parts = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+def read_response(conn: socket.socket) -> tuple[int, dict[str, Any], bytes]:
+    """One response (it has a Content-Length): status, JSON answer, what came after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("iso-8859-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "connection closed inside the response body"
+        rest += chunk
+    return int(lines[0].split()[1]), json.loads(rest[:length]), rest[length:]
+
+
+def closed_by_server(conn: socket.socket) -> bool:
+    conn.settimeout(5)
+    try:
+        return conn.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_chunked_bodies_are_taken_and_keep_the_connection(daemon: RunningDaemon) -> None:
+    body = json.dumps(records(5)).encode()
+    first = framed(body, 7)
+    # a chunk extension and a trailer field are allowed, and ignored
+    second = json.dumps(records(3, start=5)).encode()
+    second_framed = b"%x;note=1\r\n%s\r\n0\r\nX-Checksum: none\r\n\r\n" % (len(second), second)
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as conn:
+        conn.sendall(chunked_head(close=False) + first)
+        status, answer, rest = read_response(conn)
+        assert (status, answer["accepted"]) == (200, 5), answer
+        assert rest == b""
+        conn.sendall(chunked_head() + second_framed)  # the same connection, kept alive
+        status, answer, _ = read_response(conn)
+        assert (status, answer["accepted"]) == (200, 3), answer
+    daemon.wait_value(f"{NS}_predictions_total", 8.0, model="sklearn-iris", version="v1")
+
+
+def test_an_oversized_chunked_body_is_refused_once_past_the_limit(tmp_path: Path) -> None:
+    daemon = start(tmp_path, "--push.max-request-bytes=1000")
+    try:
+        for body in (
+            b"40000000\r\n" + b" " * 1001,  # one chunk declared 1 GiB, 1,001 bytes of it sent
+            b"".join(b"64\r\n" + b" " * 100 + b"\r\n" for _ in range(11)),  # 11 x 100 bytes
+        ):
+            with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as conn:
+                conn.sendall(chunked_head(close=False) + body)  # and no more: no last chunk
+                status, answer, _ = read_response(conn)
+                assert (status, answer["reason"]) == (413, "too_large"), answer
+                assert "1000-byte limit" in answer["error"]
+                assert closed_by_server(conn)  # the rest is not waited for
+        assert error_count(daemon, "too_large") == 2.0
+        assert daemon.value(f"{NS}_exporter_push_records_total") == 0.0
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"zz\r\n[]\r\n0\r\n\r\n", "chunk size 'zz' is not a hexadecimal number"),
+        (b"0x2\r\n[]\r\n0\r\n\r\n", "chunk size '0x2' is not a hexadecimal number"),
+        (b"2\r\n[]XX0\r\n\r\n", "a chunk's data is not followed by CRLF"),
+        (b"a\r\n[]", "the body ends inside a chunk"),
+        (b"2\r\n[]\r\n", "the body ends in a chunk size line"),
+        (b"1" * 5000 + b"\r\n", "a chunk size line is longer than 4096 bytes"),
+    ],
+    ids=["not-hex", "0x", "no-crlf", "short-chunk", "no-last-chunk", "long-line"],
+)
+def test_a_malformed_chunked_body_is_400(daemon: RunningDaemon, body: bytes, problem: str) -> None:
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as conn:
+        conn.sendall(chunked_head(close=False) + body)
+        conn.shutdown(socket.SHUT_WR)  # the body ends here
+        status, answer, _ = read_response(conn)
+        assert (status, answer["reason"]) == (400, "invalid_chunked"), answer
+        assert answer["error"] == f"Transfer-Encoding chunked: {problem}"
+        assert closed_by_server(conn)
+    assert error_count(daemon, "invalid_chunked") == 1.0
+    assert daemon.value(f"{NS}_exporter_push_records_total") == 0.0

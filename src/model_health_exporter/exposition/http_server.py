@@ -20,6 +20,10 @@ On top of it:
 - The request line and headers must arrive within the header timeout in total (cheroot's
   timeout is per read: a client sending a byte now and then would keep a worker).
 - The web configuration (TLS context, users, headers) can be swapped while serving.
+- A chunked request body (Transfer-Encoding: chunked) is decoded as the application
+  reads it, never further than it asks and with bounded size lines (cheroot's decoder
+  reads each chunk whole, whatever size the client declares); a connection whose chunked
+  body was not read to its end is closed after the answer.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import base64
 import binascii
 import email.utils
 import errno
+import re
 import resource
 import select
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -219,13 +224,112 @@ class _HeldBytes:
         return len(data)
 
 
+class ChunkedBodyError(ValueError):
+    """A chunked request body that does not follow RFC 9112, section 7.1."""
+
+
+_CHUNK_LINE_MAX: Final = 4096  # a chunk size line with its extensions, or a trailer line
+_TRAILERS_MAX: Final = 64
+_CHUNK_READ: Final = 64 * 1024
+_CHUNK_SIZE_RE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class ChunkedBody:
+    """`wsgi.input` of a request with Transfer-Encoding: chunked: the chunks' data, read
+    from the connection only as far as asked. Raises ChunkedBodyError where the body is
+    malformed or ends early."""
+
+    def __init__(self, rfile: Any) -> None:
+        self._rfile = rfile
+        self._left = 0  # data bytes of the current chunk not read yet
+        self._after_data = False  # a chunk's data was read: its CRLF comes next
+        self.done = False  # read to its end, trailer section included
+
+    def _line(self, what: str) -> bytes:
+        line: bytes = self._rfile.readline(_CHUNK_LINE_MAX + 1)
+        if not line.endswith(b"\n"):
+            if len(line) > _CHUNK_LINE_MAX:
+                raise ChunkedBodyError(f"a {what} is longer than {_CHUNK_LINE_MAX} bytes")
+            raise ChunkedBodyError(f"the body ends in a {what}")
+        return line.rstrip(b"\r\n")
+
+    def _next_chunk(self) -> None:
+        if self._after_data:
+            if self._rfile.read(2) != b"\r\n":
+                raise ChunkedBodyError("a chunk's data is not followed by CRLF")
+            self._after_data = False
+        size = self._line("chunk size line").partition(b";")[0].strip()  # extensions ignored
+        if not _CHUNK_SIZE_RE.fullmatch(size):
+            shown = size[:20].decode("ascii", "replace")
+            raise ChunkedBodyError(f"chunk size {shown!r} is not a hexadecimal number")
+        self._left = int(size, 16)
+        if self._left:
+            self._after_data = True
+            return
+        for _ in range(_TRAILERS_MAX):  # the last chunk: trailer fields up to an empty line
+            if not self._line("trailer line"):
+                self.done = True
+                return
+        raise ChunkedBodyError(f"more than {_TRAILERS_MAX} trailer lines")
+
+    def read(self, size: int | None = -1) -> bytes:
+        wanted = -1 if size is None or size < 0 else size
+        parts: list[bytes] = []
+        while wanted and not self.done:
+            if not self._left:
+                self._next_chunk()
+                continue
+            ask = min(self._left, _CHUNK_READ if wanted < 0 else min(wanted, _CHUNK_READ))
+            piece: bytes = self._rfile.read(ask)
+            if not piece:
+                raise ChunkedBodyError("the body ends inside a chunk")
+            parts.append(piece)
+            self._left -= len(piece)
+            if wanted > 0:
+                wanted -= len(piece)
+        return b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = bytearray()
+        while size is None or size < 0 or len(line) < size:
+            byte = self.read(1)
+            line += byte
+            if byte in (b"", b"\n"):
+                break
+        return bytes(line)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def close(self) -> None:
+        """The connection's reader stays open for the next request."""
+
+
 class _Request(cheroot_server.HTTPRequest):
     _head: bytes | None = None  # the response head, held until the body's first bytes
+    _body: Any = None
+
+    @property
+    def rfile(self) -> Any:
+        return self._body
+
+    @rfile.setter
+    def rfile(self, reader: Any) -> None:
+        """cheroot sets its ChunkedRFile here for a chunked body: ChunkedBody instead."""
+        if isinstance(reader, cheroot_server.ChunkedRFile):
+            reader = ChunkedBody(reader.rfile)
+        self._body = reader
 
     def send_headers(self) -> None:
         """cheroot's, but a response with a Content-Length sends its head together with
         the body's first chunk: one send() for a small answer instead of two (and one
         GIL hand-over fewer)."""
+        body = self._body
+        if isinstance(body, ChunkedBody) and not body.done:
+            self.close_connection = True  # what is left of it would be read as a request
         wfile, held = self.conn.wfile, _HeldBytes()
         self.conn.wfile = held
         try:

@@ -49,6 +49,7 @@ ERROR_REASONS: Final = (
     "line_too_long",
     "invalid_event",
     "unknown_event_type",
+    "invalid_chunked",
     "too_large",
     "unsupported_media_type",
     "spool_full",
@@ -65,6 +66,7 @@ _MAX_KEY_CHARS: Final = 256
 _MARK_BYTES: Final = 64 + 4 * _MAX_KEY_CHARS
 _LOG_EVERY_SECONDS: Final = 10.0
 _MAX_CACHED_REFERENCES: Final = 10_000
+_READ_PIECE: Final = 64 * 1024  # a chunked body is read in pieces up to its limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,21 @@ def _header_map(environ: Mapping[str, Any]) -> dict[str, str]:
         for key, value in environ.items()
         if key.startswith("HTTP_")
     }
+
+
+def _read_within(stream: Any, limit: int, too_large: RefusedError) -> bytes:
+    """A chunked body, refused with `too_large` as soon as it is over `limit` bytes."""
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while piece := stream.read(min(_READ_PIECE, limit + 1 - total)):
+            parts.append(piece)
+            total += len(piece)
+            if total > limit:
+                raise too_large
+    except ValueError as exc:  # the server's decoder: a malformed chunk
+        raise _bad("invalid_chunked", f"Transfer-Encoding chunked: {exc}") from None
+    return b"".join(parts)
 
 
 def _bad(reason: str, message: str, index: int | None = None) -> RefusedError:
@@ -225,13 +242,17 @@ class PushEndpoint:
         too_large = RefusedError(
             "413 Content Too Large", "too_large", f"the body is over the {limit}-byte limit"
         )
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise _bad("invalid_json", "Content-Length is not a number") from None
         if length > limit:
             raise too_large
-        body: bytes = environ["wsgi.input"].read(length) if length else b""
+        if chunked:  # no length to tell from: read until the limit is passed, no further
+            body = _read_within(environ["wsgi.input"], limit, too_large)
+        else:
+            body = environ["wsgi.input"].read(length) if length else b""
         encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
         if encoding == "gzip":
             try:
