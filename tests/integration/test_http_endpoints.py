@@ -219,6 +219,34 @@ def test_board_refresh_is_304_until_the_data_changes(start_daemon: Any, tmp_path
     assert headers["ETag"] != etag
 
 
+def test_last_data_survives_a_restart(tmp_path: Path) -> None:
+    """When a version's last record was read is in the checkpoint: after a restart the
+    board shows that moment (before, only the end of the newest bucket holding data)."""
+    models = copy_examples(tmp_path)
+
+    def last_data(daemon: RunningDaemon) -> str | None:
+        dom = parse_html(daemon.get("/")[1].decode())
+        row = dom.find("section", data_model="routing").find("tr", data_version="production-v3")
+        cells = [c for c in row.children if isinstance(c, Element)]
+        if cells[BOARD_HEADERS.index("Predictions")].text() != "40":
+            return None
+        return cells[BOARD_HEADERS.index("Last data")].find("time").attrs["datetime"]
+
+    args = [f"--models.dir={models}", f"--state.dir={tmp_path / 'state'}"]
+    first = RunningDaemon(tmp_path, args)
+    try:
+        first.wait_ready()
+        before = wait_until(lambda: last_data(first), 10, "the example log read")
+    finally:
+        assert first.stop() == 0  # the last checkpoint is written on the way out
+    second = RunningDaemon(tmp_path, args)
+    try:
+        second.wait_ready()
+        assert wait_until(lambda: last_data(second), 10, "the checkpoint loaded") == before
+    finally:
+        second.stop()
+
+
 def test_model_page_of_an_unknown_model_is_404(daemon: RunningDaemon) -> None:
     status, body, headers = daemon.get("/models/nope%3Cscript%3E")
     assert status == 404

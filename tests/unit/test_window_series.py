@@ -4,6 +4,8 @@ one point per bucket of the window, and a closed bucket's point is kept, not rec
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
@@ -130,3 +132,24 @@ def test_a_point_packs_and_unpacks_to_itself() -> None:
     point = BucketPoint(1.8e9, 1200, 12, 0.0213, 600, 0.8716666666666667, None, 1188, None)
     assert unpack(pack(point)) == point
     assert len(pack(point)) == 72
+
+
+def test_when_the_last_record_came_is_checkpointed() -> None:
+    window = LiveWindow(CONFIG)
+    fill(window, 2, 30, seed=4)
+    saved = json.loads(json.dumps(window.to_dict()))
+    assert saved["last_record_at"] == 2 * 60 + 15.0
+    restored = LiveWindow(CONFIG)
+    restored.load(saved)
+    series = restored.summary(now=150.0).series
+    assert series is not None and series.last_record_at == 2 * 60 + 15.0
+    # a checkpoint from before it was saved still loads: the time is unknown until data
+    # comes (the board then shows the end of the newest bucket with data)
+    del saved["last_record_at"]
+    older = LiveWindow(CONFIG)
+    older.load(saved)
+    series = older.summary(now=150.0).series
+    assert series is not None and series.last_record_at is None
+    assert [p.predictions for p in series.points] == [30]
+    fill(older, 2, 10, seed=5)
+    assert older.last_record_at == 2 * 60 + 15.0

@@ -51,8 +51,9 @@ HEADERS = (
 
 
 def last_data(view: VersionView, live: Live) -> float | None:
-    """When this version's last prediction or feedback record was read; else, after a
-    restart, the end of the newest bucket of its window that holds data."""
+    """When this version's last prediction or feedback record was read (kept in the
+    checkpoint); else, after a restart from a checkpoint that did not keep it, the end of
+    the newest bucket of its window that holds data."""
     tallies = live.tallies.get((view.model, view.version))
     if tallies is None or tallies.window.series is None:
         return None

@@ -86,7 +86,7 @@ class WindowSummary:
     # The same over the short horizon (WindowConfig.short_buckets); None inside `short`.
     short: WindowSummary | None = None
     # Each bucket's own figures, for charts; None inside `short`. Not compared: a display
-    # aid, and when the last record came is not checkpointed.
+    # aid, and a checkpoint from before it held when the last record came has none.
     series: Series | None = field(default=None, compare=False)
 
 
@@ -253,7 +253,7 @@ class LiveWindow:
         # neither moved (`summaries`).
         self._generation = 0
         self._last_summary: tuple[tuple[int, int, int], WindowSummary] | None = None
-        self.last_record_at: float | None = None  # not checkpointed: known once data comes
+        self.last_record_at: float | None = None  # checkpointed
 
     # ---- reference ----------------------------------------------------------------------
 
@@ -876,6 +876,7 @@ class LiveWindow:
             # probabilities as a row over the class indices (older checkpoints: a dict)
             "pending": [list(item) for item in self._pending.items()],
             "early": [[k, f.at, f.actual] for k, f in self._early.items()],
+            "last_record_at": self.last_record_at,
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -940,6 +941,8 @@ class LiveWindow:
             (str(k), _EarlyFeedback(float(at), actual))
             for k, at, actual in data.get("early", ())  # absent from older checkpoints
         )
+        last = data.get("last_record_at")  # absent from older checkpoints: None, unknown
+        self.last_record_at = float(last) if last is not None else None
 
 
 def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
