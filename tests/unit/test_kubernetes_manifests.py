@@ -6,17 +6,15 @@ plus the shard from the pod ordinal, behind a headless Service."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from model_health_exporter.config import load_settings, parse_listen_address
+from tests.kustomize import kustomize_build
 from tests.support import cli_flags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,14 +193,8 @@ def test_prometheusrule_holds_every_rule_unchanged() -> None:
 
 
 def test_kustomize_builds() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    stream = kustomize_build(K8S)
+    built = [d for d in yaml.safe_load_all(stream) if d]
     (config_map,) = [d for d in built if d["kind"] == "ConfigMap"]
     (deployment,) = [d for d in built if d["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
@@ -287,18 +279,8 @@ def test_statefulset_gives_each_shard_its_own_state_volume() -> None:
 
 
 def test_sharded_variant_builds_with_a_headless_service_scraping_every_pod() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(SHARDED)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    stream = kustomize_build(SHARDED)
+    built = [d for d in yaml.safe_load_all(stream) if d]
     kinds = sorted(d["kind"] for d in built)
     assert kinds == sorted(
         ["ConfigMap", "Service", "StatefulSet", "ServiceMonitor", "PrometheusRule"]

@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pytest
 import yaml
 
 from model_health_exporter.config import load_settings
 from model_health_exporter.exposition.web_config import load_web_config
+from tests.kustomize import kustomize_build
 from tests.tls_support import make_pki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,14 +131,8 @@ def test_servicemonitor_scrapes_over_https_with_basic_auth() -> None:
 
 
 def test_kustomize_builds() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(TLS)], capture_output=True, text=True, check=False, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    stream = kustomize_build(TLS)
+    built = [d for d in yaml.safe_load_all(stream) if d]
     (secret,) = [d for d in built if d["kind"] == "Secret"]
     (deployment,) = [d for d in built if d["kind"] == "Deployment"]
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
