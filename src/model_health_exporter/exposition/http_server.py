@@ -18,7 +18,11 @@ On top of it:
   would hold up every other; a client silent after its handshake goes back to the
   selector.
 - The request line and headers must arrive within the header timeout in total (cheroot's
-  timeout is per read: a client sending a byte now and then would keep a worker).
+  timeout is per read: a client sending a byte now and then would keep a worker), and a
+  worker parses them only once they are all there: until then the connection waits in the
+  selector (the bytes stay in the kernel, read with MSG_PEEK), so clients trickling their
+  headers hold no worker. Over TLS, where the kernel holds ciphertext, a trickling client
+  still holds a worker, for the header timeout at most.
 - The web configuration (TLS context, users, headers) can be swapped while serving.
 """
 
@@ -30,6 +34,7 @@ import email.utils
 import errno
 import resource
 import select
+import socket
 import ssl
 import threading
 import time
@@ -56,6 +61,10 @@ _FD_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 # File descriptors kept for everything but connections (logs, checkpoints, inotify).
 _FD_RESERVE: Final = 64
 _LOG_EVERY_S: Final = 60.0
+# How far a request head is looked for before parsing it; a longer head is parsed as it
+# comes (cheroot limits it).
+_HEAD_PEEK_BYTES: Final = 65536
+_HEAD_ENDS: Final = (b"\r\n\r\n", b"\n\n")
 
 
 @dataclass(frozen=True)
@@ -255,10 +264,12 @@ class _Request(cheroot_server.HTTPRequest):
     def parse_request(self) -> None:
         reader: _DeadlineSocket | None = getattr(self.conn, "deadline_reader", None)
         if reader is not None:
-            reader.deadline = time.monotonic() + self.server.timeout
+            since = getattr(self.conn, "head_since", None)  # its first bytes came then
+            reader.deadline = (since or time.monotonic()) + self.server.timeout
         try:
             super().parse_request()
         finally:
+            self.conn.head_since = None  # the next request on the connection starts afresh
             if reader is not None:
                 reader.deadline = None  # the body: the per-read timeout only
 
@@ -266,6 +277,7 @@ class _Request(cheroot_server.HTTPRequest):
 class _Connection(cheroot_server.HTTPConnection):
     RequestHandlerClass = _Request
     served = False  # has sent a request
+    head_since: float | None = None  # when the first bytes of a request head came
     _counted = False
     _handshaken = False
 
@@ -291,8 +303,28 @@ class _Connection(cheroot_server.HTTPConnection):
             self._handshaken = True
             if not sock.pending() and not _readable(sock):
                 return True  # the request is not here yet: wait in the selector, not here
+        if not self._head_complete():
+            return True  # the rest of the head comes later: wait in the selector
         self.served = True
         return bool(super().communicate())  # type: ignore[no-untyped-call]  # untyped in cheroot's stubs
+
+    def _head_complete(self) -> bool:
+        """Whether parsing can start without waiting for the client: the whole request
+        head has arrived, or its header timeout has passed (the parse then answers 408),
+        or there is nothing to look at (TLS, bytes already buffered, end of stream)."""
+        sock = self.socket
+        if isinstance(sock, ssl.SSLSocket) or self.rfile.has_data() or not _readable(sock):
+            return True
+        try:
+            seen = sock.recv(_HEAD_PEEK_BYTES, socket.MSG_PEEK)
+        except OSError:
+            return True  # the parse meets the same error and closes the connection
+        if not seen or len(seen) >= _HEAD_PEEK_BYTES or any(end in seen for end in _HEAD_ENDS):
+            return True
+        now = time.monotonic()
+        if self.head_since is None:
+            self.head_since = now
+        return now - self.head_since >= float(self.server.timeout)
 
     def close(self) -> None:
         if self._counted:
