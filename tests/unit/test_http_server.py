@@ -390,6 +390,38 @@ def test_heads_trickled_within_the_timeout_are_served_on_a_kept_connection(
             assert answer.startswith(b"HTTP/1.1 200 "), answer
 
 
+def test_clients_trickling_heads_over_tls_hold_no_worker(
+    tmp_path: Path, pki: Pki, serve: Callable[..., WebServer]
+) -> None:
+    """Over TLS each trickled byte is a record of its own; with one worker, a client
+    trickling its head still leaves the worker to a scrape, and its own head, once
+    complete, is served (twice on the kept connection)."""
+    server = serve(
+        web_config(tmp_path, tls_doc(pki)), limits=ServerLimits(workers=1, header_timeout=8.0)
+    )
+    context = client_context(pki)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as slow:
+        for path in (b"/first", b"/second"):
+            stop, sent = threading.Event(), [0]
+            head = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            thread = threading.Thread(target=trickle, args=(slow, head, 0.05, stop, sent))
+            thread.start()
+            try:
+                wait_until(lambda s=sent: s[0] >= 5, 5, "the client trickling")
+                start = time.monotonic()
+                assert get(server, context=context)[0] == 200
+                assert time.monotonic() - start < 1.0  # the header timeout is 8 s
+            finally:
+                thread.join(10)
+            answer = b""
+            while not answer.endswith(b"hello " + path + b"\n"):
+                chunk = slow.recv(4096)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
 def select_readable(sock: socket.socket) -> bytes:
     sock.settimeout(0.01)
     try:

@@ -21,8 +21,8 @@ On top of it:
   timeout is per read: a client sending a byte now and then would keep a worker), and a
   worker parses them only once they are all there: until then the connection waits in the
   selector (the bytes stay in the kernel, read with MSG_PEEK), so clients trickling their
-  headers hold no worker. Over TLS, where the kernel holds ciphertext, a trickling client
-  still holds a worker, for the header timeout at most.
+  headers hold no worker. Over TLS the kernel holds ciphertext: what has been decrypted
+  is read without waiting and kept in front of the parse's reads.
 - The web configuration (TLS context, users, headers) can be swapped while serving.
 """
 
@@ -198,8 +198,16 @@ class _DeadlineSocket:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self.deadline: float | None = None
+        # Decrypted bytes read ahead while a TLS request head was arriving: read first.
+        self.prefix = bytearray()
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        prefix = self.prefix
+        if prefix:
+            n = min(len(prefix), nbytes or len(buffer))
+            memoryview(buffer)[:n] = prefix[:n]
+            del prefix[:n]
+            return n
         deadline = self.deadline
         if deadline is None:
             return int(self._sock.recv_into(buffer, nbytes, flags))
@@ -311,15 +319,44 @@ class _Connection(cheroot_server.HTTPConnection):
     def _head_complete(self) -> bool:
         """Whether parsing can start without waiting for the client: the whole request
         head has arrived, or its header timeout has passed (the parse then answers 408),
-        or there is nothing to look at (TLS, bytes already buffered, end of stream)."""
+        or there is nothing to look at (bytes already buffered, end of stream)."""
         sock = self.socket
-        if isinstance(sock, ssl.SSLSocket) or self.rfile.has_data() or not _readable(sock):
+        if self.rfile.has_data():
             return True
-        try:
+        if isinstance(sock, ssl.SSLSocket):
+            return self._tls_head_complete(sock)
+        if not _readable(sock):
+            return True
+        try:  # plain TCP: the bytes stay in the kernel until the parse reads them
             seen = sock.recv(_HEAD_PEEK_BYTES, socket.MSG_PEEK)
         except OSError:
             return True  # the parse meets the same error and closes the connection
-        if not seen or len(seen) >= _HEAD_PEEK_BYTES or any(end in seen for end in _HEAD_ENDS):
+        return not seen or self._head_seen(seen)
+
+    def _tls_head_complete(self, sock: ssl.SSLSocket) -> bool:
+        """The kernel holds ciphertext, so what has been decrypted is read without
+        waiting and kept in front of the parse's reads."""
+        reader: _DeadlineSocket | None = getattr(self, "deadline_reader", None)
+        if reader is None:
+            return True
+        default = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            while len(reader.prefix) < _HEAD_PEEK_BYTES:
+                chunk = sock.recv(_HEAD_PEEK_BYTES - len(reader.prefix))
+                if not chunk:
+                    return True  # end of stream: the parse closes the connection
+                reader.prefix += chunk
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            pass  # all there is for now
+        except OSError:
+            return True  # the parse meets the same error and closes the connection
+        finally:
+            sock.settimeout(default)
+        return self._head_seen(bytes(reader.prefix))
+
+    def _head_seen(self, seen: bytes) -> bool:
+        if len(seen) >= _HEAD_PEEK_BYTES or any(end in seen for end in _HEAD_ENDS):
             return True
         now = time.monotonic()
         if self.head_since is None:
