@@ -8,7 +8,10 @@ example models (examples/models, 5 versions: what a new user tries first), or wi
    latency from connect to the last byte (target: p99 < 50 ms).
 2. idle: IDLE TCP connections opened and held without sending anything, then PROBES
    scrapes of /metrics, one after another (target: every one < 100 ms).
-3. fd limit: a second daemon with RLIMIT_NOFILE = FD_LIMIT (soft and hard), FD_CONNS
+3. trickle: TRICKLE clients each sending a request head a byte every 50 ms (slower than
+   the header timeout allows: more clients than workers, all mid-head), then PROBES
+   scrapes (target: every one < 100 ms: a client mid-head holds no worker).
+4. fd limit: a second daemon with RLIMIT_NOFILE = FD_LIMIT (soft and hard), FD_CONNS
    connections opened and held (more than the limit allows), then PROBES scrapes
    (target: every one answers).
 
@@ -115,6 +118,36 @@ def held_connections(port: int, count: int) -> Iterator[list[socket.socket]]:
             s.close()
 
 
+@contextlib.contextmanager
+def trickling_clients(port: int, count: int) -> Iterator[list[int]]:
+    """`count` clients each sending a request head a byte every 50 ms, never finishing it
+    while held; yields the bytes each has sent so far."""
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 4000
+    stop = threading.Event()
+    sent = [0] * count
+
+    def client(i: int) -> None:
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 5) as sock:
+            for byte in head:
+                if stop.wait(0.05):
+                    return
+                sock.sendall(bytes([byte]))
+                sent[i] += 1
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while min(sent) < 5 and time.monotonic() < deadline:  # every client is mid-head
+            stop.wait(0.05)
+        yield sent
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+
+
 def probes(port: int, count: int) -> dict[str, Any]:
     times, failures = [], []
     for _ in range(count):
@@ -147,60 +180,9 @@ def still_open(held: list[socket.socket]) -> int:
     return alive
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", action="store_true", help="small sizes, for CI")
-    parser.add_argument(
-        "--models", type=int, default=0, help="0: examples/models; N: N models x 10 versions"
-    )
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--idle", type=int, default=500)
-    parser.add_argument("--probes", type=int, default=20)
-    parser.add_argument("--fd-limit", type=int, default=256)
-    parser.add_argument("--fd-conns", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
-    if args.short:
-        args.requests, args.idle, args.probes, args.fd_conns = 100, 50, 5, 300
-    guard = SourceGuard()
-    results: dict[str, Any] = {"parameters": vars(args) | {"output": str(args.output)}}
-    results["load_average_start"] = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="http-load-") as tmp:
-        root = Path(tmp)
-        if args.models:
-            build_tree(root / "models", args.models, 10, args.seed)
-        else:
-            shutil.copytree(EXAMPLES, root / "models", symlinks=True)
-        with Daemon(root / "models", root / "daemon.log") as daemon:
-            daemon.wait_ready(120)
-            results["body_bytes"] = len(http_get(daemon.port, "/metrics")[1])  # warms the caches
-            results["load"] = load(daemon.port, args.requests, args.concurrency)
-            with held_connections(daemon.port, args.idle) as held:
-                results["idle"] = {"held": len(held), **probes(daemon.port, args.probes)}
-                results["idle"]["still_open_after"] = still_open(held)
-        with LimitedDaemon(root / "models", root / "limited.log", args.fd_limit) as daemon:
-            daemon.wait_ready(120)
-            limits = Path(f"/proc/{daemon.pid}/limits").read_text().splitlines()
-            results["daemon_open_files_limit"] = [x for x in limits if "open files" in x]
-            timed_scrape(daemon.port)
-            with held_connections(daemon.port, args.fd_conns) as held:
-                results["fd_limit"] = {
-                    "nofile": args.fd_limit,
-                    "opened": len(held),
-                    **probes(daemon.port, args.probes),
-                    "still_open_after": still_open(held),
-                }
-    results["machine"] = machine(guard.after())
-    results["load_average_end"] = os.getloadavg()
+def print_table(args: argparse.Namespace, results: dict[str, Any]) -> None:
     load_r, idle, fd = results["load"], results["idle"], results["fd_limit"]
-    met = {
-        "load": load_r["errors"] == 0 and load_r["p99_ms"] < LOAD_P99_MS,
-        "idle": idle["failed"] == 0 and idle.get("max_ms", 1e9) < IDLE_MAX_MS,
-        "fd_limit": fd["failed"] == 0,
-    }
-    results["met"] = met
+    trickle, met = results["trickle"], results["met"]
     print(
         table(
             ["phase", "what", "median ms", "p99 ms", "max ms", "errors", "target met"],
@@ -224,6 +206,15 @@ def main() -> int:
                     met["idle"],
                 ],
                 [
+                    "trickle",
+                    f"{trickle['clients']} clients mid-head, {args.probes} probes",
+                    trickle.get("median_ms", float("nan")),
+                    trickle.get("p99_ms", float("nan")),
+                    trickle.get("max_ms", float("nan")),
+                    trickle["failed"],
+                    met["trickle"],
+                ],
+                [
                     "fd limit",
                     f"nofile {fd['nofile']}, {fd['opened']} opened, {args.probes} probes",
                     fd.get("median_ms", float("nan")),
@@ -235,6 +226,75 @@ def main() -> int:
             ],
         )
     )
+
+
+def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The four phases against daemons started as users start them."""
+    with tempfile.TemporaryDirectory(prefix="http-load-") as tmp:
+        root = Path(tmp)
+        if args.models:
+            build_tree(root / "models", args.models, 10, args.seed)
+        else:
+            shutil.copytree(EXAMPLES, root / "models", symlinks=True)
+        with Daemon(root / "models", root / "daemon.log") as daemon:
+            daemon.wait_ready(120)
+            results["body_bytes"] = len(http_get(daemon.port, "/metrics")[1])  # warms the caches
+            results["load"] = load(daemon.port, args.requests, args.concurrency)
+            with held_connections(daemon.port, args.idle) as held:
+                results["idle"] = {"held": len(held), **probes(daemon.port, args.probes)}
+                results["idle"]["still_open_after"] = still_open(held)
+            with trickling_clients(daemon.port, args.trickle) as sent:
+                results["trickle"] = {"clients": args.trickle, **probes(daemon.port, args.probes)}
+                results["trickle"]["min_bytes_sent"] = min(sent)
+        with LimitedDaemon(root / "models", root / "limited.log", args.fd_limit) as daemon:
+            daemon.wait_ready(120)
+            limits = Path(f"/proc/{daemon.pid}/limits").read_text().splitlines()
+            results["daemon_open_files_limit"] = [x for x in limits if "open files" in x]
+            timed_scrape(daemon.port)
+            with held_connections(daemon.port, args.fd_conns) as held:
+                results["fd_limit"] = {
+                    "nofile": args.fd_limit,
+                    "opened": len(held),
+                    **probes(daemon.port, args.probes),
+                    "still_open_after": still_open(held),
+                }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="small sizes, for CI")
+    parser.add_argument(
+        "--models", type=int, default=0, help="0: examples/models; N: N models x 10 versions"
+    )
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--idle", type=int, default=500)
+    parser.add_argument("--probes", type=int, default=20)
+    parser.add_argument("--trickle", type=int, default=32)
+    parser.add_argument("--fd-limit", type=int, default=256)
+    parser.add_argument("--fd-conns", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    if args.short:
+        args.requests, args.idle, args.probes, args.fd_conns = 100, 50, 5, 300
+        args.trickle = 16
+    guard = SourceGuard()
+    results: dict[str, Any] = {"parameters": vars(args) | {"output": str(args.output)}}
+    results["load_average_start"] = os.getloadavg()
+    measure(args, results)
+    results["machine"] = machine(guard.after())
+    results["load_average_end"] = os.getloadavg()
+    load_r, idle, fd = results["load"], results["idle"], results["fd_limit"]
+    trickle = results["trickle"]
+    met = {
+        "load": load_r["errors"] == 0 and load_r["p99_ms"] < LOAD_P99_MS,
+        "idle": idle["failed"] == 0 and idle.get("max_ms", 1e9) < IDLE_MAX_MS,
+        "trickle": trickle["failed"] == 0 and trickle.get("max_ms", 1e9) < IDLE_MAX_MS,
+        "fd_limit": fd["failed"] == 0,
+    }
+    results["met"] = met
+    print_table(args, results)
     path = write_results(NAME, results, args.output)
     print(f"load average start {results['load_average_start']}, end {results['load_average_end']}")
     print(f"results: {path}")

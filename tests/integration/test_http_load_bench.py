@@ -1,6 +1,7 @@
 """bench/http_load.py runs in CI in its short mode: it must complete and report every
 phase. Its timings are recorded in docs/benchmarks.md, not asserted here; what is
-asserted is that every scrape was answered, with idle clients held and with the
+asserted is that every scrape was answered, with idle clients held, with clients
+trickling request heads, and with the
 open-files limit exhausted."""
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def test_http_load_benchmark_short(tmp_path: Path) -> None:
     probes = report["parameters"]["probes"]
     assert report["idle"]["held"] == report["parameters"]["idle"]
     assert report["idle"]["answered"] == probes
+    assert report["trickle"]["answered"] == probes
+    assert report["trickle"]["min_bytes_sent"] >= 5  # every client was mid-head
     assert report["fd_limit"]["answered"] == probes
     assert report["fd_limit"]["opened"] > 256 - 64  # connections were held to the limit
     assert "256" in report["daemon_open_files_limit"][0]
-    assert set(report["met"]) == {"load", "idle", "fd_limit"}
+    assert set(report["met"]) == {"load", "idle", "trickle", "fd_limit"}

@@ -9,6 +9,7 @@ import base64
 import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -323,6 +324,102 @@ def test_headers_trickled_slowly_are_cut_off_at_the_header_timeout(
         assert b"408" in answer.split(b"\r\n", 1)[0], answer
         assert time.monotonic() - start < 4
     assert get(server)[0] == 200  # others are served meanwhile and after
+
+
+def trickle(
+    sock: socket.socket,
+    data: bytes,
+    every: float,
+    stop: threading.Event,
+    sent: list[int] | None = None,
+) -> None:
+    """Sends `data` a byte at a time, `every` seconds apart, until done or `stop`; counts
+    the bytes sent in `sent[0]`."""
+    for byte in data:
+        if stop.wait(every):
+            return
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return
+        if sent is not None:
+            sent[0] += 1
+
+
+def test_clients_trickling_headers_hold_no_worker(serve: Callable[..., WebServer]) -> None:
+    """Six clients trickle request heads at two workers: until a head is complete its
+    connection waits in the selector, so a scrape is answered at once, not after the
+    header timeout."""
+    server = serve(limits=ServerLimits(workers=2, header_timeout=8.0))
+    head = b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    stop = threading.Event()
+    socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+    sent = [[0] for _ in socks]
+    threads = [
+        threading.Thread(target=trickle, args=(s, head, 0.02, stop, n))
+        for s, n in zip(socks, sent, strict=True)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: min(n[0] for n in sent) >= 10, 5, "every client trickling")
+        for _ in range(5):
+            start = time.monotonic()
+            assert get(server)[0] == 200
+            assert time.monotonic() - start < 1.0  # the header timeout is 8 s
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        for s in socks:
+            s.close()
+
+
+def test_heads_trickled_within_the_timeout_are_served_on_a_kept_connection(
+    serve: Callable[..., WebServer],
+) -> None:
+    server = serve(limits=ServerLimits(workers=1, header_timeout=5.0))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        for path in (b"/first", b"/second"):
+            trickle(sock, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n", 0.01, threading.Event())
+            answer = b""
+            while not answer.endswith(b"hello " + path + b"\n"):
+                chunk = sock.recv(4096)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+def test_clients_trickling_heads_over_tls_hold_no_worker(
+    tmp_path: Path, pki: Pki, serve: Callable[..., WebServer]
+) -> None:
+    """Over TLS each trickled byte is a record of its own; with one worker, a client
+    trickling its head still leaves the worker to a scrape, and its own head, once
+    complete, is served (twice on the kept connection)."""
+    server = serve(
+        web_config(tmp_path, tls_doc(pki)), limits=ServerLimits(workers=1, header_timeout=8.0)
+    )
+    context = client_context(pki)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as slow:
+        for path in (b"/first", b"/second"):
+            stop, sent = threading.Event(), [0]
+            head = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            thread = threading.Thread(target=trickle, args=(slow, head, 0.05, stop, sent))
+            thread.start()
+            try:
+                wait_until(lambda s=sent: s[0] >= 5, 5, "the client trickling")
+                start = time.monotonic()
+                assert get(server, context=context)[0] == 200
+                assert time.monotonic() - start < 1.0  # the header timeout is 8 s
+            finally:
+                thread.join(10)
+            answer = b""
+            while not answer.endswith(b"hello " + path + b"\n"):
+                chunk = slow.recv(4096)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
 
 
 def select_readable(sock: socket.socket) -> bytes:

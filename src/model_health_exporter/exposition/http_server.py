@@ -18,7 +18,11 @@ On top of it:
   would hold up every other; a client silent after its handshake goes back to the
   selector.
 - The request line and headers must arrive within the header timeout in total (cheroot's
-  timeout is per read: a client sending a byte now and then would keep a worker).
+  timeout is per read: a client sending a byte now and then would keep a worker), and a
+  worker parses them only once they are all there: until then the connection waits in the
+  selector (the bytes stay in the kernel, read with MSG_PEEK), so clients trickling their
+  headers hold no worker. Over TLS the kernel holds ciphertext: what has been decrypted
+  is read without waiting and kept in front of the parse's reads.
 - The web configuration (TLS context, users, headers) can be swapped while serving.
 - A chunked request body (Transfer-Encoding: chunked) is decoded as the application
   reads it, never further than it asks and with bounded size lines (cheroot's decoder
@@ -35,6 +39,7 @@ import errno
 import re
 import resource
 import select
+import socket
 import ssl
 import threading
 import time
@@ -61,6 +66,10 @@ _FD_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 # File descriptors kept for everything but connections (logs, checkpoints, inotify).
 _FD_RESERVE: Final = 64
 _LOG_EVERY_S: Final = 60.0
+# How far a request head is looked for before parsing it; a longer head is parsed as it
+# comes (cheroot limits it).
+_HEAD_PEEK_BYTES: Final = 65536
+_HEAD_ENDS: Final = (b"\r\n\r\n", b"\n\n")
 
 
 @dataclass(frozen=True)
@@ -194,8 +203,16 @@ class _DeadlineSocket:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self.deadline: float | None = None
+        # Decrypted bytes read ahead while a TLS request head was arriving: read first.
+        self.prefix = bytearray()
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        prefix = self.prefix
+        if prefix:
+            n = min(len(prefix), nbytes or len(buffer))
+            memoryview(buffer)[:n] = prefix[:n]
+            del prefix[:n]
+            return n
         deadline = self.deadline
         if deadline is None:
             return int(self._sock.recv_into(buffer, nbytes, flags))
@@ -359,10 +376,12 @@ class _Request(cheroot_server.HTTPRequest):
     def parse_request(self) -> None:
         reader: _DeadlineSocket | None = getattr(self.conn, "deadline_reader", None)
         if reader is not None:
-            reader.deadline = time.monotonic() + self.server.timeout
+            since = getattr(self.conn, "head_since", None)  # its first bytes came then
+            reader.deadline = (since or time.monotonic()) + self.server.timeout
         try:
             super().parse_request()
         finally:
+            self.conn.head_since = None  # the next request on the connection starts afresh
             if reader is not None:
                 reader.deadline = None  # the body: the per-read timeout only
 
@@ -370,6 +389,7 @@ class _Request(cheroot_server.HTTPRequest):
 class _Connection(cheroot_server.HTTPConnection):
     RequestHandlerClass = _Request
     served = False  # has sent a request
+    head_since: float | None = None  # when the first bytes of a request head came
     _counted = False
     _handshaken = False
 
@@ -395,8 +415,57 @@ class _Connection(cheroot_server.HTTPConnection):
             self._handshaken = True
             if not sock.pending() and not _readable(sock):
                 return True  # the request is not here yet: wait in the selector, not here
+        if not self._head_complete():
+            return True  # the rest of the head comes later: wait in the selector
         self.served = True
         return bool(super().communicate())  # type: ignore[no-untyped-call]  # untyped in cheroot's stubs
+
+    def _head_complete(self) -> bool:
+        """Whether parsing can start without waiting for the client: the whole request
+        head has arrived, or its header timeout has passed (the parse then answers 408),
+        or there is nothing to look at (bytes already buffered, end of stream)."""
+        sock = self.socket
+        if self.rfile.has_data():
+            return True
+        if isinstance(sock, ssl.SSLSocket):
+            return self._tls_head_complete(sock)
+        if not _readable(sock):
+            return True
+        try:  # plain TCP: the bytes stay in the kernel until the parse reads them
+            seen = sock.recv(_HEAD_PEEK_BYTES, socket.MSG_PEEK)
+        except OSError:
+            return True  # the parse meets the same error and closes the connection
+        return not seen or self._head_seen(seen)
+
+    def _tls_head_complete(self, sock: ssl.SSLSocket) -> bool:
+        """The kernel holds ciphertext, so what has been decrypted is read without
+        waiting and kept in front of the parse's reads."""
+        reader: _DeadlineSocket | None = getattr(self, "deadline_reader", None)
+        if reader is None:
+            return True
+        default = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            while len(reader.prefix) < _HEAD_PEEK_BYTES:
+                chunk = sock.recv(_HEAD_PEEK_BYTES - len(reader.prefix))
+                if not chunk:
+                    return True  # end of stream: the parse closes the connection
+                reader.prefix += chunk
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            pass  # all there is for now
+        except OSError:
+            return True  # the parse meets the same error and closes the connection
+        finally:
+            sock.settimeout(default)
+        return self._head_seen(bytes(reader.prefix))
+
+    def _head_seen(self, seen: bytes) -> bool:
+        if len(seen) >= _HEAD_PEEK_BYTES or any(end in seen for end in _HEAD_ENDS):
+            return True
+        now = time.monotonic()
+        if self.head_since is None:
+            self.head_since = now
+        return now - self.head_since >= float(self.server.timeout)
 
     def close(self) -> None:
         if self._counted:
