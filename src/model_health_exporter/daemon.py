@@ -362,6 +362,9 @@ class Daemon:
                 lambda: Live(self._tallies(), self._health()),
                 shard=self.status.shard,
                 push=self._push,
+                # Ready once the models are scanned and the checkpoint's counts restored:
+                # a scrape before that would miss the restored series.
+                ready=lambda: self._ingest is not None and self.registry.snapshot.ready,
             ),
             self._web_config(settings),
             limits=ServerLimits(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.browser import Element, parse_html
-from tests.support import RunningDaemon, wait_until, write_json
+from tests.support import RunningDaemon, good_metrics, parse_samples, wait_until, write_json
 
 pytestmark = pytest.mark.integration
 
@@ -381,3 +381,39 @@ def test_binds_only_the_requested_loopback_address(daemon: RunningDaemon) -> Non
     # The rest of 127.0.0.0/8 is loopback too, but reaches only a wildcard listener.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.2", daemon.port), timeout=5).close()
+
+
+def test_ready_only_once_the_checkpoints_counts_are_restored(tmp_path: Path) -> None:
+    """/readyz said 200 after the scan but before the checkpoint was loaded, so a scrape
+    just after a restart could miss every restored counter."""
+    models = tmp_path / "models"
+    versions = [(f"m{i}", "v1") for i in range(120)]
+    for model, version in versions:
+        write_json(models / model / version / "metrics.json", good_metrics(version))
+        lines = b"".join(
+            b'{"id": "%s-%d", "prediction": "a", "latency_ms": 3}\n' % (model.encode(), j)
+            for j in range(5)
+        )
+        log = models / model / version / "predictions" / "p.jsonl"
+        log.parent.mkdir(parents=True)
+        log.write_bytes(lines)
+    args = [f"--models.dir={models}", f"--state.dir={tmp_path / 'state'}"]
+
+    def total(daemon: RunningDaemon) -> float:
+        samples = parse_samples(
+            daemon.get("/metrics?name[]=routing_ml_predictions_total")[1].decode()
+        )
+        return sum(v for (name, _), v in samples.items() if name == "routing_ml_predictions_total")
+
+    first = RunningDaemon(tmp_path, args)
+    try:
+        first.wait_ready()
+        wait_until(lambda: total(first) == 5 * len(versions), 30, "every log read")
+    finally:
+        assert first.stop() == 0  # the last checkpoint is written on the way out
+    second = RunningDaemon(tmp_path, args)
+    try:
+        second.wait_ready(timeout=30)  # polls /readyz, then at once:
+        assert total(second) == 5 * len(versions)
+    finally:
+        second.stop()

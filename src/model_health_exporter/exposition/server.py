@@ -92,8 +92,11 @@ def make_app(
     *,
     shard: Shard | None = None,
     push: WSGIApplication | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> WSGIApplication:
-    """`push`: the push endpoints' application (ingress/push.py), when enabled."""
+    """`push`: the push endpoints' application (ingress/push.py), when enabled.
+    `ready`: whether /readyz answers 200; by default, once the initial scan is done."""
+    is_ready = ready or (lambda: snapshot().ready)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -129,9 +132,9 @@ def make_app(
         if path == "/healthz":
             return respond("200 OK", "text/plain", b"ok\n")
         if path == "/readyz":
-            if snapshot().ready:
+            if is_ready():
                 return respond("200 OK", "text/plain", b"ready\n")
-            return respond("503 Service Unavailable", "text/plain", b"initial scan running\n")
+            return respond("503 Service Unavailable", "text/plain", b"starting\n")
         if path == "/api/v1/models":
             body = models_json(snapshot(), live(), shard)
             return respond("200 OK", "application/json", body)
