@@ -44,7 +44,10 @@ if [[ " $* " == *" install "* ]]; then
   if [ -x "$POLICY_RC_D" ]; then "$POLICY_RC_D"; echo "policy exit $?" >> "$STUB_LOG"; fi
   case "$STUB_APT_INSTALL" in
     fail) exit 100 ;;
-    hang) touch "$STUB_LOG.installing"; exec {sleep} 60 ;;
+    # Traps first: bash that gets SIGINT while reaping a child that exited normally
+    # (touch) carries on, so a single `exec sleep 60` after it could outlive the signal.
+    hang) trap 'exit 130' INT; trap 'exit 143' TERM; touch "$STUB_LOG.installing"
+          for ((i = 0; i < 600; i++)); do {sleep} 0.1; done ;;
   esac
 fi
 """
