@@ -22,7 +22,7 @@ import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,18 @@ def python_hash(keys: Sequence[str]) -> Int64Array:
     """Python's own string hash: computed in C, cached on each string, and keyed per
     process (an adversary cannot aim ids at one index position); never saved."""
     return np.fromiter(map(hash, keys), np.int64, len(keys))
+
+
+# Probability rows: one per prediction (None: none), or all of them as one 2-D array.
+Rows = Sequence[Sequence[float] | None] | npt.NDArray[np.float64]
+
+
+def _width(rows: Rows) -> int:
+    """Class indices the widest of `rows` holds (C-level passes: run per batch)."""
+    if isinstance(rows, np.ndarray):
+        return int(rows.shape[1]) if rows.ndim == 2 else 0  # rows x classes
+    given = cast("Sequence[Sequence[float]]", rows if None not in rows else [r for r in rows if r])
+    return max(map(len, given), default=0)
 
 
 _SMALL = 8
@@ -232,12 +244,13 @@ class PendingPredictions:
         keys: Sequence[str],
         at: float | npt.ArrayLike,
         predicted: Sequence[int | float],
-        rows: Sequence[Sequence[float] | None],
+        rows: Rows,
     ) -> int:
         """Predictions in arrival order, all at `at` (or one time each), with their
         probability rows by class index (None: no probabilities; a shorter row has 0 for
-        the classes after it). A key already waiting is replaced and moves to the end.
-        Returns how many of the oldest were pushed out beyond capacity."""
+        the classes after it), or all rows as one 2-D array. A key already waiting is
+        replaced and moves to the end. Returns how many of the oldest were pushed out
+        beyond capacity."""
         if not keys:
             return 0
         if isinstance(at, int | float):
@@ -249,7 +262,7 @@ class PendingPredictions:
             return self.add(keys[:cut], ats[:cut], predicted[:cut], rows[:cut]) + self.add(
                 keys[cut:], ats[cut:], predicted[cut:], rows[cut:]
             )
-        width = max((len(r) for r in rows if r is not None), default=0)
+        width = _width(rows)
         if width > self.width:
             self._widen(width)
         ids = _Encoded(keys, self._hasher)
@@ -271,7 +284,7 @@ class PendingPredictions:
         ids: _Encoded,
         ats: npt.NDArray[np.float64],
         predicted: Sequence[int | float],
-        rows: Sequence[Sequence[float] | None],
+        rows: Rows,
     ) -> int:
         """Ids not waiting, all different, at most `capacity` of them."""
         n = len(ids.keys)
@@ -302,17 +315,25 @@ class PendingPredictions:
         self._index_add(ids.hashes, slots)
         return pushed_out
 
-    def _fill(
-        self,
-        index: Int64Array,
-        predicted: Sequence[int | float],
-        rows: Sequence[Sequence[float] | None],
-    ) -> None:
-        self._predicted[index] = predicted
-        self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
+    def _fill(self, index: Int64Array, predicted: Sequence[int | float], rows: Rows) -> None:
+        n = len(index)
+        kinds = set(map(type, predicted))
+        if kinds == {int}:  # classes: C-level passes, no per-value Python
+            self._predicted[index] = np.fromiter(predicted, np.float64, n)
+            self._is_class[index] = True
+        else:
+            self._predicted[index] = predicted
+            self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
         width = self.width
-        if None not in rows and {len(r) for r in rows if r is not None} == {width}:
-            self._proba[index] = rows  # the usual case: every row over the same classes
+        if isinstance(rows, np.ndarray):  # every row over the classes of its width
+            self._proba[index, : rows.shape[1]] = rows
+            self._proba[index, rows.shape[1] :] = 0.0
+            return
+        if None not in rows and set(map(len, cast("Sequence[Sequence[float]]", rows))) == {width}:
+            # the usual case, every row over the same classes: one flat pass
+            given = cast("Sequence[Sequence[float]]", rows)
+            flat = np.fromiter(itertools.chain.from_iterable(given), np.float64, n * width)
+            self._proba[index] = flat.reshape(n, width)
             return
         block = np.zeros((len(rows), width))
         for i, row in enumerate(rows):

@@ -471,7 +471,11 @@ class LiveWindow:
             return False
         try:
             predicted = list(map(self._class_of.__getitem__, map(_LABEL, predictions)))
-            rows = list(map(operator.itemgetter(*self.classes), probabilities))
+            # the rows as one array, filled from one flat C-level pass (no list per row)
+            flat = map(operator.itemgetter(*self.classes), probabilities)
+            rows = np.fromiter(
+                itertools.chain.from_iterable(flat), np.float64, len(ids) * n_known
+            ).reshape(len(ids), n_known)
         except KeyError:  # a new class (or no class: a regression output)
             return False
         self.expired += self._pending.add(cast("list[str]", ids), now, predicted, rows)
