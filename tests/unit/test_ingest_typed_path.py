@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from model_health_exporter.records import _decode, parse_lines, typed_decoder
+from model_health_exporter.records import _decode, features_dict, parse_lines, typed_decoder
 from model_health_exporter.sources.prediction_logs import LogTail
 from model_health_exporter.state import ingest
 from model_health_exporter.state.counters import LabelledCounter
@@ -171,7 +172,7 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def per_line_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "typed_decoder", lambda schema: (_decode, None))
+    monkeypatch.setattr(ingest, "typed_decoder", lambda *schema: (_decode, None))
 
 
 def small_blocks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
@@ -263,3 +264,52 @@ def test_a_restart_in_the_middle_counts_every_line_once(
     assert rounded(restarted["tallies"]) == rounded(whole["tallies"])
     assert rounded(restarted["window"]) == rounded(whole["window"])
     assert counted  # the first run counted some bad lines before the restart
+
+
+def plain(parsed: tuple[list[Any], list[tuple[int, Any]]]) -> Any:
+    """Records and errors as plain values (features as a dict, whichever struct)."""
+    records, rejected = parsed
+    out = []
+    for r in records:
+        fields = msgspec.structs.asdict(r)
+        if "features" in fields:
+            fields["features"] = features_dict(fields["features"])
+        out.append((type(r).__name__, fields))
+    return out, [(i, e.reason, e.message) for i, e in rejected]
+
+
+def test_the_references_categories_decode_to_its_own_strings_and_others_fall_back(
+    root: Path,
+) -> None:
+    """Categorical features are first decoded against the reference's categories (each
+    value then is the reference's own string object); a line with another category
+    takes the decoder of any string, and a block with many such lines goes on with
+    that one: either way the same records and errors as without the categories."""
+    worker, _ = make_worker(root)
+    drain(worker)
+    reference = worker._windows[KEY].reference
+    assert reference is not None
+    schema = reference.feature_schema()
+    categories = tuple(
+        None if numeric else reference.known_categories.get(name) for name, numeric in schema
+    )
+    assert categories[0] == tuple(sorted(CATEGORIES))
+    literal, _ = typed_decoder(schema, categories)
+    any_string, _ = typed_decoder(schema)
+    rng = random.Random(3)  # noqa: S311 - seeded test data
+    for share_new in (0.0, 0.05, 0.5):
+        lines = []
+        for i in range(400):
+            record = good_prediction(rng, i)
+            if rng.random() < share_new:
+                record["features"]["cat_c"] = f"new-{i % 7}"
+            lines.append(json.dumps(record).encode())
+        lines[100:100] = ODD
+        assert plain(parse_lines(lines, literal, any_string)) == plain(
+            parse_lines(lines, any_string)
+        )
+    known = literal(json.dumps(good_prediction(rng, 0)).encode())
+    assert known.features is not None
+    value = msgspec.structs.astuple(known.features)[0]
+    assert value in CATEGORIES
+    assert any(value is c for c in categories[0])  # the reference's object, not a copy

@@ -27,6 +27,7 @@ import structlog
 from model_health_exporter.fsutil import atomic_write_bytes
 from model_health_exporter.records import (
     LINE_ERROR_REASONS,
+    Decode,
     Feedback,
     Prediction,
     parse_lines,
@@ -239,6 +240,8 @@ class IngestWorker:
             for pattern in config.paths
         }
         self._tallies: dict[VersionKey, VersionTallies] = {}
+        # Per version, the decoders of the reference its lines were last decoded against.
+        self._decoder_cache: dict[VersionKey, tuple[ModelReference, Decode, Decode | None]] = {}
         self._windows: dict[VersionKey, LiveWindow] = {}
         self._views: dict[VersionKey, TalliesView] = {}
         self._changed: set[VersionKey] = set()
@@ -486,6 +489,7 @@ class IngestWorker:
             self._tallies.pop(version_key, None)
             self._windows.pop(version_key, None)
             self._views.pop(version_key, None)
+            self._decoder_cache.pop(version_key, None)
         if stale:
             self._unsaved = True
             self._publish(everything=True)
@@ -674,7 +678,8 @@ class IngestWorker:
         if reference is None or not reference.features:
             records, rejected = parse_lines(texts)
         else:  # features decoded straight into the struct the drift tally reads
-            records, rejected = parse_lines(texts, typed_decoder(reference.feature_schema())[0])
+            key = cast("VersionKey", target)  # a version's window: its own folder
+            records, rejected = parse_lines(texts, *self._decoders(key, reference))
         shard = self._config.shard
         # A bad line of a shared log belongs to no model we can tell: shard 0 counts it.
         count_bad = window is not None or shard.index == 0
@@ -823,6 +828,25 @@ class IngestWorker:
             max_features=window.max_features,
             max_classes=window.max_classes,
         )
+
+    def _decoders(self, key: VersionKey, reference: ModelReference) -> tuple[Decode, Decode | None]:
+        """The typed decode for lines against `reference` whose categorical features take
+        the reference's categories only (no new string per value), and the one that
+        takes any string, for the lines the first rejects (None: no categories)."""
+        cached = self._decoder_cache.get(key)
+        if cached is None or cached[0] is not reference:
+            schema = reference.feature_schema()
+            categories = tuple(
+                None if numeric else reference.known_categories.get(name)
+                for name, numeric in schema
+            )
+            any_string = typed_decoder(schema)[0]
+            if any(categories):
+                cached = (reference, typed_decoder(schema, categories)[0], any_string)
+            else:
+                cached = (reference, any_string, None)
+            self._decoder_cache[key] = cached
+        return cached[1], cached[2]
 
     def _line_error(self, chunk: Chunk, number: int, reason: str, message: str) -> None:
         self._errors.inc((ERROR_SOURCE, reason))
