@@ -58,6 +58,7 @@ from model_health_exporter.state.live import (
     DEFAULT_LATENCY_BUCKETS,
     TalliesView,
     VersionTallies,
+    run_facts,
 )
 from model_health_exporter.state.registry import ModelView, Snapshot
 from model_health_exporter.state.shared_references import shared
@@ -724,7 +725,6 @@ class IngestWorker:
         if not records:
             return
         tallies, window = self._tallies_for(key), self._window_for(key)
-        predictions: list[Prediction] = []
         for kind, group in groupby(records, type):
             if kind is Feedback:
                 feedback = cast("list[Feedback]", list(group))
@@ -732,12 +732,12 @@ class IngestWorker:
                 window.observe_feedbacks(feedback, now)
             else:
                 run = cast("list[Prediction]", list(group))
+                facts = run_facts(run)  # read once for the counters and the window
                 collecting = window.reference is None
-                window.observe_predictions(run, now)
+                window.observe_predictions(run, now, facts)
                 if collecting and window.reference is not None:  # built from these
                     self._count_dropped_features(window.reference)
-                predictions += run
-        tallies.observe_predictions(predictions)
+                tallies.observe(facts)
         window.flush_rows()
 
     # ---- references -------------------------------------------------------------------

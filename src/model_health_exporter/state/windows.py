@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, features_dict, label_of
-from model_health_exporter.state.live import present, successful
+from model_health_exporter.state.live import RunFacts, run_facts
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.state.shared_references import shared
@@ -385,21 +385,26 @@ class LiveWindow:
     def observe_prediction(self, prediction: Prediction, now: float) -> None:
         self.observe_predictions((prediction,), now)
 
-    def observe_predictions(self, predictions: Sequence[Prediction], now: float) -> None:
-        """Predictions logged one after the other, all counted at `now`."""
+    def observe_predictions(
+        self, predictions: Sequence[Prediction], now: float, facts: RunFacts | None = None
+    ) -> None:
+        """Predictions logged one after the other, all counted at `now`; `facts`, if
+        given, what `run_facts` read of them (the counters read the same)."""
         if not predictions:
             return
+        if facts is None:
+            facts = run_facts(predictions)
         bucket = self._bucket(now)
         bucket.predictions += len(predictions)
-        latencies = present(map(_LATENCY, predictions))
+        latencies = facts.latencies
         if latencies:
             bucket.latency_sum += sum(latencies)
             bucket.latency_n += len(latencies)
-        ok = successful(predictions)
+        ok = facts.ok
         bucket.errors += len(predictions) - len(ok)
         if not ok:
             return
-        confidences = present(map(_CONFIDENCE, ok))
+        confidences = facts.confidences
         if confidences:
             bucket.add_confidences(confidences)
         if self.reference is None:

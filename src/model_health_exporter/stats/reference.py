@@ -438,7 +438,8 @@ class DriftCounts:
                     bins[predicted.index_of(label)] += n
             self.prediction_counts += np.asarray(bins, dtype=np.int64)
         column = list(map(_CONFIDENCE, rows))
-        confidences = np.asarray([c for c in column if c is not None], dtype=float)
+        given = column if None not in column else [c for c in column if c is not None]
+        confidences = np.fromiter(given, np.float64, len(given))
         profile = reference.confidence
         if profile is not None and self.confidence_counts is not None and confidences.size:
             self.confidence_counts += np.bincount(
@@ -459,7 +460,7 @@ class DriftCounts:
         if calibrator is None or self.expected is None:
             # Uncalibrated: the model's own confidence is the estimate of being right.
             if None not in labels:
-                estimates = [c for c in confidences if c]
+                estimates = list(filter(None, confidences))  # the given, non-zero ones
             elif len(labels) == 1:
                 estimates = []  # no row with a class
             else:
