@@ -123,7 +123,8 @@ class _Bucket:
     unflushed: list[float] = field(default_factory=list)
     joined_actual: list[int] = field(default_factory=list)  # class indices
     joined_predicted: list[int] = field(default_factory=list)
-    joined_proba: list[float] = field(default_factory=list)  # n_classes per pair; NaN: none
+    # blocks of probability rows (pairs x n_classes; a NaN row: none), kept as arrays
+    joined_proba: list[np.ndarray] = field(default_factory=list)
     joined_values: list[float] = field(default_factory=list)  # regression: actual, predicted
 
     def add_confidences(self, values: list[float]) -> None:
@@ -165,7 +166,7 @@ class _Bucket:
         if self.joined_actual:
             if self.labelled is None:
                 self.labelled = perf.ClassificationCounts.empty(n_classes, sketch_cells=auc_cells)
-            proba = np.array(self.joined_proba, dtype=np.float64).reshape(-1, n_classes)
+            proba = np.concatenate(self.joined_proba).reshape(-1, n_classes)
             # Several classes summed into "other" may pass 1; a NaN row stays NaN.
             np.minimum(proba, 1.0, out=proba)
             scored = not np.isnan(proba).all()
@@ -597,7 +598,7 @@ class LiveWindow:
         if actuals:
             bucket.joined_actual += actuals
             bucket.joined_predicted += predicted_classes
-            bucket.joined_proba += rows[scored].ravel().tolist()
+            bucket.joined_proba.append(rows[scored])
             if len(bucket.joined_actual) >= _FLUSH_AT:
                 bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         if pairs:
@@ -624,7 +625,7 @@ class LiveWindow:
         bucket = self._bucket(now)
         bucket.joined_actual += actuals
         bucket.joined_predicted += cast("list[int]", predicted_values)
-        bucket.joined_proba += rows.ravel().tolist()
+        bucket.joined_proba.append(rows)
         if len(bucket.joined_actual) >= _FLUSH_AT:
             bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         return True
