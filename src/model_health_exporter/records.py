@@ -407,6 +407,27 @@ def typed_decoder(
     return decode, features
 
 
+def in_line_order(schema: FeatureSchema, lines: Sequence[bytes]) -> FeatureSchema | None:
+    """`schema`'s features in the order the first of `lines` with features writes them
+    (those it lacks after them), or None if none of the first few has features. Decoded
+    into a struct of fields in that order, each key is found where msgspec looks first,
+    instead of after comparing it with the fields before it."""
+    numeric = dict(schema)
+    for data in islice(lines, _ORDER_SAMPLE):
+        try:
+            record = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        features = record.get("features") if isinstance(record, dict) else None
+        if isinstance(features, dict) and features:
+            first = [(name, numeric[name]) for name in features if name in numeric]
+            return (*first, *(item for item in schema if item[0] not in features))
+    return None
+
+
+_ORDER_SAMPLE: Final = 8
+
+
 def features_dict(
     features: dict[str, str | int | float | None] | msgspec.Struct | None,
 ) -> dict[str, str | int | float | None] | None:

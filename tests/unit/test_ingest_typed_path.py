@@ -16,7 +16,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from model_health_exporter.records import _decode, features_dict, parse_lines, typed_decoder
+from model_health_exporter.records import (
+    _decode,
+    features_dict,
+    in_line_order,
+    parse_lines,
+    typed_decoder,
+)
 from model_health_exporter.sources.prediction_logs import LogTail
 from model_health_exporter.state import ingest
 from model_health_exporter.state.counters import LabelledCounter
@@ -29,6 +35,7 @@ from model_health_exporter.state.registry import (
     RootConfig,
     initial_error_keys,
 )
+from model_health_exporter.stats.reference import _columns
 from tests.support import good_metrics, write_json
 
 KEY = ("m", "v1")
@@ -313,3 +320,27 @@ def test_the_references_categories_decode_to_its_own_strings_and_others_fall_bac
     value = msgspec.structs.astuple(known.features)[0]
     assert value in CATEGORIES
     assert any(value is c for c in categories[0])  # the reference's object, not a copy
+
+
+def test_features_are_decoded_in_the_order_the_lines_write_them(root: Path) -> None:
+    """The typed struct's fields follow the lines' key order (msgspec finds each key
+    where it looks first); the drift tally still reads them as the reference's columns,
+    without a type check per value."""
+    worker, _ = make_worker(root)
+    drain(worker)
+    reference = worker._windows[KEY].reference
+    assert reference is not None
+    lines = (root / "m/v1/predictions/p.jsonl").read_bytes().split(b"\n")
+    schema = in_line_order(reference.feature_schema(), lines)
+    assert schema == (("num_a", True), ("num_b", True), ("cat_c", False), ("cat_d", False))
+    assert in_line_order(reference.feature_schema(), [b'{"id": "1", "actual": "a"}']) is None
+    decode, struct = typed_decoder(schema)
+    assert worker._decoder_cache[KEY][2] is decode  # the any-string decoder, in line order
+    records, _ = parse_lines(lines[:300], decode)
+    rows = [f for r in records if type(f := getattr(r, "features", None)) is struct]
+    assert len(rows) > 100
+    names = list(reference.features)
+    columns, typed = _columns(rows, names)
+    assert typed
+    as_dicts = [features_dict(f) or {} for f in rows]
+    assert columns == [tuple(d.get(name) for d in as_dicts) for name in names]

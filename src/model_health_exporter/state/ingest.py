@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -30,6 +30,7 @@ from model_health_exporter.records import (
     Decode,
     Feedback,
     Prediction,
+    in_line_order,
     parse_lines,
     typed_decoder,
 )
@@ -242,7 +243,9 @@ class IngestWorker:
         }
         self._tallies: dict[VersionKey, VersionTallies] = {}
         # Per version, the decoders of the reference its lines were last decoded against.
-        self._decoder_cache: dict[VersionKey, tuple[ModelReference, Decode, Decode | None]] = {}
+        self._decoder_cache: dict[
+            VersionKey, tuple[ModelReference, Decode, Decode | None, bool]
+        ] = {}
         self._windows: dict[VersionKey, LiveWindow] = {}
         self._views: dict[VersionKey, TalliesView] = {}
         self._changed: set[VersionKey] = set()
@@ -680,7 +683,7 @@ class IngestWorker:
             records, rejected = parse_lines(texts)
         else:  # features decoded straight into the struct the drift tally reads
             key = cast("VersionKey", target)  # a version's window: its own folder
-            records, rejected = parse_lines(texts, *self._decoders(key, reference))
+            records, rejected = parse_lines(texts, *self._decoders(key, reference, texts))
         shard = self._config.shard
         # A bad line of a shared log belongs to no model we can tell: shard 0 counts it.
         count_bad = window is not None or shard.index == 0
@@ -829,22 +832,29 @@ class IngestWorker:
             max_classes=window.max_classes,
         )
 
-    def _decoders(self, key: VersionKey, reference: ModelReference) -> tuple[Decode, Decode | None]:
+    def _decoders(
+        self, key: VersionKey, reference: ModelReference, lines: Sequence[bytes]
+    ) -> tuple[Decode, Decode | None]:
         """The typed decode for lines against `reference` whose categorical features take
         the reference's categories only (no new string per value), and the one that
-        takes any string, for the lines the first rejects (None: no categories)."""
+        takes any string, for the lines the first rejects (None: no categories). Their
+        features are in the order the lines write them (learnt from the first `lines`
+        with features)."""
         cached = self._decoder_cache.get(key)
-        if cached is None or cached[0] is not reference:
-            schema = reference.feature_schema()
+        if cached is None or cached[0] is not reference or not cached[3]:
+            schema = in_line_order(reference.feature_schema(), lines)
+            ordered = schema is not None
+            if schema is None:  # no features in these lines: learnt from the next ones
+                schema = reference.feature_schema()
             categories = tuple(
                 None if numeric else reference.known_categories.get(name)
                 for name, numeric in schema
             )
             any_string = typed_decoder(schema)[0]
             if any(categories):
-                cached = (reference, typed_decoder(schema, categories)[0], any_string)
+                cached = (reference, typed_decoder(schema, categories)[0], any_string, ordered)
             else:
-                cached = (reference, any_string, None)
+                cached = (reference, any_string, None, ordered)
             self._decoder_cache[key] = cached
         return cached[1], cached[2]
 

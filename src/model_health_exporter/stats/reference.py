@@ -681,9 +681,15 @@ def _columns(features: list[Any], names: list[str]) -> tuple[list[Sequence[Value
         rows = features if len(kinds) == 1 else [f for f in features if type(f) is kind]
         if kind is dict:
             part = _dict_columns(cast("list[dict[str, Value]]", rows), names)
-        elif getattr(kind, "__struct_encode_fields__", None) == tuple(names):
+        elif (fields := getattr(kind, "__struct_encode_fields__", None)) == tuple(names):
             # a struct of this reference's features, in its order: one C-level call a row
             part = list(zip(*map(astuple, rows), strict=True))
+            typed = len(kinds) == 1
+        elif fields is not None and len(fields) == len(names) and set(fields) == set(names):
+            # the same features in another order (the order the lines write them in)
+            by_field = list(zip(*map(astuple, rows), strict=True))
+            position = {f: i for i, f in enumerate(fields)}
+            part = [by_field[position[name]] for name in names]
             typed = len(kinds) == 1
         else:  # a struct of another reference's features (it changed since the decode)
             part = _dict_columns([to_builtins(f) for f in rows], names)
