@@ -384,7 +384,7 @@ class DriftCounts:
             values = np.asarray([float(v) for v in column if _is_number(v)], dtype=np.float64)
         if values.size:
             bins = self.feature_counts[i]  # a view: added to in place
-            bins += np.bincount(profile.bin_indices(values), minlength=profile.n_bins)
+            bins += profile.bin_counts(values)
             low, high = self.minmax[i]
             self.minmax[i] = (np.fmin(low, values.min()), np.fmax(high, values.max()))
 
@@ -426,9 +426,7 @@ class DriftCounts:
         if isinstance(predicted, NumericProfile) and self.prediction_counts is not None:
             values = np.asarray([r.value for r in rows if r.value is not None], dtype=float)
             if values.size:
-                self.prediction_counts += np.bincount(
-                    predicted.bin_indices(values), minlength=predicted.n_bins
-                )
+                self.prediction_counts += predicted.bin_counts(values)
                 self.prediction_sum += float(values.sum())
                 self.prediction_n += int(values.size)
         elif isinstance(predicted, CategoricalProfile) and self.prediction_counts is not None:
@@ -442,9 +440,7 @@ class DriftCounts:
         confidences = np.fromiter(given, np.float64, len(given))
         profile = reference.confidence
         if profile is not None and self.confidence_counts is not None and confidences.size:
-            self.confidence_counts += np.bincount(
-                profile.bin_indices(confidences), minlength=profile.n_bins
-            )
+            self.confidence_counts += profile.bin_counts(confidences)
         self.confidence_sum += float(confidences.sum())
         self.confidence_n += int(confidences.size)
         self._add_estimation(reference.calibrator, rows, labels, column)
