@@ -765,6 +765,7 @@ class IngestWorker:
             if path is not None and reference is None:
                 continue  # unusable file: keep what the window has
             self._window_for(key).set_reference(reference)
+            self._decoder_cache.pop(key, None)  # made again for the new one when lines come
             self._changed.add(key)
             self._unsaved = True
         present = {(v.model, v.version) for v in self._snapshot().versions()}
