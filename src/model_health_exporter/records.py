@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import Annotated, Any, Final, cast
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 import orjson
@@ -362,22 +362,40 @@ def parse_line(data: bytes) -> Prediction | Feedback:
 
 # (feature name, numeric) in a reference's order: what `typed_decoder` decodes.
 FeatureSchema = tuple[tuple[str, bool], ...]
+# Per feature of a schema, the only strings a categorical one takes (None: any string).
+Categories = tuple[tuple[str, ...] | None, ...]
 Decode = Callable[[bytes], _Record]
 
 
+def _feature_type(numeric: bool, categories: tuple[str, ...] | None) -> Any:
+    if numeric:
+        return _Int | _Number | None
+    if categories:
+        # msgspec returns the one str object of the literal: no new string per value,
+        # and the drift tally's dict lookup finds its cached hash and the same object.
+        return Literal[categories] | None  # built at run time from the reference
+    return str | None
+
+
 @functools.lru_cache(maxsize=256)  # versions with the same features share one
-def typed_decoder(schema: FeatureSchema) -> tuple[Decode, type[msgspec.Struct]]:
+def typed_decoder(
+    schema: FeatureSchema, categories: Categories = ()
+) -> tuple[Decode, type[msgspec.Struct]]:
     """A decode like the fast path's whose `features` is a struct with exactly the
     schema's fields (numbers, or strings, or null; absent: null), and its struct type.
     Decoding into fixed fields makes no key string and no dict per line, and a drift
     tally reads a row's values in one call (`msgspec.structs.astuple`). A line it rejects
     (another feature, a string for a numeric feature, a number for a categorical one) is
     left to the usual path, so what it accepts is a subset of what that accepts, decoded
-    to the same values: numbers keep their JSON type (int or float), as there."""
+    to the same values: numbers keep their JSON type (int or float), as there.
+    `categories`, if given (one item per feature), restricts a categorical feature to
+    those strings: any other is rejected too (decode such lines with the decoder
+    without `categories`, see `parse_lines`)."""
+    allowed = categories or (None,) * len(schema)
     features = msgspec.defstruct(
         "Features",
-        [(f"f{i}", (_Int | _Number | None) if numeric else (str | None), None)
-         for i, (_, numeric) in enumerate(schema)],
+        [(f"f{i}", _feature_type(numeric, known), None)
+         for i, ((_, numeric), known) in enumerate(zip(schema, allowed, strict=True))],
         rename={f"f{i}": name for i, (name, _) in enumerate(schema)},
         forbid_unknown_fields=True,
         gc=False,
@@ -387,6 +405,27 @@ def typed_decoder(schema: FeatureSchema) -> tuple[Decode, type[msgspec.Struct]]:
     )
     decode = cast("Decode", msgspec.json.Decoder(record).decode)  # a _Record subclass
     return decode, features
+
+
+def in_line_order(schema: FeatureSchema, lines: Sequence[bytes]) -> FeatureSchema | None:
+    """`schema`'s features in the order the first of `lines` with features writes them
+    (those it lacks after them), or None if none of the first few has features. Decoded
+    into a struct of fields in that order, each key is found where msgspec looks first,
+    instead of after comparing it with the fields before it."""
+    numeric = dict(schema)
+    for data in islice(lines, _ORDER_SAMPLE):
+        try:
+            record = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        features = record.get("features") if isinstance(record, dict) else None
+        if isinstance(features, dict) and features:
+            first = [(name, numeric[name]) for name in features if name in numeric]
+            return (*first, *(item for item in schema if item[0] not in features))
+    return None
+
+
+_ORDER_SAMPLE: Final = 8
 
 
 def features_dict(
@@ -406,8 +445,20 @@ _FAILED: Final = _Record()
 _MAX_RESTARTS: Final = 16
 
 
-def _decode_block(lines: Sequence[bytes], decode: Decode) -> list[_Record]:
-    """`decode` of each line by C-level passes (`_FAILED` for a line it rejects)."""
+def _decode_one(data: bytes, decode: Decode | None) -> _Record:
+    if decode is None:
+        return _FAILED
+    try:
+        return decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return _FAILED
+
+
+def _decode_block(
+    lines: Sequence[bytes], decode: Decode, fallback: Decode | None = None
+) -> list[_Record]:
+    """`decode` of each line by C-level passes; a line it rejects is given to
+    `fallback`, if any (`_FAILED` where that rejects it too)."""
     decoded: list[_Record] = []
     restarts = 0
     while len(decoded) < len(lines):
@@ -416,27 +467,31 @@ def _decode_block(lines: Sequence[bytes], decode: Decode) -> list[_Record]:
             # extend() keeps what it took before the failing line
             decoded.extend(map(decode, islice(lines, start, None) if start else lines))
         except (msgspec.DecodeError, RecursionError):
-            decoded.append(_FAILED)  # the line at `len(decoded)` failed
+            decoded.append(_decode_one(lines[len(decoded)], fallback))  # that line failed
             restarts += 1
-            if restarts >= _MAX_RESTARTS:  # many bad lines: one at a time
-                for data in islice(lines, len(decoded), None):
-                    try:
-                        decoded.append(decode(data))
-                    except (msgspec.DecodeError, RecursionError):
-                        decoded.append(_FAILED)
+            if restarts < _MAX_RESTARTS:
+                continue
+            if fallback is not None:  # the first decode rejects many: the fallback goes on
+                decode, fallback, restarts = fallback, None, 0
+                continue
+            # many bad lines: one at a time
+            decoded.extend(_decode_one(data, decode) for data in islice(lines, len(decoded), None))
     return decoded
 
 
 def parse_lines(
     lines: Sequence[bytes],
     decode: Decode = _decode,
+    fallback: Decode | None = None,
 ) -> tuple[list[Prediction | Feedback], list[tuple[int, InvalidRecordError]]]:
     """`parse_line` of each line: the records in their order, and (index in `lines`,
     error) of the lines rejected. The typed decode and what the rules make of it run as
     C-level passes over the block; a line either rejects, and one that is not ASCII (the
     typed decode skips unknown fields without checking their UTF-8, as `parse_line`
-    does first), takes `parse_line`. `decode` may be a `typed_decoder`'s."""
-    parsed = list(map(_from_record, _decode_block(lines, decode)))
+    does first), takes `parse_line`. `decode` may be a `typed_decoder`'s, and
+    `fallback` another one tried on the lines `decode` rejects (a decoder of any
+    category after one of the reference's categories)."""
+    parsed = list(map(_from_record, _decode_block(lines, decode, fallback)))
     if None not in parsed and all(map(bytes.isascii, lines)):
         return cast("list[Prediction | Feedback]", parsed), []
     records: list[Prediction | Feedback] = []

@@ -481,6 +481,25 @@ def test_numeric_bins_by_hand() -> None:
     assert profile.bin_counts(values).tolist() == [3, 2, 1, 0, 2, 2]
     with pytest.raises(ValueError, match="NaN"):
         profile.bin_indices(np.array([1.0, math.nan]))
+    with pytest.raises(ValueError, match="NaN"):
+        profile.bin_counts(np.array([1.0, math.nan]))
+    assert profile.bin_counts(np.array([])).tolist() == [0] * 6
+
+
+def test_bin_counts_count_each_value_in_its_bin() -> None:
+    """bin_counts (the values sorted once) counts what bin_indices puts in each bin,
+    values equal to an edge and beyond the outer edges included."""
+    rng = np.random.default_rng(5)
+    profile = build_numeric_profile(rng.normal(0, 3, 1000), n_bins=20)
+    edges = np.asarray(profile.edges)
+    for values in (
+        rng.normal(0, 3, 3000),
+        rng.normal(5, 10, 777),
+        np.concatenate([edges, edges, [-math.inf, math.inf, edges[0] - 1]]),
+        rng.choice(edges, 50),
+    ):
+        expected = np.bincount(profile.bin_indices(values), minlength=profile.n_bins)
+        assert profile.bin_counts(values).tolist() == expected.tolist()
 
 
 def test_numeric_profile_of_discrete_data_has_a_bin_per_value() -> None:

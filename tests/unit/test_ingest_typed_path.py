@@ -13,9 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from model_health_exporter.records import _decode, parse_lines, typed_decoder
+from model_health_exporter.records import (
+    _decode,
+    features_dict,
+    in_line_order,
+    parse_lines,
+    typed_decoder,
+)
 from model_health_exporter.sources.prediction_logs import LogTail
 from model_health_exporter.state import ingest
 from model_health_exporter.state.counters import LabelledCounter
@@ -28,6 +35,7 @@ from model_health_exporter.state.registry import (
     RootConfig,
     initial_error_keys,
 )
+from model_health_exporter.stats.reference import _columns
 from tests.support import good_metrics, write_json
 
 KEY = ("m", "v1")
@@ -171,7 +179,7 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def per_line_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "typed_decoder", lambda schema: (_decode, None))
+    monkeypatch.setattr(ingest, "typed_decoder", lambda *schema: (_decode, None))
 
 
 def small_blocks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
@@ -263,3 +271,76 @@ def test_a_restart_in_the_middle_counts_every_line_once(
     assert rounded(restarted["tallies"]) == rounded(whole["tallies"])
     assert rounded(restarted["window"]) == rounded(whole["window"])
     assert counted  # the first run counted some bad lines before the restart
+
+
+def plain(parsed: tuple[list[Any], list[tuple[int, Any]]]) -> Any:
+    """Records and errors as plain values (features as a dict, whichever struct)."""
+    records, rejected = parsed
+    out = []
+    for r in records:
+        fields = msgspec.structs.asdict(r)
+        if "features" in fields:
+            fields["features"] = features_dict(fields["features"])
+        out.append((type(r).__name__, fields))
+    return out, [(i, e.reason, e.message) for i, e in rejected]
+
+
+def test_the_references_categories_decode_to_its_own_strings_and_others_fall_back(
+    root: Path,
+) -> None:
+    """Categorical features are first decoded against the reference's categories (each
+    value then is the reference's own string object); a line with another category
+    takes the decoder of any string, and a block with many such lines goes on with
+    that one: either way the same records and errors as without the categories."""
+    worker, _ = make_worker(root)
+    drain(worker)
+    reference = worker._windows[KEY].reference
+    assert reference is not None
+    schema = reference.feature_schema()
+    categories = tuple(
+        None if numeric else reference.known_categories.get(name) for name, numeric in schema
+    )
+    assert categories[0] == tuple(sorted(CATEGORIES))
+    literal, _ = typed_decoder(schema, categories)
+    any_string, _ = typed_decoder(schema)
+    rng = random.Random(3)  # noqa: S311 - seeded test data
+    for share_new in (0.0, 0.05, 0.5):
+        lines = []
+        for i in range(400):
+            record = good_prediction(rng, i)
+            if rng.random() < share_new:
+                record["features"]["cat_c"] = f"new-{i % 7}"
+            lines.append(json.dumps(record).encode())
+        lines[100:100] = ODD
+        assert plain(parse_lines(lines, literal, any_string)) == plain(
+            parse_lines(lines, any_string)
+        )
+    known = literal(json.dumps(good_prediction(rng, 0)).encode())
+    assert known.features is not None
+    value = msgspec.structs.astuple(known.features)[0]
+    assert value in CATEGORIES
+    assert any(value is c for c in categories[0])  # the reference's object, not a copy
+
+
+def test_features_are_decoded_in_the_order_the_lines_write_them(root: Path) -> None:
+    """The typed struct's fields follow the lines' key order (msgspec finds each key
+    where it looks first); the drift tally still reads them as the reference's columns,
+    without a type check per value."""
+    worker, _ = make_worker(root)
+    drain(worker)
+    reference = worker._windows[KEY].reference
+    assert reference is not None
+    lines = (root / "m/v1/predictions/p.jsonl").read_bytes().split(b"\n")
+    schema = in_line_order(reference.feature_schema(), lines)
+    assert schema == (("num_a", True), ("num_b", True), ("cat_c", False), ("cat_d", False))
+    assert in_line_order(reference.feature_schema(), [b'{"id": "1", "actual": "a"}']) is None
+    decode, struct = typed_decoder(schema)
+    assert worker._decoder_cache[KEY][2] is decode  # the any-string decoder, in line order
+    records, _ = parse_lines(lines[:300], decode)
+    rows = [f for r in records if type(f := getattr(r, "features", None)) is struct]
+    assert len(rows) > 100
+    names = list(reference.features)
+    columns, typed = _columns(rows, names)
+    assert typed
+    as_dicts = [features_dict(f) or {} for f in rows]
+    assert columns == [tuple(d.get(name) for d in as_dicts) for name in names]

@@ -226,3 +226,32 @@ def test_a_saved_list_with_a_repeated_id_loads_as_added_one_by_one() -> None:
             ("a", 3.0, 1, None),
         ]
     )
+
+
+def test_batches_as_arrays_or_uniform_rows_equal_predictions_added_one_by_one() -> None:
+    """The batch paths (class predictions with every row over the same classes, as lists
+    or as one 2-D array; regression outputs; a batch wider than the ones before) hold
+    what adding each prediction alone holds."""
+    rng = random.Random(7)  # noqa: S311 - seeded test data
+    batched, single = PendingPredictions(50), PendingPredictions(50)
+    for step in range(30):
+        n = rng.randrange(1, 20)
+        width = 2 if step < 10 else 3  # the classes grow once
+        keys = [f"r{step}-{i}" for i in range(n)]
+        rows = [[round(rng.random(), 3) for _ in range(width)] for _ in range(n)]
+        values: list[int | float] = [rng.randrange(width) for _ in range(n)]
+        if step % 3 == 0:
+            batch_rows: Any = np.array(rows)
+        elif step % 3 == 1:
+            batch_rows = rows
+        else:  # regression outputs, no probabilities
+            values = [rng.random() for _ in range(n)]
+            batch_rows = rows = [None] * n
+        assert batched.add(keys, float(step), values, batch_rows) == sum(
+            single.add([k], float(step), [v], [r])
+            for k, v, r in zip(keys, values, rows, strict=True)
+        )
+        for key in rng.sample(keys, n // 3):
+            assert (batched.pop(key) is None) == (single.pop(key) is None)
+    assert list(batched.items()) == list(single.items())
+    assert len(batched) == len(single) == 50

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -27,8 +27,10 @@ import structlog
 from model_health_exporter.fsutil import atomic_write_bytes
 from model_health_exporter.records import (
     LINE_ERROR_REASONS,
+    Decode,
     Feedback,
     Prediction,
+    in_line_order,
     parse_lines,
     typed_decoder,
 )
@@ -57,6 +59,7 @@ from model_health_exporter.state.live import (
     DEFAULT_LATENCY_BUCKETS,
     TalliesView,
     VersionTallies,
+    run_facts,
 )
 from model_health_exporter.state.registry import ModelView, Snapshot
 from model_health_exporter.state.shared_references import shared
@@ -239,6 +242,10 @@ class IngestWorker:
             for pattern in config.paths
         }
         self._tallies: dict[VersionKey, VersionTallies] = {}
+        # Per version, the decoders of the reference its lines were last decoded against.
+        self._decoder_cache: dict[
+            VersionKey, tuple[ModelReference, Decode, Decode | None, bool]
+        ] = {}
         self._windows: dict[VersionKey, LiveWindow] = {}
         self._views: dict[VersionKey, TalliesView] = {}
         self._changed: set[VersionKey] = set()
@@ -486,6 +493,7 @@ class IngestWorker:
             self._tallies.pop(version_key, None)
             self._windows.pop(version_key, None)
             self._views.pop(version_key, None)
+            self._decoder_cache.pop(version_key, None)
         if stale:
             self._unsaved = True
             self._publish(everything=True)
@@ -674,7 +682,8 @@ class IngestWorker:
         if reference is None or not reference.features:
             records, rejected = parse_lines(texts)
         else:  # features decoded straight into the struct the drift tally reads
-            records, rejected = parse_lines(texts, typed_decoder(reference.feature_schema())[0])
+            key = cast("VersionKey", target)  # a version's window: its own folder
+            records, rejected = parse_lines(texts, *self._decoders(key, reference, texts))
         shard = self._config.shard
         # A bad line of a shared log belongs to no model we can tell: shard 0 counts it.
         count_bad = window is not None or shard.index == 0
@@ -719,7 +728,6 @@ class IngestWorker:
         if not records:
             return
         tallies, window = self._tallies_for(key), self._window_for(key)
-        predictions: list[Prediction] = []
         for kind, group in groupby(records, type):
             if kind is Feedback:
                 feedback = cast("list[Feedback]", list(group))
@@ -727,12 +735,12 @@ class IngestWorker:
                 window.observe_feedbacks(feedback, now)
             else:
                 run = cast("list[Prediction]", list(group))
+                facts = run_facts(run)  # read once for the counters and the window
                 collecting = window.reference is None
-                window.observe_predictions(run, now)
+                window.observe_predictions(run, now, facts)
                 if collecting and window.reference is not None:  # built from these
                     self._count_dropped_features(window.reference)
-                predictions += run
-        tallies.observe_predictions(predictions)
+                tallies.observe(facts)
         window.flush_rows()
 
     # ---- references -------------------------------------------------------------------
@@ -757,6 +765,7 @@ class IngestWorker:
             if path is not None and reference is None:
                 continue  # unusable file: keep what the window has
             self._window_for(key).set_reference(reference)
+            self._decoder_cache.pop(key, None)  # made again for the new one when lines come
             self._changed.add(key)
             self._unsaved = True
         present = {(v.model, v.version) for v in self._snapshot().versions()}
@@ -823,6 +832,32 @@ class IngestWorker:
             max_features=window.max_features,
             max_classes=window.max_classes,
         )
+
+    def _decoders(
+        self, key: VersionKey, reference: ModelReference, lines: Sequence[bytes]
+    ) -> tuple[Decode, Decode | None]:
+        """The typed decode for lines against `reference` whose categorical features take
+        the reference's categories only (no new string per value), and the one that
+        takes any string, for the lines the first rejects (None: no categories). Their
+        features are in the order the lines write them (learnt from the first `lines`
+        with features)."""
+        cached = self._decoder_cache.get(key)
+        if cached is None or cached[0] is not reference or not cached[3]:
+            schema = in_line_order(reference.feature_schema(), lines)
+            ordered = schema is not None
+            if schema is None:  # no features in these lines: learnt from the next ones
+                schema = reference.feature_schema()
+            categories = tuple(
+                None if numeric else reference.known_categories.get(name)
+                for name, numeric in schema
+            )
+            any_string = typed_decoder(schema)[0]
+            if any(categories):
+                cached = (reference, typed_decoder(schema, categories)[0], any_string, ordered)
+            else:
+                cached = (reference, any_string, None, ordered)
+            self._decoder_cache[key] = cached
+        return cached[1], cached[2]
 
     def _line_error(self, chunk: Chunk, number: int, reason: str, message: str) -> None:
         self._errors.inc((ERROR_SOURCE, reason))

@@ -8,7 +8,8 @@ import math
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, cast
+from itertools import compress, repeat
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import structlog
 
@@ -65,9 +66,12 @@ class Histogram:
         # signals that numpy's threads must not take (cli._run).
         import numpy as np  # noqa: PLC0415
 
-        # side="left" is bisect_left: a value equal to a bound belongs to that bucket.
-        index = np.searchsorted(np.asarray(self.bounds), np.asarray(values), side="left")
-        for i, n in enumerate(np.bincount(index, minlength=len(self.counts)).tolist()):
+        # Sorted once, each bound found among them (a binary search per value
+        # mispredicts at nearly every step): the values up to each bound, and a value
+        # equal to a bound belongs to that bucket, as bisect_left says.
+        ordered = np.sort(np.asarray(values, dtype=np.float64))
+        up_to = np.searchsorted(ordered, np.asarray(self.bounds), side="right")
+        for i, n in enumerate(np.diff(up_to, prepend=0, append=ordered.size).tolist()):
             self.counts[i] += n
         self.total += sum(values)
 
@@ -113,10 +117,29 @@ def present(values: Iterable[float | None]) -> list[float]:
 
 def successful(predictions: Sequence[Prediction]) -> list[Prediction]:
     """The predictions without an error, in order."""
+    return run_facts(predictions).ok
+
+
+class RunFacts(NamedTuple):
+    """What the counters and the window read of a run of predictions, each read once by
+    C-level passes (no Python code per prediction)."""
+
+    n: int  # predictions in the run
+    latencies: list[float]  # the given ones, in order
+    errors: list[str]  # of the failed predictions, in order
+    ok: list[Prediction]  # the successful predictions
+    confidences: list[float]  # of the successful ones, the given ones
+
+
+def run_facts(predictions: Sequence[Prediction]) -> RunFacts:
+    latencies = present(map(_LATENCY, predictions))
     errors = list(map(_ERROR, predictions))
     if errors.count(None) == len(errors):
-        return list(predictions)
-    return [p for p, error in zip(predictions, errors, strict=True) if error is None]
+        ok, failed = list(predictions), []
+    else:
+        ok = list(compress(predictions, map(operator.is_, errors, repeat(None))))
+        failed = list(compress(errors, map(operator.is_not, errors, repeat(None))))
+    return RunFacts(len(predictions), latencies, failed, ok, present(map(_CONFIDENCE, ok)))
 
 
 @dataclass(slots=True)
@@ -141,14 +164,15 @@ class VersionTallies:
 
     def observe_predictions(self, predictions: Sequence[Prediction]) -> None:
         """Count predictions: errors by type, latencies, confidences of the successful."""
-        self.predictions += len(predictions)
-        self.latency.observe_many(present(map(_LATENCY, predictions)))
-        ok = successful(predictions)
-        self.confidence.observe_many(present(map(_CONFIDENCE, ok)))
-        if len(ok) < len(predictions):
-            for p in predictions:
-                if p.error is not None:
-                    self.count_error(p.error)
+        self.observe(run_facts(predictions))
+
+    def observe(self, facts: RunFacts) -> None:
+        """Count a run of predictions from what `run_facts` read of it."""
+        self.predictions += facts.n
+        self.latency.observe_many(facts.latencies)
+        self.confidence.observe_many(facts.confidences)
+        for error in facts.errors:
+            self.count_error(error)
 
     def count_error(self, error_type: str) -> None:
         if error_type not in self.errors and len(self.errors) >= self.max_error_types:

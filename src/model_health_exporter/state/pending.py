@@ -22,7 +22,7 @@ import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -41,8 +41,37 @@ def python_hash(keys: Sequence[str]) -> Int64Array:
     return np.fromiter(map(hash, keys), np.int64, len(keys))
 
 
+# Probability rows: one per prediction (None: none), or all of them as one 2-D array.
+Rows = Sequence[Sequence[float] | None] | npt.NDArray[np.float64]
+
+
+def _width(rows: Rows) -> int:
+    """Class indices the widest of `rows` holds (C-level passes: run per batch)."""
+    if isinstance(rows, np.ndarray):
+        return int(rows.shape[1]) if rows.ndim == 2 else 0  # rows x classes
+    given = cast("Sequence[Sequence[float]]", rows if None not in rows else [r for r in rows if r])
+    return max(map(len, given), default=0)
+
+
 _SMALL = 8
 """Batches of at most this many ids are looked up and indexed one id at a time."""
+
+
+def _search(index: Int64Array, hashes: Int64Array, order: Int64Array | None = None) -> Int64Array:
+    """`np.searchsorted(index, hashes)`, faster for many hashes: numpy's binary search
+    starts from the last one's bounds when the keys come in order, and random hashes
+    mispredict a branch at every step (measured, 3,000 hashes in 5,000: 87 µs, sorted
+    first 53 µs). `order`: the hashes' sorting order, if known."""
+    if len(hashes) <= _SORT_FIRST:
+        return np.searchsorted(index, hashes)
+    if order is None:
+        order = np.argsort(hashes)
+    pos = np.empty(len(hashes), np.int64)
+    pos[order] = np.searchsorted(index, hashes[order])
+    return pos
+
+
+_SORT_FIRST = 256
 
 
 def _interleave(
@@ -62,7 +91,7 @@ class _Encoded:
     """A batch of ids as the store compares them: bytes (for ids up to
     `_MAX_INLINE_ID` bytes; empty for longer ones), byte lengths and hashes."""
 
-    __slots__ = ("bytes", "hashes", "keys", "lengths", "long")
+    __slots__ = ("_order", "bytes", "hashes", "keys", "lengths", "long")
 
     def __init__(self, keys: Sequence[str], hasher: Hasher) -> None:
         self.keys = keys
@@ -83,6 +112,19 @@ class _Encoded:
         self.bytes = encoded
         self.lengths = lengths
         self.long = lengths > _MAX_INLINE_ID
+        self._order: Int64Array | None = None
+
+    @property
+    def order(self) -> Int64Array:
+        """The hashes' stable sorting order (computed once: lookups and the index use it)."""
+        if self._order is None:
+            self._order = np.argsort(self.hashes, kind="stable")
+        return self._order
+
+    def all_different(self) -> bool:
+        """No id twice: no two hashes equal, or (hashes shared) no two keys equal."""
+        ordered = self.hashes[self.order]
+        return not (ordered[1:] == ordered[:-1]).any() or len(set(self.keys)) == len(self.keys)
 
 
 def _fixed_width(raw: bytes, lengths: Int64Array, width: int) -> npt.NDArray[np.bytes_]:
@@ -158,7 +200,7 @@ class PendingPredictions:
             return found
         if n <= _SMALL:
             return self._find_few(ids, found)
-        pos = np.searchsorted(self._index_hash, ids.hashes)
+        pos = _search(self._index_hash, ids.hashes, ids.order if n > _SORT_FIRST else None)
         at = np.minimum(pos, m - 1)
         hit = (pos < m) & (self._index_hash[at] == ids.hashes)
         which = np.flatnonzero(hit)
@@ -190,9 +232,13 @@ class PendingPredictions:
                 p += 1
         return found
 
-    def _index_add(self, hashes: Int64Array, slots: Int64Array) -> None:
+    def _index_add(
+        self, hashes: Int64Array, slots: Int64Array, order: Int64Array | None = None
+    ) -> None:
+        """`order`: the hashes' stable sorting order, if known."""
         if len(hashes) > 1:
-            order = np.argsort(hashes, kind="stable")
+            if order is None:
+                order = np.argsort(hashes, kind="stable")
             hashes, slots = hashes[order], slots[order]
         at = np.searchsorted(self._index_hash, hashes)
         if len(at) <= _SMALL:  # np.insert's own checks cost more than the copy
@@ -207,7 +253,7 @@ class PendingPredictions:
         if not len(slots):
             return
         hashes = self._hash[slots]
-        pos = np.searchsorted(self._index_hash, hashes)
+        pos = _search(self._index_hash, hashes)
         wrong = self._index_slot[np.minimum(pos, len(self._index_slot) - 1)] != slots
         for i in np.flatnonzero(wrong):  # a hash shared with another waiting id
             pos[i] = int(np.flatnonzero(self._index_slot == slots[i])[0])
@@ -232,12 +278,13 @@ class PendingPredictions:
         keys: Sequence[str],
         at: float | npt.ArrayLike,
         predicted: Sequence[int | float],
-        rows: Sequence[Sequence[float] | None],
+        rows: Rows,
     ) -> int:
         """Predictions in arrival order, all at `at` (or one time each), with their
         probability rows by class index (None: no probabilities; a shorter row has 0 for
-        the classes after it). A key already waiting is replaced and moves to the end.
-        Returns how many of the oldest were pushed out beyond capacity."""
+        the classes after it), or all rows as one 2-D array. A key already waiting is
+        replaced and moves to the end. Returns how many of the oldest were pushed out
+        beyond capacity."""
         if not keys:
             return 0
         if isinstance(at, int | float):
@@ -249,11 +296,11 @@ class PendingPredictions:
             return self.add(keys[:cut], ats[:cut], predicted[:cut], rows[:cut]) + self.add(
                 keys[cut:], ats[cut:], predicted[cut:], rows[cut:]
             )
-        width = max((len(r) for r in rows if r is not None), default=0)
+        width = _width(rows)
         if width > self.width:
             self._widen(width)
         ids = _Encoded(keys, self._hasher)
-        if len(set(keys)) == len(keys) and not (self._find(ids) >= 0).any():
+        if ids.all_different() and not (self._find(ids) >= 0).any():
             return self._add_new(ids, ats, predicted, rows)
         # A repeated id: one at a time, as an ordered dict would take them (an id waiting
         # may be pushed out by the ones before it in the batch, then come back).
@@ -271,7 +318,7 @@ class PendingPredictions:
         ids: _Encoded,
         ats: npt.NDArray[np.float64],
         predicted: Sequence[int | float],
-        rows: Sequence[Sequence[float] | None],
+        rows: Rows,
     ) -> int:
         """Ids not waiting, all different, at most `capacity` of them."""
         n = len(ids.keys)
@@ -299,20 +346,28 @@ class PendingPredictions:
                 self._long_ids[int(slots[i])] = ids.keys[int(i)]
         self._at[slots] = ats
         self._fill(slots, predicted, rows)
-        self._index_add(ids.hashes, slots)
+        self._index_add(ids.hashes, slots, ids.order if len(slots) > 1 else None)
         return pushed_out
 
-    def _fill(
-        self,
-        index: Int64Array,
-        predicted: Sequence[int | float],
-        rows: Sequence[Sequence[float] | None],
-    ) -> None:
-        self._predicted[index] = predicted
-        self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
+    def _fill(self, index: Int64Array, predicted: Sequence[int | float], rows: Rows) -> None:
+        n = len(index)
+        kinds = set(map(type, predicted))
+        if kinds == {int}:  # classes: C-level passes, no per-value Python
+            self._predicted[index] = np.fromiter(predicted, np.float64, n)
+            self._is_class[index] = True
+        else:
+            self._predicted[index] = predicted
+            self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
         width = self.width
-        if None not in rows and {len(r) for r in rows if r is not None} == {width}:
-            self._proba[index] = rows  # the usual case: every row over the same classes
+        if isinstance(rows, np.ndarray):  # every row over the classes of its width
+            self._proba[index, : rows.shape[1]] = rows
+            self._proba[index, rows.shape[1] :] = 0.0
+            return
+        if None not in rows and set(map(len, cast("Sequence[Sequence[float]]", rows))) == {width}:
+            # the usual case, every row over the same classes: one flat pass
+            given = cast("Sequence[Sequence[float]]", rows)
+            flat = np.fromiter(itertools.chain.from_iterable(given), np.float64, n * width)
+            self._proba[index] = flat.reshape(n, width)
             return
         block = np.zeros((len(rows), width))
         for i, row in enumerate(rows):

@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 
 from model_health_exporter.records import Feedback, Prediction, features_dict, label_of
-from model_health_exporter.state.live import present, successful
+from model_health_exporter.state.live import RunFacts, run_facts
 from model_health_exporter.state.pending import PendingPredictions
 from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.state.shared_references import shared
@@ -123,7 +123,8 @@ class _Bucket:
     unflushed: list[float] = field(default_factory=list)
     joined_actual: list[int] = field(default_factory=list)  # class indices
     joined_predicted: list[int] = field(default_factory=list)
-    joined_proba: list[float] = field(default_factory=list)  # n_classes per pair; NaN: none
+    # blocks of probability rows (pairs x n_classes; a NaN row: none), kept as arrays
+    joined_proba: list[np.ndarray] = field(default_factory=list)
     joined_values: list[float] = field(default_factory=list)  # regression: actual, predicted
 
     def add_confidences(self, values: list[float]) -> None:
@@ -165,7 +166,7 @@ class _Bucket:
         if self.joined_actual:
             if self.labelled is None:
                 self.labelled = perf.ClassificationCounts.empty(n_classes, sketch_cells=auc_cells)
-            proba = np.array(self.joined_proba, dtype=np.float64).reshape(-1, n_classes)
+            proba = np.concatenate(self.joined_proba).reshape(-1, n_classes)
             # Several classes summed into "other" may pass 1; a NaN row stays NaN.
             np.minimum(proba, 1.0, out=proba)
             scored = not np.isnan(proba).all()
@@ -385,21 +386,26 @@ class LiveWindow:
     def observe_prediction(self, prediction: Prediction, now: float) -> None:
         self.observe_predictions((prediction,), now)
 
-    def observe_predictions(self, predictions: Sequence[Prediction], now: float) -> None:
-        """Predictions logged one after the other, all counted at `now`."""
+    def observe_predictions(
+        self, predictions: Sequence[Prediction], now: float, facts: RunFacts | None = None
+    ) -> None:
+        """Predictions logged one after the other, all counted at `now`; `facts`, if
+        given, what `run_facts` read of them (the counters read the same)."""
         if not predictions:
             return
+        if facts is None:
+            facts = run_facts(predictions)
         bucket = self._bucket(now)
         bucket.predictions += len(predictions)
-        latencies = present(map(_LATENCY, predictions))
+        latencies = facts.latencies
         if latencies:
             bucket.latency_sum += sum(latencies)
             bucket.latency_n += len(latencies)
-        ok = successful(predictions)
+        ok = facts.ok
         bucket.errors += len(predictions) - len(ok)
         if not ok:
             return
-        confidences = present(map(_CONFIDENCE, ok))
+        confidences = facts.confidences
         if confidences:
             bucket.add_confidences(confidences)
         if self.reference is None:
@@ -471,7 +477,11 @@ class LiveWindow:
             return False
         try:
             predicted = list(map(self._class_of.__getitem__, map(_LABEL, predictions)))
-            rows = list(map(operator.itemgetter(*self.classes), probabilities))
+            # the rows as one array, filled from one flat C-level pass (no list per row)
+            flat = map(operator.itemgetter(*self.classes), probabilities)
+            rows = np.fromiter(
+                itertools.chain.from_iterable(flat), np.float64, len(ids) * n_known
+            ).reshape(len(ids), n_known)
         except KeyError:  # a new class (or no class: a regression output)
             return False
         self.expired += self._pending.add(cast("list[str]", ids), now, predicted, rows)
@@ -588,7 +598,7 @@ class LiveWindow:
         if actuals:
             bucket.joined_actual += actuals
             bucket.joined_predicted += predicted_classes
-            bucket.joined_proba += rows[scored].ravel().tolist()
+            bucket.joined_proba.append(rows[scored])
             if len(bucket.joined_actual) >= _FLUSH_AT:
                 bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         if pairs:
@@ -615,7 +625,7 @@ class LiveWindow:
         bucket = self._bucket(now)
         bucket.joined_actual += actuals
         bucket.joined_predicted += cast("list[int]", predicted_values)
-        bucket.joined_proba += rows.ravel().tolist()
+        bucket.joined_proba.append(rows)
         if len(bucket.joined_actual) >= _FLUSH_AT:
             bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         return True

@@ -384,7 +384,7 @@ class DriftCounts:
             values = np.asarray([float(v) for v in column if _is_number(v)], dtype=np.float64)
         if values.size:
             bins = self.feature_counts[i]  # a view: added to in place
-            bins += np.bincount(profile.bin_indices(values), minlength=profile.n_bins)
+            bins += profile.bin_counts(values)
             low, high = self.minmax[i]
             self.minmax[i] = (np.fmin(low, values.min()), np.fmax(high, values.max()))
 
@@ -426,9 +426,7 @@ class DriftCounts:
         if isinstance(predicted, NumericProfile) and self.prediction_counts is not None:
             values = np.asarray([r.value for r in rows if r.value is not None], dtype=float)
             if values.size:
-                self.prediction_counts += np.bincount(
-                    predicted.bin_indices(values), minlength=predicted.n_bins
-                )
+                self.prediction_counts += predicted.bin_counts(values)
                 self.prediction_sum += float(values.sum())
                 self.prediction_n += int(values.size)
         elif isinstance(predicted, CategoricalProfile) and self.prediction_counts is not None:
@@ -438,12 +436,11 @@ class DriftCounts:
                     bins[predicted.index_of(label)] += n
             self.prediction_counts += np.asarray(bins, dtype=np.int64)
         column = list(map(_CONFIDENCE, rows))
-        confidences = np.asarray([c for c in column if c is not None], dtype=float)
+        given = column if None not in column else [c for c in column if c is not None]
+        confidences = np.fromiter(given, np.float64, len(given))
         profile = reference.confidence
         if profile is not None and self.confidence_counts is not None and confidences.size:
-            self.confidence_counts += np.bincount(
-                profile.bin_indices(confidences), minlength=profile.n_bins
-            )
+            self.confidence_counts += profile.bin_counts(confidences)
         self.confidence_sum += float(confidences.sum())
         self.confidence_n += int(confidences.size)
         self._add_estimation(reference.calibrator, rows, labels, column)
@@ -459,7 +456,7 @@ class DriftCounts:
         if calibrator is None or self.expected is None:
             # Uncalibrated: the model's own confidence is the estimate of being right.
             if None not in labels:
-                estimates = [c for c in confidences if c]
+                estimates = list(filter(None, confidences))  # the given, non-zero ones
             elif len(labels) == 1:
                 estimates = []  # no row with a class
             else:
@@ -680,9 +677,15 @@ def _columns(features: list[Any], names: list[str]) -> tuple[list[Sequence[Value
         rows = features if len(kinds) == 1 else [f for f in features if type(f) is kind]
         if kind is dict:
             part = _dict_columns(cast("list[dict[str, Value]]", rows), names)
-        elif getattr(kind, "__struct_encode_fields__", None) == tuple(names):
+        elif (fields := getattr(kind, "__struct_encode_fields__", None)) == tuple(names):
             # a struct of this reference's features, in its order: one C-level call a row
             part = list(zip(*map(astuple, rows), strict=True))
+            typed = len(kinds) == 1
+        elif fields is not None and len(fields) == len(names) and set(fields) == set(names):
+            # the same features in another order (the order the lines write them in)
+            by_field = list(zip(*map(astuple, rows), strict=True))
+            position = {f: i for i, f in enumerate(fields)}
+            part = [by_field[position[name]] for name in names]
             typed = len(kinds) == 1
         else:  # a struct of another reference's features (it changed since the decode)
             part = _dict_columns([to_builtins(f) for f in rows], names)
