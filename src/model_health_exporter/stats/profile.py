@@ -209,6 +209,11 @@ class NumericProfile:
         return hash((self.n, self.mean, self.std, tuple(self.edges.tolist())))
 
     @property
+    def _edges_array(self) -> FloatArray:
+        """`edges`, under the name the binning code used when they were a tuple."""
+        return self.edges
+
+    @property
     def n_bins(self) -> int:
         """Number of counters: inner bins + underflow + overflow."""
         return len(self.counts)
@@ -221,7 +226,7 @@ class NumericProfile:
         v = np.asarray(values, dtype=np.float64)
         if np.isnan(v).any():
             raise ValueError("values hold NaN; count missing values separately")
-        idx: IntArray = np.searchsorted(self.edges, v, side="right").astype(np.int64)
+        idx: IntArray = np.searchsorted(self._edges_array, v, side="right").astype(np.int64)
         return idx
 
     def bin_counts(self, values: npt.ArrayLike) -> IntArray:
