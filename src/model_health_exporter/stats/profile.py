@@ -366,7 +366,9 @@ class CategoricalProfile:
     n: int
     missing: int = 0
     test_counts: tuple[int, ...] = ()
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    # category -> bin, built on first use: the drift tally codes values through the
+    # reference's own code dicts, so most profiles never need it
+    _index: dict[str, int] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         raw: Any = self.categories  # from JSON: anything
@@ -408,7 +410,7 @@ class CategoricalProfile:
             ("test_counts", test_counts),
         ):
             object.__setattr__(self, name, value)
-        object.__setattr__(self, "_index", {c: i for i, c in enumerate(cats)})
+        object.__setattr__(self, "_index", None)
 
     @property
     def n_bins(self) -> int:
@@ -427,7 +429,11 @@ class CategoricalProfile:
 
     def index_of(self, category: str) -> int:
         """Bin of a category (a `category_key`); unseen categories -> `other_index`."""
-        return self._index.get(category, len(self.categories))
+        index = self._index
+        if index is None:  # two threads may both build it: equal dicts, either will do
+            index = {c: i for i, c in enumerate(self.categories)}
+            object.__setattr__(self, "_index", index)
+        return index.get(category, len(self.categories))
 
     def bin_counts(self, values: Iterable[object]) -> IntArray:
         """Counts per bin of raw values (keyed by `category_key`; missing ones skipped)."""
