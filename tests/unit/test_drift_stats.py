@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any, TypeVar
@@ -143,7 +144,7 @@ def test_ks_equals_ks_2samp_when_every_value_has_its_own_bin() -> None:
         weights = np.linspace(1.0, 1.0 + 0.05 * trial, 10)
         cur = rng.choice(10, 1_200 + 100 * trial, p=weights / weights.sum()).astype(float)
         profile = build_numeric_profile(ref)
-        assert profile.edges[:-1] == tuple(float(v) for v in range(10))
+        assert tuple(profile.edges[:-1]) == tuple(float(v) for v in range(10))
         result = ks_from_counts(profile.counts, profile.bin_counts(cur))
         assert result is not None
         raw = sps.ks_2samp(ref, cur, method="asymp")
@@ -470,9 +471,9 @@ def test_drift_share() -> None:
 def test_numeric_bins_by_hand() -> None:
     profile = build_numeric_profile(np.arange(1.0, 101.0), n_bins=4)
     # inverted-CDF quantiles at 0, .25, .5, .75 are 1, 25, 50, 75; last edge just above 100
-    assert profile.edges == (1.0, 25.0, 50.0, 75.0, math.nextafter(100.0, math.inf))
-    assert profile.counts == (0, 24, 25, 25, 26, 0)
-    assert profile.bin_means == (12.5, 37.0, 62.0, 87.5)
+    assert tuple(profile.edges) == (1.0, 25.0, 50.0, 75.0, math.nextafter(100.0, math.inf))
+    assert tuple(profile.counts) == (0, 24, 25, 25, 26, 0)
+    assert tuple(profile.bin_means) == (12.5, 37.0, 62.0, 87.5)
     assert (profile.n, profile.minimum, profile.maximum, profile.missing) == (100, 1.0, 100.0, 0)
     assert profile.mean == 50.5 and profile.std == pytest.approx(np.arange(1, 101).std())
     values = np.array([-5.0, 0.999, 1.0, 24.999, 25.0, 99.0, 100.0, 100.001, math.inf, -math.inf])
@@ -505,8 +506,8 @@ def test_bin_counts_count_each_value_in_its_bin() -> None:
 def test_numeric_profile_of_discrete_data_has_a_bin_per_value() -> None:
     values = [0] * 70 + [1] * 30  # binary: quantiles repeat and are deduplicated
     profile = build_numeric_profile(values)
-    assert profile.edges == (0.0, 1.0, math.nextafter(1.0, math.inf))
-    assert profile.counts == (0, 70, 30, 0)
+    assert tuple(profile.edges) == (0.0, 1.0, math.nextafter(1.0, math.inf))
+    assert tuple(profile.counts) == (0, 70, 30, 0)
     # a value with much mass starts its own bin (bins are left-closed)
     spiky = build_numeric_profile([*range(50), *([25] * 200)], n_bins=10)
     assert spiky.counts[spiky.bin_indices(np.array([25.0]))[0]] >= 200
@@ -527,10 +528,36 @@ def test_numeric_profile_json_round_trip() -> None:
     profile = build_numeric_profile(_rng(13).lognormal(size=1_000))
     text = json.dumps(profile.to_dict())
     again = NumericProfile.from_dict(json.loads(text))
-    assert again == profile and again.bin_means == profile.bin_means
+    assert again == profile and tuple(again.bin_means) == tuple(profile.bin_means)
     assert profile_from_dict(json.loads(text)) == profile
     x = _rng(14).lognormal(size=500)
     assert np.array_equal(again.bin_indices(x), profile.bin_indices(x))
+
+
+def test_numeric_profile_arrays_are_read_only_and_compare_as_values() -> None:
+    """Edges, counts and bin means are held as read-only arrays; profiles compare and hash
+    by value as they did with tuples, and `to_dict` gives plain Python numbers."""
+    profile = build_numeric_profile(np.arange(1.0, 101.0), n_bins=4)
+    for array in (profile.edges, profile.counts, profile.bin_means):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    as_lists = NumericProfile(
+        edges=list(profile.edges),
+        counts=list(profile.counts),
+        n=100,
+        mean=profile.mean,
+        std=profile.std,
+        minimum=1.0,
+        maximum=100.0,
+        bin_means=list(profile.bin_means),
+    )
+    assert as_lists == profile and hash(as_lists) == hash(profile)
+    assert as_lists != dataclasses.replace(profile, bin_means=())
+    assert as_lists != dataclasses.replace(profile, counts=(0, 25, 24, 25, 26, 0))
+    data = profile.to_dict()
+    assert all(type(v) is float for v in data["edges"] + data["bin_means"])
+    assert all(type(v) is int for v in data["counts"])
+    assert json.loads(json.dumps(data)) == data
 
 
 def _numeric_dict(**changes: Any) -> dict[str, Any]:

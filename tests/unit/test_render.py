@@ -4,14 +4,20 @@ collector, in every format, before and after changes."""
 from __future__ import annotations
 
 import gzip
+import random
 import shutil
+from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from model_health_exporter.exposition.collector import (
@@ -20,7 +26,7 @@ from model_health_exporter.exposition.collector import (
     model_families,
     prediction_families,
 )
-from model_health_exporter.exposition.render import CachedExposition
+from model_health_exporter.exposition.render import CachedExposition, _Families
 from model_health_exporter.records import Feedback, Prediction
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.live import TalliesView, VersionTallies
@@ -192,4 +198,69 @@ def test_filtered_scrapes_do_not_keep_replaced_views(
         write_json(tmp_path / "m/v1/metrics.json", good_metrics(accuracy=0.5 + i / 100))
         registry.full_scan()
         render(exposition, registry, encoder, content_type, names=names)
-    assert len(exposition._chunks) == len(registry.snapshot.models)
+    (kept,) = exposition._bodies.values()
+    assert kept.parts == tuple(registry.snapshot.models.values())
+
+
+class _Part:
+    """A part with a value; told apart by identity, as the views are."""
+
+    def __init__(self, name: str, value: float) -> None:
+        self.name, self.value = name, value
+
+
+def _part_families(parts: Iterable[_Part]) -> Iterator[Metric]:
+    value = GaugeMetricFamily("t_value", "A value.", labels=["part"])
+    events = CounterMetricFamily("t_events", "Events.", labels=["part"])
+    empty = GaugeMetricFamily("t_never", "No samples.", labels=["part"])
+    for part in parts:
+        value.add_metric([part.name], part.value)
+        if part.value > 3:  # a family that some parts have no samples in
+            events.add_metric([part.name], part.value * 10)
+    yield value
+    yield events
+    yield empty
+
+
+_STEP = st.tuples(
+    st.sampled_from(["replace", "drop", "add", "shuffle", "keep"]),
+    st.integers(0, 20),
+    st.integers(0, 9),
+    st.sampled_from(list(ACCEPTS.values())),
+    st.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_STEP, min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_output_copied_from_the_last_equals_a_fresh_render(
+    steps: list[tuple[str, int, int, str, bool]], rng: random.Random
+) -> None:
+    """Parts kept, replaced, dropped, added and reordered between scrapes of either
+    format, full or filtered: every output is what prometheus_client renders from the
+    families of the current parts (the text of kept parts is copied from the last
+    output, at offsets that must follow every change)."""
+    exposition = CachedExposition(_part_families)
+    parts = [_Part(f"p{i}", float(i)) for i in range(4)]
+    serial = len(parts)
+    for action, at, value, accept, filtered in steps:
+        if action == "replace" and parts:
+            parts[at % len(parts)] = _Part(parts[at % len(parts)].name, float(value))
+        elif action == "drop" and parts:
+            del parts[at % len(parts)]
+        elif action == "add":
+            parts.insert(at % (len(parts) + 1), _Part(f"p{serial}", float(value)))
+            serial += 1
+        elif action == "shuffle":
+            rng.shuffle(parts)
+        whole = tuple(parts)
+        encoder, content_type = choose_encoder(accept)
+        families = list(_part_families(whole))
+        if filtered:
+            names = frozenset({"t_events_total"})
+            ours = exposition.render(whole, whole, encoder, content_type, names=names)
+            expected = encoder(_Families([families[1]]))
+        else:
+            ours = exposition.render(whole, whole, encoder, content_type)
+            expected = encoder(_Families(families))
+        assert ours == expected.removesuffix(b"# EOF\n")

@@ -344,7 +344,7 @@ def _mass_locations(
 ) -> FloatArray:
     """Where the Wasserstein estimate puts each bin's mass (see `wasserstein_from_counts`)."""
     edges = np.asarray(profile.edges, dtype=np.float64)
-    if profile.bin_means:
+    if len(profile.bin_means):
         inner = np.asarray(profile.bin_means, dtype=np.float64)
     else:
         right = np.append(edges[1:-1], profile.maximum)
@@ -529,7 +529,10 @@ def _rows(
     both = np.zeros((2, *real.shape))
     # boolean-mask assignment fills row by row, left to right: the concatenation's order
     both[0][real] = np.fromiter(
-        itertools.chain.from_iterable(profile.counts for profile in profiles),
+        # a numeric profile's counts are an array: as Python ints, iterated at C speed
+        itertools.chain.from_iterable(
+            p.counts.tolist() if isinstance(p.counts, np.ndarray) else p.counts for p in profiles
+        ),
         dtype=np.float64,
         count=int(lengths_array.sum()),
     )
@@ -564,10 +567,12 @@ def _divergences(rows: _Rows, eps: float) -> tuple[FloatArray, FloatArray, Float
 
 def _inner_locations(profile: NumericProfile) -> Sequence[float]:
     """Where `_mass_locations` puts the inner bins' mass: bin means, else midpoints."""
-    if profile.bin_means:
-        return profile.bin_means
-    right = (*profile.edges[1:-1], profile.maximum)
-    return [(a + b) / 2 for a, b in zip(profile.edges[:-1], right, strict=True)]
+    if len(profile.bin_means):
+        means: list[float] = profile.bin_means.tolist()
+        return means
+    edges: list[float] = profile.edges.tolist()
+    right = (*edges[1:-1], profile.maximum)
+    return [(a + b) / 2 for a, b in zip(edges[:-1], right, strict=True)]
 
 
 def _wasserstein_rows(

@@ -654,9 +654,12 @@ def _category_codes(
     if codes is None:
         n = profile.n_bins
         offset = 0 if known is None else n
-        codes = _Codes({c: b + offset for b, c in enumerate(profile.categories)})
-        codes.update({c: profile.index_of(c) for c in known or ()})
-        codes[None] = 2 * n
+        bins = {c: b for b, c in enumerate(profile.categories)}  # as profile.index_of
+        entries: dict[Value, int] = {c: b + offset for c, b in bins.items()}
+        entries.update({c: bins.get(c, profile.other_index) for c in known or ()})
+        entries[None] = 2 * n
+        # copied whole: a dict grown by updates keeps a table about twice the size
+        codes = _Codes(entries)
         codes.unknown_string = profile.other_index + offset
         reference._codes[name] = codes
     return codes
