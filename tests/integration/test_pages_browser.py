@@ -89,7 +89,11 @@ def test_the_board_and_the_model_page_in_a_browser(drifted: RunningDaemon, tmp_p
     live_cell = by_column["Live accuracy"]
     marked = live_cell.attrs["class"].split()[-1]
     assert marked in {"breach-warning", "breach-critical"}
-    assert live_cell.text() == f"{live_accuracy:.3f} {marked.removeprefix('breach-')}"
+    # the board shows the value when it last refreshed: the one read before loading it,
+    # or a newer one if the last of the demo's lines were still being read meanwhile
+    shown = {live_accuracy, drifted.value("routing_ml_live_accuracy", **ROUTING)}
+    word = marked.removeprefix("breach-")
+    assert live_cell.text() in {f"{value:.3f} {word}" for value in shown if value is not None}
     assert "below" in live_cell.attrs["title"]
     assert by_column["Drifted features"].find("span", class_="drifted").text() == "QTY"
     assert "live accuracy" in by_column["Why"].text()
