@@ -62,16 +62,12 @@ class Histogram:
             for value in values:
                 self.observe(value)
             return
-        # Imported here: config imports this module, before the daemon blocks the
-        # signals that numpy's threads must not take (cli._run).
-        import numpy as np  # noqa: PLC0415
+        # Imported here (numpy with it): config imports this module, before the daemon
+        # blocks the signals that numpy's threads must not take (cli._run).
+        from model_health_exporter.stats.profile import counts_between  # noqa: PLC0415
 
-        # Sorted once, each bound found among them (a binary search per value
-        # mispredicts at nearly every step): the values up to each bound, and a value
-        # equal to a bound belongs to that bucket, as bisect_left says.
-        ordered = np.sort(np.asarray(values, dtype=np.float64))
-        up_to = np.searchsorted(ordered, np.asarray(self.bounds), side="right")
-        for i, n in enumerate(np.diff(up_to, prepend=0, append=ordered.size).tolist()):
+        # a value equal to a bound belongs to that bucket, as bisect_left says
+        for i, n in enumerate(counts_between(values, self.bounds, side="right").tolist()):
             self.counts[i] += n
         self.total += sum(values)
 
@@ -113,11 +109,6 @@ def present(values: Iterable[float | None]) -> list[float]:
     """The values that are not None, in order (C-level passes: run per prediction)."""
     out = list(values)
     return cast("list[float]", out if None not in out else [v for v in out if v is not None])
-
-
-def successful(predictions: Sequence[Prediction]) -> list[Prediction]:
-    """The predictions without an error, in order."""
-    return run_facts(predictions).ok
 
 
 class RunFacts(NamedTuple):

@@ -92,8 +92,6 @@ class WindowSummary:
 
 _ID: Final = operator.attrgetter("id")
 _ACTUAL: Final = operator.attrgetter("actual")
-_LATENCY: Final = operator.attrgetter("latency_seconds")
-_CONFIDENCE: Final = operator.attrgetter("confidence")
 _LABEL: Final = operator.attrgetter("label")
 _PROBABILITIES: Final = operator.attrgetter("probabilities")
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)

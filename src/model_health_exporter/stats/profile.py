@@ -37,7 +37,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -102,6 +102,20 @@ def _read_only(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 _NO_MEANS: Final[FloatArray] = _read_only(np.zeros(0, dtype=np.float64))
+
+
+def counts_between(
+    values: npt.ArrayLike, edges: npt.ArrayLike, side: Literal["left", "right"]
+) -> IntArray:
+    """Counts of `values` in the len(edges) + 1 intervals that the ascending `edges` cut
+    the line into. side="left": a value equal to an edge counts in the interval above
+    it; "right": below it. The values are sorted once and each edge found among them: a
+    binary search per value mispredicts a branch at nearly every step (3,000 values, 20
+    edges: 145 µs against 40)."""
+    ordered = np.sort(np.ravel(np.asarray(values, dtype=np.float64)))
+    below = np.searchsorted(ordered, np.asarray(edges, dtype=np.float64), side=side)
+    counts: IntArray = np.diff(below, prepend=0, append=ordered.size).astype(np.int64)
+    return counts
 
 
 def _check_kind(data: Mapping[str, Any], kind: str) -> None:
@@ -209,11 +223,6 @@ class NumericProfile:
         return hash((self.n, self.mean, self.std, tuple(self.edges.tolist())))
 
     @property
-    def _edges_array(self) -> FloatArray:
-        """`edges`, under the name the binning code used when they were a tuple."""
-        return self.edges
-
-    @property
     def n_bins(self) -> int:
         """Number of counters: inner bins + underflow + overflow."""
         return len(self.counts)
@@ -226,21 +235,16 @@ class NumericProfile:
         v = np.asarray(values, dtype=np.float64)
         if np.isnan(v).any():
             raise ValueError("values hold NaN; count missing values separately")
-        idx: IntArray = np.searchsorted(self._edges_array, v, side="right").astype(np.int64)
+        idx: IntArray = np.searchsorted(self.edges, v, side="right").astype(np.int64)
         return idx
 
     def bin_counts(self, values: npt.ArrayLike) -> IntArray:
-        """Counts per bin of `values` (length n_bins, as `bin_indices` numbers them); the
-        live side adds these up. The values are sorted once and each edge found among
-        them: a binary search per value mispredicts a branch at nearly every step
-        (3,000 values, 20 bins: 145 µs against 40)."""
-        v = np.sort(np.ravel(np.asarray(values, dtype=np.float64)))
-        if v.size and np.isnan(v[-1]):  # NaN sorts last
+        """Counts per bin of `values` (length n_bins, as `bin_indices` numbers them, a
+        value equal to an edge in the bin above it); the live side adds these up."""
+        v = np.ravel(np.asarray(values, dtype=np.float64))
+        if np.isnan(v).any():
             raise ValueError("values hold NaN; count missing values separately")
-        # values below each edge; bin_indices puts a value equal to an edge above it
-        below = np.searchsorted(v, self._edges_array, side="left")
-        counts: IntArray = np.diff(below, prepend=0, append=v.size).astype(np.int64)
-        return counts
+        return counts_between(v, self.edges, side="left")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (plain floats, ints and lists; floats round-trip exactly)."""
