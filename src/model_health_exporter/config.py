@@ -470,12 +470,10 @@ class Settings(BaseSettings):
         exposure check and the server share it. Raises ConfigError."""
         if self._web_config is None:
             from model_health_exporter.exposition.web_config import (  # noqa: PLC0415 - it imports this module
-                WebConfig,
                 load_web_config,
             )
 
-            path = self.web.config_file
-            self._web_config = WebConfig() if path is None else load_web_config(path)
+            self._web_config = load_web_config(self.web.config_file)
         return self._web_config
 
     @model_validator(mode="after")

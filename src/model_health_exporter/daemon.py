@@ -387,9 +387,8 @@ class Daemon:
         server = self._server
         if server is None:
             return
-        path = self._settings.web.config_file
         try:
-            config = WebConfig() if path is None else load_web_config(path)  # as it is now
+            config = load_web_config(self._settings.web.config_file)  # as it is now
         except ConfigError as exc:
             self.status.web_config_reload_ok = False
             log.error(

@@ -457,9 +457,9 @@ class _Connection(cheroot_server.HTTPConnection):
             return True  # the parse meets the same error and closes the connection
         finally:
             sock.settimeout(default)
-        return self._head_seen(bytes(reader.prefix))
+        return self._head_seen(reader.prefix)
 
-    def _head_seen(self, seen: bytes) -> bool:
+    def _head_seen(self, seen: bytes | bytearray) -> bool:
         if len(seen) >= _HEAD_PEEK_BYTES or any(end in seen for end in _HEAD_ENDS):
             return True
         now = time.monotonic()

@@ -355,8 +355,11 @@ def _users(raw: Any, problems: list[str]) -> dict[str, bytes]:
     return users
 
 
-def load_web_config(path: Path) -> WebConfig:
-    """Raises ConfigError listing every problem, each naming its key."""
+def load_web_config(path: Path | None) -> WebConfig:
+    """The configuration the file at `path` asks for; plain HTTP, no auth, without a
+    file (None). Raises ConfigError listing every problem, each naming its key."""
+    if path is None:
+        return WebConfig()
     where = f"--web.config.file {path}"
     problems: list[str] = []
     text = _read_text(path, where, problems)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 import msgspec
 import structlog
@@ -205,6 +205,15 @@ def _check_format(data: object, shard: Shard) -> None:
         )
 
 
+class _Decoders(NamedTuple):
+    """A version's typed decoders (`IngestWorker._decoders`)."""
+
+    reference: ModelReference  # the reference they decode against
+    decode: Decode
+    fallback: Decode | None  # for the lines `decode` rejects
+    in_line_order: bool  # their features follow the order the lines write them in
+
+
 class IngestWorker:
     """Owns the tails and tallies; `tallies` (an immutable mapping) may be read from any
     thread. `stop()` writes a final checkpoint."""
@@ -243,9 +252,7 @@ class IngestWorker:
         }
         self._tallies: dict[VersionKey, VersionTallies] = {}
         # Per version, the decoders of the reference its lines were last decoded against.
-        self._decoder_cache: dict[
-            VersionKey, tuple[ModelReference, Decode, Decode | None, bool]
-        ] = {}
+        self._decoder_cache: dict[VersionKey, _Decoders] = {}
         self._windows: dict[VersionKey, LiveWindow] = {}
         self._views: dict[VersionKey, TalliesView] = {}
         self._changed: set[VersionKey] = set()
@@ -842,7 +849,7 @@ class IngestWorker:
         features are in the order the lines write them (learnt from the first `lines`
         with features)."""
         cached = self._decoder_cache.get(key)
-        if cached is None or cached[0] is not reference or not cached[3]:
+        if cached is None or cached.reference is not reference or not cached.in_line_order:
             schema = in_line_order(reference.feature_schema(), lines)
             ordered = schema is not None
             if schema is None:  # no features in these lines: learnt from the next ones
@@ -853,11 +860,12 @@ class IngestWorker:
             )
             any_string = typed_decoder(schema)[0]
             if any(categories):
-                cached = (reference, typed_decoder(schema, categories)[0], any_string, ordered)
+                known = typed_decoder(schema, categories)[0]
+                cached = _Decoders(reference, known, any_string, ordered)
             else:
-                cached = (reference, any_string, None, ordered)
+                cached = _Decoders(reference, any_string, None, ordered)
             self._decoder_cache[key] = cached
-        return cached[1], cached[2]
+        return cached.decode, cached.fallback
 
     def _line_error(self, chunk: Chunk, number: int, reason: str, message: str) -> None:
         self._errors.inc((ERROR_SOURCE, reason))
