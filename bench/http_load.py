@@ -180,52 +180,47 @@ def still_open(held: list[socket.socket]) -> int:
     return alive
 
 
+def phase_row(phase: str, what: str, figures: dict[str, Any], errors: int, met: bool) -> list[Any]:
+    """A phase's line of the table: its latency figures (NaN where none were answered)."""
+    latencies = [figures.get(key, float("nan")) for key in ("median_ms", "p99_ms", "max_ms")]
+    return [phase, what, *latencies, errors, met]
+
+
 def print_table(args: argparse.Namespace, results: dict[str, Any]) -> None:
     load_r, idle, fd = results["load"], results["idle"], results["fd_limit"]
     trickle, met = results["trickle"], results["met"]
-    print(
-        table(
-            ["phase", "what", "median ms", "p99 ms", "max ms", "errors", "target met"],
-            [
-                [
-                    "load",
-                    f"{args.requests} GETs, {args.concurrency} at a time",
-                    load_r["median_ms"],
-                    load_r["p99_ms"],
-                    load_r["max_ms"],
-                    load_r["errors"],
-                    met["load"],
-                ],
-                [
-                    "idle",
-                    f"{idle['held']} idle held, {args.probes} probes",
-                    idle.get("median_ms", float("nan")),
-                    idle.get("p99_ms", float("nan")),
-                    idle.get("max_ms", float("nan")),
-                    idle["failed"],
-                    met["idle"],
-                ],
-                [
-                    "trickle",
-                    f"{trickle['clients']} clients mid-head, {args.probes} probes",
-                    trickle.get("median_ms", float("nan")),
-                    trickle.get("p99_ms", float("nan")),
-                    trickle.get("max_ms", float("nan")),
-                    trickle["failed"],
-                    met["trickle"],
-                ],
-                [
-                    "fd limit",
-                    f"nofile {fd['nofile']}, {fd['opened']} opened, {args.probes} probes",
-                    fd.get("median_ms", float("nan")),
-                    fd.get("p99_ms", float("nan")),
-                    fd.get("max_ms", float("nan")),
-                    fd["failed"],
-                    met["fd_limit"],
-                ],
-            ],
-        )
-    )
+    rows = [
+        phase_row(
+            "load",
+            f"{args.requests} GETs, {args.concurrency} at a time",
+            load_r,
+            load_r["errors"],
+            met["load"],
+        ),
+        phase_row(
+            "idle",
+            f"{idle['held']} idle held, {args.probes} probes",
+            idle,
+            idle["failed"],
+            met["idle"],
+        ),
+        phase_row(
+            "trickle",
+            f"{trickle['clients']} clients mid-head, {args.probes} probes",
+            trickle,
+            trickle["failed"],
+            met["trickle"],
+        ),
+        phase_row(
+            "fd limit",
+            f"nofile {fd['nofile']}, {fd['opened']} opened, {args.probes} probes",
+            fd,
+            fd["failed"],
+            met["fd_limit"],
+        ),
+    ]
+    headers = ["phase", "what", "median ms", "p99 ms", "max ms", "errors", "target met"]
+    print(table(headers, rows))
 
 
 def measure(args: argparse.Namespace, results: dict[str, Any]) -> None:

@@ -188,3 +188,15 @@ def cli_flags() -> frozenset[str]:
         check=True,
     )
     return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*", result.stdout))
+
+
+def closed_by_server(sock: socket.socket, wait: float = 0.05) -> bool:
+    """Whether the server has closed (or reset) the connection, waiting up to `wait`
+    seconds for it; False while it is open. Reads a byte if one came."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True

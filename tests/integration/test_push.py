@@ -24,7 +24,7 @@ import yaml
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
-from tests.support import RunningDaemon, free_port, wait_until, write_json
+from tests.support import RunningDaemon, closed_by_server, free_port, wait_until, write_json
 from tests.tls_support import bcrypt_hash
 
 pytestmark = pytest.mark.integration
@@ -636,14 +636,6 @@ def read_response(conn: socket.socket) -> tuple[int, dict[str, Any], bytes]:
     return int(lines[0].split()[1]), json.loads(rest[:length]), rest[length:]
 
 
-def closed_by_server(conn: socket.socket) -> bool:
-    conn.settimeout(5)
-    try:
-        return conn.recv(1) == b""
-    except ConnectionResetError:
-        return True
-
-
 def test_chunked_bodies_are_taken_and_keep_the_connection(daemon: RunningDaemon) -> None:
     body = json.dumps(records(5)).encode()
     first = framed(body, 7)
@@ -673,7 +665,7 @@ def test_an_oversized_chunked_body_is_refused_once_past_the_limit(tmp_path: Path
                 status, answer, _ = read_response(conn)
                 assert (status, answer["reason"]) == (413, "too_large"), answer
                 assert "1000-byte limit" in answer["error"]
-                assert closed_by_server(conn)  # the rest is not waited for
+                assert closed_by_server(conn, wait=5)  # the rest is not waited for
         assert error_count(daemon, "too_large") == 2.0
         assert daemon.value(f"{NS}_exporter_push_records_total") == 0.0
     finally:
@@ -699,6 +691,6 @@ def test_a_malformed_chunked_body_is_400(daemon: RunningDaemon, body: bytes, pro
         status, answer, _ = read_response(conn)
         assert (status, answer["reason"]) == (400, "invalid_chunked"), answer
         assert answer["error"] == f"Transfer-Encoding chunked: {problem}"
-        assert closed_by_server(conn)
+        assert closed_by_server(conn, wait=5)
     assert error_count(daemon, "invalid_chunked") == 1.0
     assert daemon.value(f"{NS}_exporter_push_records_total") == 0.0

@@ -20,7 +20,7 @@ import yaml
 
 from model_health_exporter.exposition.http_server import ServerLimits, WebServer
 from model_health_exporter.exposition.web_config import WebConfig, load_web_config
-from tests.support import wait_until
+from tests.support import closed_by_server, wait_until
 from tests.tls_support import Pki, bcrypt_hash, make_pki
 
 
@@ -208,16 +208,6 @@ def test_tls_switched_on_while_serving(
 # ---- slow, silent and many clients -----------------------------------------------------
 
 
-def closed_by_server(sock: socket.socket) -> bool:
-    sock.settimeout(0.05)
-    try:
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
-
-
 def test_silent_and_idle_connections_are_closed(serve: Callable[..., WebServer]) -> None:
     server = serve(limits=ServerLimits(header_timeout=0.3, idle_timeout=1.0))
     silent = socket.create_connection(("127.0.0.1", server.port))
@@ -346,6 +336,16 @@ def trickle(
             sent[0] += 1
 
 
+def read_until(sock: socket.socket, ending: bytes) -> bytes:
+    """What the server sends up to and including `ending`; fails if it closes first."""
+    answer = b""
+    while not answer.endswith(ending):
+        chunk = sock.recv(4096)
+        assert chunk, answer
+        answer += chunk
+    return answer
+
+
 def test_clients_trickling_headers_hold_no_worker(serve: Callable[..., WebServer]) -> None:
     """Six clients trickle request heads at two workers: until a head is complete its
     connection waits in the selector, so a scrape is answered at once, not after the
@@ -382,11 +382,7 @@ def test_heads_trickled_within_the_timeout_are_served_on_a_kept_connection(
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         for path in (b"/first", b"/second"):
             trickle(sock, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n", 0.01, threading.Event())
-            answer = b""
-            while not answer.endswith(b"hello " + path + b"\n"):
-                chunk = sock.recv(4096)
-                assert chunk, answer
-                answer += chunk
+            answer = read_until(sock, b"hello " + path + b"\n")
             assert answer.startswith(b"HTTP/1.1 200 "), answer
 
 
@@ -414,11 +410,7 @@ def test_clients_trickling_heads_over_tls_hold_no_worker(
                 assert time.monotonic() - start < 1.0  # the header timeout is 8 s
             finally:
                 thread.join(10)
-            answer = b""
-            while not answer.endswith(b"hello " + path + b"\n"):
-                chunk = slow.recv(4096)
-                assert chunk, answer
-                answer += chunk
+            answer = read_until(slow, b"hello " + path + b"\n")
             assert answer.startswith(b"HTTP/1.1 200 "), answer
 
 
