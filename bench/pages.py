@@ -9,8 +9,9 @@ points, and a health view. Timed in-process, REPEATS times, median reported: the
 board (`/`), its refreshed part (`/?part=live`, what the page fetches every 10 s), and
 one model page (`/models/<name>`). Then the board's refresh as the page's script makes it,
 through the daemon's HTTP server (`make_app` and `WebServer` over the same views): the
-bytes on the wire of a 200 and of a 304 (asked with the part's ETag), and what the ETag
-costs on top of the render.
+bytes on the wire of a 200, of the same gzip-compressed (browsers ask for it) and of a 304
+(asked with the part's ETag), and what the compression and the ETag cost on top of the
+render.
 
 Memory of the chart points: a real `LiveWindow` (the daemon's 60 one-minute buckets) fed
 100 predictions with feedback per bucket for 60 minutes; the bytes its summary's series
@@ -22,6 +23,7 @@ holds (the packed points and the tuple of them), per version.
 from __future__ import annotations
 
 import argparse
+import gzip
 import socket
 import statistics
 import sys
@@ -133,8 +135,9 @@ def _wire_bytes(port: int, request: bytes) -> tuple[str, int]:
     return data.split(b"\r\n", 1)[0].decode(), len(data)
 
 
-def refresh_bytes(snapshot: Snapshot, live: Live) -> tuple[int, int]:
-    """Bytes on the wire of the board's refresh: a 200, then a 304 with its ETag."""
+def refresh_bytes(snapshot: Snapshot, live: Live) -> tuple[int, int, int]:
+    """Bytes on the wire of the board's refresh: a 200, the same gzip-compressed (as
+    browsers ask), then a 304 with its ETag."""
     app = make_app(CollectorRegistry(), [], lambda: snapshot, "bench", lambda: live)
     server = WebServer("127.0.0.1:0", app)
     server.start()
@@ -142,12 +145,14 @@ def refresh_bytes(snapshot: Snapshot, live: Live) -> tuple[int, int]:
         ask = "GET /?part=live HTTP/1.0\r\nHost: bench\r\n"
         status, full = _wire_bytes(server.port, (ask + "\r\n").encode())
         assert status.endswith("200 OK"), status
+        status, packed = _wire_bytes(server.port, f"{ask}Accept-Encoding: gzip\r\n\r\n".encode())
+        assert status.endswith("200 OK"), status
         etag = live_etag(landing_page(snapshot, "bench", live, part=True))
         status, unchanged = _wire_bytes(server.port, f"{ask}If-None-Match: {etag}\r\n\r\n".encode())
         assert status.endswith("304 Not Modified"), status
     finally:
         server.stop()
-    return full, unchanged
+    return full, packed, unchanged
 
 
 def series_bytes() -> int:
@@ -200,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     part = landing_page(snapshot, "bench", live, now=NOW, part=True)
     etag_ms, _ = _median_ms(lambda: live_etag(part).encode(), args.repeats)
-    full_bytes, unchanged_bytes = refresh_bytes(snapshot, live)
+    full_bytes, gzip_bytes, unchanged_bytes = refresh_bytes(snapshot, live)
+    gzip_ms, _ = _median_ms(lambda: gzip.compress(part, compresslevel=1), args.repeats)
     model_ms, model_size = _median_ms(
         lambda: model_page_response(snapshot, "bench", live, f"/models/{first}", now=NOW)[1],
         args.repeats,
@@ -215,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "part_kib": part_size / 1024,
         "etag_ms": etag_ms,
         "refresh_200_bytes": full_bytes,
+        "refresh_gzip_bytes": gzip_bytes,
+        "gzip_ms": gzip_ms,
         "refresh_304_bytes": unchanged_bytes,
         "model_page_ms": model_ms,
         "model_page_kib": model_size / 1024,
@@ -238,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(
-        f"  board refresh on the wire: {full_bytes} bytes as a 200, {unchanged_bytes} as a "
-        f"304; its ETag takes {etag_ms:.1f} ms on top of the render"
+        f"  board refresh on the wire: {full_bytes} bytes as a 200, {gzip_bytes} as a gzip "
+        f"200 (compressed in {gzip_ms:.1f} ms), {unchanged_bytes} as a 304; its ETag takes "
+        f"{etag_ms:.1f} ms on top of the render"
     )
     print(f"  chart points of a full {BUCKETS}-bucket window: {per_version} bytes per version")
     return 0

@@ -3,6 +3,7 @@ errors for unknown paths and methods, and binding only the requested address."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -217,6 +218,54 @@ def test_board_refresh_is_304_until_the_data_changes(start_daemon: Any, tmp_path
     status, body, headers = daemon.get("/?part=live", {"If-None-Match": etag})
     assert status == 200 and b'data-version="v2"' in body
     assert headers["ETag"] != etag
+
+
+def test_pages_and_the_api_are_gzipped_for_clients_that_accept_it(daemon: RunningDaemon) -> None:
+    """Browsers send Accept-Encoding: gzip; the board at 1,000 models is megabytes of
+    HTML. A client that does not ask gets the plain body; small bodies stay plain."""
+    gz = {"Accept-Encoding": "gzip, deflate"}
+    for path in ("/", "/?part=live", "/api/v1/models", "/models/routing"):
+        status, plain, plain_headers = daemon.get(path)
+        assert status == 200 and plain_headers["Content-Encoding"] is None, path
+        status, packed, headers = daemon.get(path, gz)
+        assert status == 200, path
+        assert (headers["Content-Encoding"], headers["Vary"]) == ("gzip", "Accept-Encoding")
+        assert int(headers["Content-Length"]) == len(packed) < len(plain) / 2, path
+        unpacked = gzip.decompress(packed)
+        if path == "/api/v1/models":
+            assert json.loads(unpacked)["models"] == json.loads(plain)["models"]
+        elif path == "/":
+            assert board_rows(unpacked) == board_rows(plain)
+        else:
+            assert unpacked.startswith(plain[:200]), path
+    status, body, headers = daemon.get("/healthz", gz)
+    assert (status, body, headers["Content-Encoding"]) == (200, b"ok\n", None)
+    status, headers, body = raw_request(
+        daemon.port, b"HEAD /api/v1/models HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n"
+    )
+    assert headers["content-encoding"] == "gzip" and int(headers["content-length"]) > 0
+    assert body == b""
+
+
+def test_a_compressed_refresh_has_a_weak_etag_that_matches_either_way(
+    start_daemon: Any, tmp_path: Path
+) -> None:
+    """The same live part, compressed or not, is the same content: its ETag is weak when
+    compressed, and either form sent back (or the page's own) gets a 304."""
+    models = tmp_path / "models"
+    for n in range(20):  # a live part well over the size compression starts at
+        write_json(models / f"m{n}" / "v1" / "metrics.json", {"accuracy": 0.9})
+    daemon = start_daemon(f"--models.dir={models}", "--models.resync-interval=3600")
+    wait_until(lambda: b'data-model="m19"' in daemon.get("/?part=live")[1], 10, "20 models")
+    gz = {"Accept-Encoding": "gzip"}
+    strong = daemon.get("/?part=live")[2]["ETag"]
+    status, _, headers = daemon.get("/?part=live", gz)
+    assert status == 200 and headers["ETag"] == f"W/{strong}"
+    for asked in (strong, f"W/{strong}"):
+        status, body, headers = daemon.get("/?part=live", {**gz, "If-None-Match": asked})
+        assert (status, body, headers["ETag"]) == (304, b"", f"W/{strong}"), asked
+        status, body, headers = daemon.get("/?part=live", {"If-None-Match": asked})
+        assert (status, body, headers["ETag"]) == (304, b"", strong), asked
 
 
 def test_last_data_survives_a_restart(tmp_path: Path) -> None:
