@@ -694,3 +694,45 @@ def test_a_malformed_chunked_body_is_400(daemon: RunningDaemon, body: bytes, pro
         assert closed_by_server(conn, wait=5)
     assert error_count(daemon, "invalid_chunked") == 1.0
     assert daemon.value(f"{NS}_exporter_push_records_total") == 0.0
+
+
+def read_to_close(conn: socket.socket, timeout: float = 5) -> bytes:
+    """Everything the server sends until it closes the connection (or `timeout` passes
+    with nothing more: then the connection is still open and the test fails on it)."""
+    conn.settimeout(timeout)
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    ("head", "problem"),
+    [
+        (
+            "POST {path} HTTP/1.0\r\nConnection: Keep-Alive\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ),
+        (
+            "POST {path} HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Length: 9\r\n",
+            "both Transfer-Encoding and Content-Length",
+        ),
+    ],
+    ids=["http-1.0", "with-content-length"],
+)
+def test_a_body_framed_two_ways_is_refused_and_nothing_in_it_is_read_as_a_request(
+    daemon: RunningDaemon, head: str, problem: str
+) -> None:
+    """Read one way, the body would be pushed; read the other, what follows it would be
+    taken for the next request on the connection (request smuggling, RFC 9112 6.1, 6.3)."""
+    before = daemon.value(f"{NS}_exporter_push_records_total")
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n"
+    body = framed(json.dumps(records(2)).encode(), 7) + smuggled
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as conn:
+        start_line = head.format(path=PUSH_PATH).encode()
+        conn.sendall(start_line + b"Content-Type: application/json\r\n\r\n" + body)
+        answer = read_to_close(conn)
+    assert answer.count(b"\r\n\r\n") == 1 and answer.startswith(b"HTTP/1.1 400 "), answer
+    assert f"{problem}: the body's length is ambiguous".encode() in answer
+    assert daemon.value(f"{NS}_exporter_push_records_total") == before

@@ -27,7 +27,9 @@ On top of it:
 - A chunked request body (Transfer-Encoding: chunked) is decoded as the application
   reads it, never further than it asks and with bounded size lines (cheroot's decoder
   reads each chunk whole, whatever size the client declares); a connection whose chunked
-  body was not read to its end is closed after the answer.
+  body was not read to its end is closed after the answer. A request whose body could
+  be framed two ways (Transfer-Encoding in HTTP/1.0, or beside a Content-Length) is
+  refused, so no body is read as a request.
 """
 
 from __future__ import annotations
@@ -372,6 +374,25 @@ class _Request(cheroot_server.HTTPRequest):
             head, self._head = self._head, None
             if head is not None:  # no body (HEAD, or empty): the head alone
                 self.conn.wfile.write(head)
+
+    def read_request_headers(self) -> bool:
+        """cheroot's, but a body that could be framed two ways is refused with a 400 and
+        the connection closed (RFC 9112, 6.1 and 6.3): Transfer-Encoding in an HTTP/1.0
+        request, which cheroot ignores, reading no body and then the body's bytes as the
+        next request; or Transfer-Encoding beside a Content-Length."""
+        if not super().read_request_headers():  # type: ignore[no-untyped-call]  # untyped in cheroot
+            return False
+        if b"Transfer-Encoding" not in self.inheaders:
+            return True
+        if self.response_protocol != "HTTP/1.1":
+            problem = "Transfer-Encoding in an HTTP/1.0 request"
+        elif b"Content-Length" in self.inheaders:
+            problem = "both Transfer-Encoding and Content-Length"
+        else:
+            return True
+        self.close_connection = True
+        self.simple_response("400 Bad Request", f"{problem}: the body's length is ambiguous")
+        return False
 
     def parse_request(self) -> None:
         reader: _DeadlineSocket | None = getattr(self.conn, "deadline_reader", None)
