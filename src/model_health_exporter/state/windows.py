@@ -35,7 +35,16 @@ from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.state.shared_references import shared
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
-from model_health_exporter.stats.packed import Packed, pack_bucket, set_drift_inexact
+from model_health_exporter.stats.packed import (
+    PackedLayout,
+    confidence_of,
+    drift_of,
+    head_of,
+    heads,
+    pack_bucket,
+    set_drift_inexact,
+)
+from model_health_exporter.stats.profile import NumericProfile
 from model_health_exporter.stats.reference import (
     DriftCounts,
     DriftReport,
@@ -156,7 +165,7 @@ class _Bucket:
         self.flush_drift(reference)
         if labelled is not None:
             labelled.compact()
-        return _ClosedBucket(self)
+        return _ClosedBucket(self, reference)
 
     def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
         if self.joined_actual:
@@ -184,57 +193,72 @@ class _Bucket:
 
 class _ClosedBucket:
     """A bucket that takes no more records, read as a `_Bucket` is: its confidence
-    histogram, drift counts and tallies packed into two vectors (`stats.packed`), about a
+    histogram, drift counts and tallies packed into one `bytes` (`stats.packed`), about a
     third of the memory of the objects. Those aggregates are made on each read, as views
-    of the vectors: expiry, merges from scratch, the short horizon's merge and
-    checkpoints read them, at most once per bucket period; the re-merge after each bucket
-    boundary reads the float vectors themselves (`_Totals.set_inexact`)."""
+    of the bytes: expiry, merges from scratch, the short horizon's merge and checkpoints
+    read them, at most once per bucket period; the re-merge after each bucket boundary
+    reads the packed floats themselves (`_Totals.set_inexact`)."""
 
-    __slots__ = ("index", "labelled", "packed", "point", "regression")
+    __slots__ = ("data", "index", "labelled", "layout", "point", "regression")
     index: int
     labelled: perf.ClassificationCounts | None
     regression: perf.RegressionSums | None
+    point: bytes | None
+    layout: PackedLayout
+    data: bytes
 
-    def __init__(self, bucket: _Bucket | _ClosedBucket, *, drift: bool = True) -> None:
+    def __init__(
+        self,
+        bucket: _Bucket | _ClosedBucket,
+        reference: ModelReference | None,
+        *,
+        drift: bool = True,
+    ) -> None:
         self.index = bucket.index
         self.labelled = bucket.labelled
         self.regression = bucket.regression
-        self.point: bytes | None = bucket.point if drift else None
+        self.point = bucket.point if drift else None
         head = (bucket.predictions, bucket.errors, bucket.invalid_records, bucket.latency_n)
-        confidence, counts = bucket.confidence, bucket.drift if drift else None
-        self.packed: Packed = pack_bucket(head, bucket.latency_sum, confidence, counts)
+        counts = bucket.drift if drift else None
+        numeric = None
+        if reference is not None and counts is not None:
+            profiles = reference.features.values()
+            numeric = [i for i, p in enumerate(profiles) if isinstance(p, NumericProfile)]
+        self.layout, self.data = pack_bucket(
+            head, bucket.latency_sum, bucket.confidence, counts, numeric
+        )
 
     @property
     def predictions(self) -> int:
-        return int(self.packed.ints[0])
+        return head_of(self.data)[0][0]
 
     @property
     def errors(self) -> int:
-        return int(self.packed.ints[1])
+        return head_of(self.data)[0][1]
 
     @property
     def invalid_records(self) -> int:
-        return int(self.packed.ints[2])
+        return head_of(self.data)[0][2]
 
     @property
     def latency_n(self) -> int:
-        return int(self.packed.ints[3])
+        return head_of(self.data)[0][3]
 
     @property
     def latency_sum(self) -> float:
-        return float(self.packed.floats[0])
+        return head_of(self.data)[1][0]
 
     @property
     def confidence(self) -> perf.ConfidenceHistogram:
-        return self.packed.confidence()
+        return confidence_of(self.layout, self.data)
 
     @property
     def drift(self) -> DriftCounts | None:
-        return self.packed.drift()
+        return drift_of(self.layout, self.data)
 
     def without_drift(self) -> _ClosedBucket:
         """This bucket with its drift counts (and chart point) dropped: a new reference."""
-        return _ClosedBucket(self, drift=False)
+        return _ClosedBucket(self, None, drift=False)
 
     # What a `_Bucket` flushes first: a closed bucket has nothing waiting.
     def flush(self) -> perf.ConfidenceHistogram:
@@ -1171,16 +1195,18 @@ class _Totals:
         added up) in their order, as adding them afresh does; an aggregate that none of
         them has is None again, as it would be. The floats are read from the packed
         vectors, not from aggregates made of them: this runs after every bucket boundary."""
-        heads = [part.packed.head for part in parts]
+        tallies, floats = heads([part.data for part in parts])
         latency_sum = 0.0
-        for _, floats in heads:
-            latency_sum += floats[0]
+        for row in floats:
+            latency_sum += row[0]
         self.latency_sum = latency_sum
         if not parts:
             self.confidence = None
         elif self.confidence is not None:
             # every bucket has a confidence histogram: (count, ...), (..., sum, M2, min, max)
-            confidences = [_ConfidencePart(ints[4], floats) for ints, floats in heads]
+            confidences = [
+                _ConfidencePart(ints[4], row) for ints, row in zip(tallies, floats, strict=True)
+            ]
             self.confidence.set_inexact(cast("list[perf.ConfidenceHistogram]", confidences))
         for name in ("labelled", "regression"):
             having = [a for part in parts if (a := getattr(part, name)) is not None]
@@ -1189,16 +1215,16 @@ class _Totals:
                 setattr(self, name, None)
             elif mine is not None:
                 mine.set_inexact(having)
-        drifted = [part.packed for part in parts if part.packed.layout.sizes is not None]
+        drifted = [part for part in parts if part.layout.sizes is not None]
         if not drifted:
             self.drift = None
         elif self.drift is not None:
             layout = drifted[0].layout
-            if all(p.layout is layout for p in drifted):
-                rows = np.stack([p.floats for p in drifted])
-                set_drift_inexact(self.drift, layout, rows)
-            else:  # buckets tallied against references of other shapes: not kept together
-                self.drift.set_inexact([d for p in drifted if (d := p.drift()) is not None])
+            key = layout.float_key
+            if all(p.layout is layout or p.layout.float_key == key for p in drifted):
+                set_drift_inexact(self.drift, layout, [part.data for part in drifted])
+            else:  # packed in other integer types or shapes: as aggregates
+                self.drift.set_inexact([d for part in drifted if (d := part.drift) is not None])
 
 
 _A = TypeVar(
