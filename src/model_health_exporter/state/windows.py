@@ -37,7 +37,9 @@ from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.packed import (
     PackedLayout,
+    confidence_dict,
     confidence_of,
+    drift_dict,
     drift_of,
     head_of,
     heads,
@@ -984,22 +986,35 @@ class LiveWindow:
             "classes": self.classes,
             "counts": [self.matched, self.expired, self.unmatched],
             "reference": None if self.reference is None else self.reference.to_dict(),
-            "buckets": [
-                {
-                    "index": b.index,
-                    "predictions": b.predictions,
-                    "confidence": b.flush().to_dict(),
-                    "labelled": None if (c := self._flush_labelled(b)) is None else c.to_dict(),
-                    "regression": None if (r := b.flush_regression()) is None else r.to_dict(),
-                    "tallies": [b.errors, b.invalid_records, b.latency_sum, b.latency_n],
-                    "drift": None if (d := b.flush_drift(self.reference)) is None else d.to_dict(),
-                }
-                for b in self._buckets
-            ],
+            "buckets": [self._bucket_dict(b) for b in self._buckets],
             # probabilities as a row over the class indices (older checkpoints: a dict)
             "pending": [list(item) for item in self._pending.items()],
             "early": [[k, f.at, f.actual] for k, f in self._early.items()],
             "last_record_at": self.last_record_at,
+        }
+
+    def _bucket_dict(self, b: _AnyBucket) -> dict[str, Any]:
+        if isinstance(b, _ClosedBucket):  # read from its packed form, no aggregates made
+            (predictions, errors, invalid, latency_n, _, _), (latency_sum, *_) = head_of(b.data)
+            confidence, drift = confidence_dict(b.layout, b.data), drift_dict(b.layout, b.data)
+        else:
+            predictions, errors, invalid, latency_n = (
+                b.predictions,
+                b.errors,
+                b.invalid_records,
+                b.latency_n,
+            )
+            latency_sum = b.latency_sum
+            confidence = b.flush().to_dict()
+            drift = None if (d := b.flush_drift(self.reference)) is None else d.to_dict()
+        return {
+            "index": b.index,
+            "predictions": predictions,
+            "confidence": confidence,
+            "labelled": None if (c := self._flush_labelled(b)) is None else c.to_dict(),
+            "regression": None if (r := b.flush_regression()) is None else r.to_dict(),
+            "tallies": [errors, invalid, latency_sum, latency_n],
+            "drift": drift,
         }
 
     def load(self, data: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ never set (NaN)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -254,3 +255,75 @@ def set_drift_inexact(drift: DriftCounts, layout: PackedLayout, datas: Sequence[
         calibrated_sum += k
     drift.prediction_sum, drift.confidence_sum = prediction_sum, confidence_sum
     drift.calibrated_confidence_sum = calibrated_sum
+
+
+def confidence_dict(layout: PackedLayout, data: bytes) -> dict[str, Any]:
+    """`confidence_of(layout, data).to_dict()`, without making the histogram (a
+    checkpoint writes every closed bucket of every version)."""
+    ints, floats = head_of(data)
+    _, threshold, total, m2, minimum, maximum = floats
+    count = ints[4]
+    empty = count == 0
+    return {
+        "n_bins": layout.confidence_bins,
+        "threshold": threshold,
+        "counts": _counts(layout, data)[: layout.confidence_bins].tolist(),
+        "count": count,
+        "total": total,
+        "m2": m2,
+        "below": ints[5],
+        "minimum": None if empty else minimum,
+        "maximum": None if empty else maximum,
+    }
+
+
+def drift_dict(layout: PackedLayout, data: bytes) -> dict[str, Any] | None:
+    """`drift_of(layout, data).to_dict()` (None without drift counts), without making
+    the counts."""
+    sizes = layout.sizes
+    if sizes is None:
+        return None
+    n_features = len(sizes)
+    counts: list[int] = _counts(layout, data)[layout.confidence_bins :].tolist()
+    scalars = counts[: len(_DRIFT_INTS)]
+    at = len(_DRIFT_INTS)
+    feature_counts = []
+    for size in sizes:
+        feature_counts.append(counts[at : at + size])
+        at += size
+    lists = []
+    for size in (n_features, n_features, n_features, layout.prediction_bins):
+        lists.append(counts[at : at + size])
+        at += size
+    missing, invalid_type, unseen, prediction_counts = lists
+    confidence_counts = counts[at : at + layout.confidence_counts_bins]
+    floats: list[float] = np.frombuffer(data, np.float64, layout.drift_floats, _HEAD_BYTES).tolist()
+    prediction_sum, confidence_sum, calibrated_sum = floats[: len(_DRIFT_FLOATS)]
+    minmax: list[list[float | None]] = [[None, None] for _ in range(n_features)]
+    at = len(_DRIFT_FLOATS)
+    for i in layout.numeric:
+        low, high = floats[at], floats[at + 1]
+        minmax[i] = [None if math.isnan(low) else low, None if math.isnan(high) else high]
+        at += 2
+    side = layout.expected_side
+    rows, prediction_n, confidence_n, expected_n, calibrated_n = scalars
+    return {
+        "feature_counts": feature_counts,
+        "missing": missing,
+        "invalid_type": invalid_type,
+        "unseen": unseen,
+        "minmax": minmax,
+        "prediction_counts": prediction_counts if layout.prediction_bins else None,
+        "confidence_counts": confidence_counts if layout.confidence_counts_bins else None,
+        "expected": [floats[at + r * side : at + (r + 1) * side] for r in range(side)]
+        if side
+        else None,
+        "rows": rows,
+        "prediction_sum": prediction_sum,
+        "prediction_n": prediction_n,
+        "confidence_sum": confidence_sum,
+        "confidence_n": confidence_n,
+        "expected_n": expected_n,
+        "calibrated_confidence_sum": calibrated_sum,
+        "calibrated_confidence_n": calibrated_n,
+    }
