@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from model_health_exporter.records import Feedback, Prediction, parse_line
-from model_health_exporter.state.windows import LiveWindow, WindowConfig
+from model_health_exporter.state.windows import LiveWindow, WindowConfig, _ClosedBucket
 from model_health_exporter.stats.compact import narrowest
+from model_health_exporter.stats.packed import confidence_dict, drift_dict
 from model_health_exporter.stats.reference import build_reference
 
 NOW = 1_800_000_000.0
@@ -89,11 +90,21 @@ def test_closed_buckets_are_compact_and_say_the_same() -> None:
         assert drift.flat.dtype == np.uint8  # at most 60 records a bucket
         assert labelled.confusion.dtype == np.uint8
         assert bucket.confidence.counts.dtype == np.uint8
-        assert bucket.drift_rows == () and bucket.joined_actual == ()
+        # packed: one read-only integer and one float vector, no lists for records
+        assert isinstance(bucket, _ClosedBucket)
+        assert not hasattr(bucket, "drift_rows") and not hasattr(bucket, "joined_actual")
+        assert isinstance(bucket.data, bytes) and bucket.layout.int_type == "uint8"
+        assert bucket.layout is window._buckets[0].layout  # one per shape, shared
+        # the checkpoint reads the packed form directly: as the aggregates say
+        assert drift.expected is not None and bucket.layout.numeric  # every part is there
+        assert confidence_dict(bucket.layout, bucket.data) == bucket.confidence.to_dict()
+        assert drift_dict(bucket.layout, bucket.data) == drift.to_dict()
+        with pytest.raises(ValueError, match="read-only"):  # a closed bucket never changes
+            drift.flat += 1
         assert drift.copy().flat.dtype == np.int64
         assert labelled.copy().confusion.dtype == np.int64
-        with pytest.raises(TypeError):  # a closed bucket takes no records
-            bucket.drift_rows += predictions
+        with pytest.raises(AttributeError):  # a closed bucket takes no records
+            bucket.drift_rows = []  # type: ignore[union-attr]
     window.flush_rows()
     assert newest.drift is not None and newest.drift.flat.dtype == np.int64
     # what a window loaded from the checkpoint says (its buckets merged afresh)

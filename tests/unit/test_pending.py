@@ -255,3 +255,63 @@ def test_batches_as_arrays_or_uniform_rows_equal_predictions_added_one_by_one() 
             assert (batched.pop(key) is None) == (single.pop(key) is None)
     assert list(batched.items()) == list(single.items())
     assert len(batched) == len(single) == 50
+
+
+def test_an_idle_store_gives_back_its_spare_slots_and_holds_the_same() -> None:
+    """The ring grows by half while predictions arrive; once a periodic `expire` finds
+    nothing added since the last one, it holds about as many slots as ids wait, and
+    what it holds and finds is unchanged."""
+    store = PendingPredictions(5000)
+    for start in range(0, 1000, 17):  # as a window's buckets receive them
+        keys = [f"req-{i:010d}" for i in range(start, min(1000, start + 17))]
+        store.add(
+            keys, float(start), [int(k[-3:]) % 3 for k in keys], [[0.2, 0.3, 0.5]] * len(keys)
+        )
+    assert store.pop_many(["req-0000000005", "req-0000000500"]) == [5, 500]
+    before = list(store.items())
+    grown = len(store._live)
+    assert grown > 1.08 * len(store)  # the test means something: spare slots to give back
+    store.expire(-math.inf)  # added to since the last call: busy, nothing given back
+    assert len(store._live) == grown
+    store.expire(-math.inf)
+    assert len(store) == 998 and len(store._live) <= 998 + 998 // 32
+    assert list(store.items()) == before
+    assert "req-0000000006" in store and "req-0000000005" not in store
+    assert store.pop_many(["req-0000000999"]) == [997]
+    assert store.predicted([997]) == [999 % 3]
+    store.add(["next"], 2000.0, [1], [None])  # and it grows again
+    assert list(store.items())[-1] == ("next", 2000.0, 1, None)
+
+
+def test_class_indices_held_narrow_until_an_output_comes() -> None:
+    """Class indices are held in 16 bits; a regression output, or a class index that
+    does not fit, turns the store's values into float64 without changing any."""
+    store = PendingPredictions(10)
+    store.add(["a", "b"], 1.0, [0, 7], [None, None])
+    assert store._predicted.dtype == np.int16
+    store.add(["c"], 2.0, [2.5], [None])
+    store.add(["d"], 3.0, [40_000], [None])
+    assert store._predicted.dtype == np.float64
+    assert [(k, v) for k, _, v, _ in store.items()] == [
+        ("a", 0),
+        ("b", 7),
+        ("c", 2.5),
+        ("d", 40_000),
+    ]
+    wide = PendingPredictions(10)
+    wide.add(["e"], 1.0, [70_000], [None])
+    assert wide._predicted.dtype == np.float64
+    assert wide.predicted(wide.pop_many(["e"])) == [70_000]  # type: ignore[arg-type]
+
+
+def test_ids_longer_than_a_byte_counts_are_told_apart() -> None:
+    """Lengths are kept in a byte: ids of 300 and 301 bytes sharing a prefix and a hash
+    still find their own predictions."""
+    first, second = "x" * 300, "x" * 301
+
+    def same_hash(keys: Sequence[str]) -> npt.NDArray[np.int64]:
+        return np.zeros(len(keys), np.int64)
+
+    store = PendingPredictions(10, hasher=same_hash)
+    store.add([first, second], 1.0, [0, 1], [None, None])
+    assert store.pop_many([second, first, second]) == [1, 0, None]

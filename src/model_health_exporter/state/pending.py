@@ -53,6 +53,15 @@ def _width(rows: Rows) -> int:
     return max(map(len, given), default=0)
 
 
+_LENGTH_CAP = 255
+"""Byte lengths are kept up to this (uint8); ids this long are compared whole anyway
+(`_MAX_INLINE_ID`)."""
+
+_CLASS_TYPE = np.int16
+"""What predicted values are held in while they are all class indices that fit it (a
+window's are below its maximum classes + 1); a value that does not (a regression
+output) turns the array into float64 for good."""
+
 _SMALL = 8
 """Batches of at most this many ids are looked up and indexed one id at a time."""
 
@@ -72,6 +81,11 @@ def _search(index: Int64Array, hashes: Int64Array, order: Int64Array | None = No
 
 
 _SORT_FIRST = 256
+
+
+def _fits_class_type(values: npt.NDArray[np.float64]) -> bool:
+    limits = np.iinfo(_CLASS_TYPE)
+    return not len(values) or (limits.min <= values.min() and values.max() <= limits.max)
 
 
 def _interleave(
@@ -109,6 +123,8 @@ class _Encoded:
             encoded = np.array([b if len(b) <= _MAX_INLINE_ID else b"" for b in each], "S")
             if encoded.dtype.itemsize == 0:
                 encoded = encoded.astype("S1")
+            # the store keeps lengths in a byte: longer ids are told apart by the dict
+            lengths = np.minimum(lengths, _LENGTH_CAP)
         self.bytes = encoded
         self.lengths = lengths
         self.long = lengths > _MAX_INLINE_ID
@@ -155,15 +171,18 @@ class PendingPredictions:
         self._live = np.zeros(0, np.bool_)  # per slot: waiting
         self._hash = np.zeros(0, np.int64)
         self._ids = np.zeros(0, "S1")  # UTF-8 bytes (trailing NULs dropped: see _id_len)
-        self._id_len = np.zeros(0, np.int32)
+        self._id_len = np.zeros(0, np.uint8)  # up to _LENGTH_CAP
         self._long_ids: dict[int, str] = {}  # slot -> id, for ids over _MAX_INLINE_ID
         self._at = np.empty(0, np.float64)
-        self._predicted = np.empty(0, np.float64)
+        self._predicted: npt.NDArray[Any] = np.empty(0, _CLASS_TYPE)  # or float64: _fill
         self._is_class = np.empty(0, np.bool_)
         self._proba = np.empty((0, 0), np.float64)
         # The waiting slots, sorted by their ids' hashes.
         self._index_hash = np.zeros(0, np.int64)
         self._index_slot = np.zeros(0, np.int32)
+        # Added to since the last `expire`: a store that was not is idle, and gives
+        # back the ring's spare slots (`_trim_if_idle`).
+        self._added = False
 
     def __len__(self) -> int:
         return self._waiting
@@ -332,6 +351,7 @@ class PendingPredictions:
             # 50+ bytes a slot, and doubling left up to half of them unused.
             self._relayout(min(self._max_slots, max(64, n_slots + n_slots // 2, self._waiting + n)))
             n_slots = len(self._live)
+        self._added = True
         slots = (self._head + self._size + np.arange(n)) % n_slots
         self._size += n
         self._waiting += n
@@ -353,9 +373,14 @@ class PendingPredictions:
         n = len(index)
         kinds = set(map(type, predicted))
         if kinds == {int}:  # classes: C-level passes, no per-value Python
-            self._predicted[index] = np.fromiter(predicted, np.float64, n)
+            values = np.fromiter(predicted, np.float64, n)
+            if self._predicted.dtype != np.float64 and not _fits_class_type(values):
+                self._predicted = self._predicted.astype(np.float64)
+            self._predicted[index] = values
             self._is_class[index] = True
         else:
+            if self._predicted.dtype != np.float64:
+                self._predicted = self._predicted.astype(np.float64)
             self._predicted[index] = predicted
             self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
         width = self.width
@@ -434,7 +459,7 @@ class PendingPredictions:
     def pop_many(self, keys: Sequence[str]) -> list[int | None]:
         """The slot of each of `keys` in turn (None: not waiting), no longer waiting; an
         id repeated finds its prediction gone the second time. The slots' arrays stay
-        readable until the next `add`."""
+        readable until the next `add` or `expire`."""
         if not self._waiting or not keys:
             return [None] * len(keys)
         if len(keys) <= _SMALL:
@@ -505,8 +530,20 @@ class PendingPredictions:
             rows[np.isnan(rows[:, :have]).all(axis=1)] = np.nan
         return rows
 
+    def _trim_if_idle(self) -> None:
+        """Give back the spare slots of a ring not added to since the last call (the
+        ring grows by half, so up to a third of it may be spare): most versions of a
+        large fleet are idle at any moment, and a busy one grows it again."""
+        if not self._added:
+            fits = max(64, self._waiting + self._waiting // 32)
+            if len(self._live) > fits + fits // 32:
+                self._relayout(fits)
+        self._added = False
+
     def expire(self, oldest: float) -> int:
-        """Let predictions that came before `oldest` go; returns how many."""
+        """Let predictions that came before `oldest` go; returns how many. Called
+        periodically, it also gives back the spare slots of an idle store."""
+        self._trim_if_idle()
         if not self._size:
             return 0
         head = self._head

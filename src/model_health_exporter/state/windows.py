@@ -35,6 +35,18 @@ from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.state.shared_references import shared
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
+from model_health_exporter.stats.packed import (
+    PackedLayout,
+    confidence_dict,
+    confidence_of,
+    drift_dict,
+    drift_of,
+    head_of,
+    heads,
+    pack_bucket,
+    set_drift_inexact,
+)
+from model_health_exporter.stats.profile import NumericProfile
 from model_health_exporter.stats.reference import (
     DriftCounts,
     DriftReport,
@@ -95,8 +107,6 @@ _ACTUAL: Final = operator.attrgetter("actual")
 _LABEL: Final = operator.attrgetter("label")
 _PROBABILITIES: Final = operator.attrgetter("probabilities")
 _FLUSH_AT: Final = 1024  # measured: larger batches run slower (the rows are colder in cache)
-# What a closed bucket has for its lists of records waiting for a flush: none, and no list.
-_CLOSED: Final = cast("list[Any]", ())
 
 
 @dataclass(slots=True)
@@ -145,20 +155,19 @@ class _Bucket:
             self.drift_rows = []
         return self.drift
 
-    def close(self, n_classes: int, auc_cells: int, reference: ModelReference | None) -> None:
-        """This bucket takes no more records: everything into its aggregates, held in as
-        little memory as they fit (`stats.compact`), no lists for records kept."""
+    def close(
+        self, n_classes: int, auc_cells: int, reference: ModelReference | None
+    ) -> _ClosedBucket:
+        """This bucket takes no more records: everything into its aggregates, which the
+        closed bucket returned holds in as little memory as they fit (`stats.packed`,
+        `stats.compact`), with no lists for records."""
         self.flush()
-        self.flush_labelled(n_classes, auc_cells)
+        labelled = self.flush_labelled(n_classes, auc_cells)
         self.flush_regression()
         self.flush_drift(reference)
-        for aggregate in (self.confidence, self.labelled, self.drift):
-            if aggregate is not None:
-                aggregate.compact()
-        # Appending to a closed bucket fails loudly (a tuple), where a shared list would not.
-        self.drift_rows = self.unflushed = _CLOSED
-        self.joined_actual = self.joined_predicted = _CLOSED
-        self.joined_proba = self.joined_values = _CLOSED
+        if labelled is not None:
+            labelled.compact()
+        return _ClosedBucket(self, reference)
 
     def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
         if self.joined_actual:
@@ -182,6 +191,102 @@ class _Bucket:
             self.regression.add_many(pairs[:, 0], pairs[:, 1])
             self.joined_values = []
         return self.regression
+
+
+class _ClosedBucket:
+    """A bucket that takes no more records, read as a `_Bucket` is: its confidence
+    histogram, drift counts and tallies packed into one `bytes` (`stats.packed`), about a
+    third of the memory of the objects. Those aggregates are made on each read, as views
+    of the bytes: expiry, merges from scratch, the short horizon's merge and checkpoints
+    read them, at most once per bucket period; the re-merge after each bucket boundary
+    reads the packed floats themselves (`_Totals.set_inexact`)."""
+
+    __slots__ = ("data", "index", "labelled", "layout", "point", "regression")
+    index: int
+    labelled: perf.ClassificationCounts | None
+    regression: perf.RegressionSums | None
+    point: bytes | None
+    layout: PackedLayout
+    data: bytes
+
+    def __init__(
+        self,
+        bucket: _Bucket | _ClosedBucket,
+        reference: ModelReference | None,
+        *,
+        drift: bool = True,
+    ) -> None:
+        self.index = bucket.index
+        self.labelled = bucket.labelled
+        self.regression = bucket.regression
+        self.point = bucket.point if drift else None
+        head = (bucket.predictions, bucket.errors, bucket.invalid_records, bucket.latency_n)
+        counts = bucket.drift if drift else None
+        numeric = None
+        if reference is not None and counts is not None:
+            profiles = reference.features.values()
+            numeric = [i for i, p in enumerate(profiles) if isinstance(p, NumericProfile)]
+        self.layout, self.data = pack_bucket(
+            head, bucket.latency_sum, bucket.confidence, counts, numeric
+        )
+
+    @property
+    def predictions(self) -> int:
+        return head_of(self.data)[0][0]
+
+    @property
+    def errors(self) -> int:
+        return head_of(self.data)[0][1]
+
+    @property
+    def invalid_records(self) -> int:
+        return head_of(self.data)[0][2]
+
+    @property
+    def latency_n(self) -> int:
+        return head_of(self.data)[0][3]
+
+    @property
+    def latency_sum(self) -> float:
+        return head_of(self.data)[1][0]
+
+    @property
+    def confidence(self) -> perf.ConfidenceHistogram:
+        return confidence_of(self.layout, self.data)
+
+    @property
+    def drift(self) -> DriftCounts | None:
+        return drift_of(self.layout, self.data)
+
+    def without_drift(self) -> _ClosedBucket:
+        """This bucket with its drift counts (and chart point) dropped: a new reference."""
+        return _ClosedBucket(self, None, drift=False)
+
+    # What a `_Bucket` flushes first: a closed bucket has nothing waiting.
+    def flush(self) -> perf.ConfidenceHistogram:
+        return self.confidence
+
+    def flush_labelled(self, n_classes: int, auc_cells: int) -> perf.ClassificationCounts | None:
+        return self.labelled
+
+    def flush_regression(self) -> perf.RegressionSums | None:
+        return self.regression
+
+    def flush_drift(self, reference: ModelReference | None) -> DriftCounts | None:
+        return self.drift
+
+
+_AnyBucket = _Bucket | _ClosedBucket
+
+
+class _ConfidencePart:
+    """What `ConfidenceHistogram.set_inexact` reads of a part, from a packed bucket."""
+
+    __slots__ = ("count", "m2", "maximum", "minimum", "total")
+
+    def __init__(self, count: int, floats: list[float]) -> None:
+        self.count = count
+        _, _, self.total, self.m2, self.minimum, self.maximum = floats
 
 
 class _EarlyFeedback(msgspec.Struct, gc=False):
@@ -228,7 +333,8 @@ class LiveWindow:
         self.kind: Kind | None = None
         self.classes: list[str] = []  # index -> label; grows to max_classes, then "other"
         self._class_of: dict[str, int] = {}  # label -> index, of `classes`
-        self._buckets: deque[_Bucket] = deque()
+        # the newest bucket takes records (a `_Bucket`), the others are closed
+        self._buckets: deque[_AnyBucket] = deque()
         # All buckets but the newest, merged, kept up to date as buckets close and expire
         # (None: to be merged afresh). `_closed_inexact`: a bucket's integer counts were
         # taken out, the rest of it not yet (`_totals`).
@@ -274,7 +380,10 @@ class LiveWindow:
             return  # already built from the first predictions
         self.reference = reference
         self._reference_rows = []
-        for bucket in self._buckets:
+        for i, bucket in enumerate(self._buckets):
+            if isinstance(bucket, _ClosedBucket):
+                self._buckets[i] = bucket.without_drift()
+                continue
             bucket.drift, bucket.point = None, None
             if bucket.drift_rows:
                 bucket.drift_rows = []
@@ -355,16 +464,22 @@ class LiveWindow:
                 )
             )
         self._expire(index)
-        return self._buckets[-1]
+        return self._newest
+
+    @property
+    def _newest(self) -> _Bucket:
+        """The newest bucket (there is one): the one that takes records."""
+        return cast("_Bucket", self._buckets[-1])
 
     def _close_newest(self) -> None:
         """The newest bucket takes no more records: into the merge of the closed ones."""
-        newest = self._buckets[-1]
-        newest.close(self._n_classes, self._config.auc_cells, self.reference)
+        newest = self._newest
+        closed_bucket = newest.close(self._n_classes, self._config.auc_cells, self.reference)
         closed = self._closed
         if closed is not None:
             closed.add(newest)
             closed.auc_cache = None
+        self._buckets[-1] = closed_bucket
 
     def _expire(self, index: int) -> None:
         while self._buckets and self._buckets[0].index <= index - self._config.buckets:
@@ -503,7 +618,7 @@ class LiveWindow:
         long-lived objects sit between the freed ones; and the periodic refresh of every
         version then only computes statistics, it does not tally records."""
         if self._buckets:
-            self._flushed(self._buckets[-1])
+            self._flushed(self._newest)
 
     def _expire_pending(self, now: float) -> None:
         """Drop predictions and feedback that waited too long; run once per bucket, not
@@ -628,7 +743,7 @@ class LiveWindow:
             bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         return True
 
-    def _flush_labelled(self, bucket: _Bucket) -> perf.ClassificationCounts | None:
+    def _flush_labelled(self, bucket: _AnyBucket) -> perf.ClassificationCounts | None:
         return bucket.flush_labelled(self._n_classes, self._config.auc_cells)
 
     # ---- summary ------------------------------------------------------------------------
@@ -668,16 +783,18 @@ class LiveWindow:
         self._expire_pending(now)
         if not self._buckets:
             return _Totals()
-        closed_buckets = list(itertools.islice(self._buckets, len(self._buckets) - 1))
+        closed_buckets = cast(
+            "list[_ClosedBucket]", list(itertools.islice(self._buckets, len(self._buckets) - 1))
+        )
         if self._closed is None:
             self._closed = _Totals()
             for bucket in closed_buckets:
-                self._closed.add(self._flushed(bucket))
+                self._closed.add(bucket)
         elif self._closed_inexact:
             self._closed.set_inexact(closed_buckets)
         self._closed_inexact = False
         totals = self._closed.copy()
-        totals.add(self._flushed(self._buckets[-1]))
+        totals.add(self._flushed(self._newest))
         return totals
 
     def _short_totals(self, now: float) -> _Totals:
@@ -687,13 +804,13 @@ class LiveWindow:
         first = math.floor(now / self._config.bucket_seconds) - self._config.short_buckets + 1
         if not self._buckets:
             return _Totals()
-        newest = self._buckets[-1]
+        newest = self._newest
         key = (newest.index, first)
         if self._short_closed is None or self._short_closed[0] != key:
             closed = _Totals()
             for bucket in itertools.islice(self._buckets, len(self._buckets) - 1):
                 if bucket.index >= first:
-                    closed.add(self._flushed(bucket))
+                    closed.add(bucket)  # closed: nothing waits in it
             closed.compact()  # only copied until the next bucket boundary
             self._short_closed = (key, closed)
         totals = self._short_closed[1].copy()
@@ -701,7 +818,7 @@ class LiveWindow:
             totals.add(self._flushed(newest))
         return totals
 
-    def _flushed(self, bucket: _Bucket) -> _Bucket:
+    def _flushed(self, bucket: _AnyBucket) -> _AnyBucket:
         bucket.flush()
         bucket.flush_labelled(self._n_classes, self._config.auc_cells)
         bucket.flush_regression()
@@ -869,22 +986,35 @@ class LiveWindow:
             "classes": self.classes,
             "counts": [self.matched, self.expired, self.unmatched],
             "reference": None if self.reference is None else self.reference.to_dict(),
-            "buckets": [
-                {
-                    "index": b.index,
-                    "predictions": b.predictions,
-                    "confidence": b.flush().to_dict(),
-                    "labelled": None if (c := self._flush_labelled(b)) is None else c.to_dict(),
-                    "regression": None if (r := b.flush_regression()) is None else r.to_dict(),
-                    "tallies": [b.errors, b.invalid_records, b.latency_sum, b.latency_n],
-                    "drift": None if (d := b.flush_drift(self.reference)) is None else d.to_dict(),
-                }
-                for b in self._buckets
-            ],
+            "buckets": [self._bucket_dict(b) for b in self._buckets],
             # probabilities as a row over the class indices (older checkpoints: a dict)
             "pending": [list(item) for item in self._pending.items()],
             "early": [[k, f.at, f.actual] for k, f in self._early.items()],
             "last_record_at": self.last_record_at,
+        }
+
+    def _bucket_dict(self, b: _AnyBucket) -> dict[str, Any]:
+        if isinstance(b, _ClosedBucket):  # read from its packed form, no aggregates made
+            (predictions, errors, invalid, latency_n, _, _), (latency_sum, *_) = head_of(b.data)
+            confidence, drift = confidence_dict(b.layout, b.data), drift_dict(b.layout, b.data)
+        else:
+            predictions, errors, invalid, latency_n = (
+                b.predictions,
+                b.errors,
+                b.invalid_records,
+                b.latency_n,
+            )
+            latency_sum = b.latency_sum
+            confidence = b.flush().to_dict()
+            drift = None if (d := b.flush_drift(self.reference)) is None else d.to_dict()
+        return {
+            "index": b.index,
+            "predictions": predictions,
+            "confidence": confidence,
+            "labelled": None if (c := self._flush_labelled(b)) is None else c.to_dict(),
+            "regression": None if (r := b.flush_regression()) is None else r.to_dict(),
+            "tallies": [errors, invalid, latency_sum, latency_n],
+            "drift": drift,
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -898,13 +1028,13 @@ class LiveWindow:
         reference = (
             None if saved_reference is None else shared(ModelReference.from_dict(saved_reference))
         )
-        buckets: deque[_Bucket] = deque()
+        loaded: list[_Bucket] = []
         for b in data["buckets"]:
             labelled, regression, drift = b["labelled"], b["regression"], b.get("drift")
             errors, invalid, latency_sum, latency_n = b.get("tallies", (0, 0, 0.0, 0))
             if not math.isfinite(float(latency_sum)):  # saved before latencies were bounded
                 latency_sum, latency_n = 0.0, 0
-            buckets.append(
+            loaded.append(
                 _Bucket(
                     int(b["index"]),
                     perf.ConfidenceHistogram.from_dict(b["confidence"]),
@@ -926,8 +1056,11 @@ class LiveWindow:
                 )
             )
         self.reference = reference
-        for bucket in itertools.islice(buckets, max(0, len(buckets) - 1)):
+        buckets: deque[_AnyBucket] = deque(
             bucket.close(self._n_classes, self._config.auc_cells, reference)
+            for bucket in loaded[:-1]
+        )
+        buckets.extend(loaded[-1:])
         self._buckets = buckets
         self._closed = self._short_closed = None
         self._generation += 1
@@ -1038,7 +1171,7 @@ class _Totals:
     # (`LiveWindow._live_auc`)
     auc_cache: tuple[tuple[int, int, int], tuple[float, float] | None] | None = None
 
-    def add(self, part: _Bucket | _Totals) -> None:
+    def add(self, part: _AnyBucket | _Totals) -> None:
         self.confidence = _plus(self.confidence, part.confidence)
         self.labelled = _plus(self.labelled, part.labelled)
         self.regression = _plus(self.regression, part.regression)
@@ -1060,7 +1193,7 @@ class _Totals:
             if aggregate is not None:
                 aggregate.compact()
 
-    def subtract_counts(self, part: _Bucket) -> None:
+    def subtract_counts(self, part: _AnyBucket) -> None:
         """Take the integer counts of `part`, added before, out again (exact); the rest
         is then stale until `set_inexact`."""
         for name in ("confidence", "labelled", "regression", "drift"):
@@ -1072,21 +1205,41 @@ class _Totals:
         self.invalid_records -= part.invalid_records
         self.latency_n -= part.latency_n
 
-    def set_inexact(self, parts: Sequence[_Bucket]) -> None:
+    def set_inexact(self, parts: Sequence[_ClosedBucket]) -> None:
         """After `subtract_counts`: what cannot be subtracted, from `parts` (the buckets
         added up) in their order, as adding them afresh does; an aggregate that none of
-        them has is None again, as it would be."""
+        them has is None again, as it would be. The floats are read from the packed
+        vectors, not from aggregates made of them: this runs after every bucket boundary."""
+        tallies, floats = heads([part.data for part in parts])
         latency_sum = 0.0
-        for part in parts:
-            latency_sum += part.latency_sum
+        for row in floats:
+            latency_sum += row[0]
         self.latency_sum = latency_sum
-        for name in ("confidence", "labelled", "regression", "drift"):
+        if not parts:
+            self.confidence = None
+        elif self.confidence is not None:
+            # every bucket has a confidence histogram: (count, ...), (..., sum, M2, min, max)
+            confidences = [
+                _ConfidencePart(ints[4], row) for ints, row in zip(tallies, floats, strict=True)
+            ]
+            self.confidence.set_inexact(cast("list[perf.ConfidenceHistogram]", confidences))
+        for name in ("labelled", "regression"):
             having = [a for part in parts if (a := getattr(part, name)) is not None]
             mine = getattr(self, name)
             if not having:
                 setattr(self, name, None)
             elif mine is not None:
                 mine.set_inexact(having)
+        drifted = [part for part in parts if part.layout.sizes is not None]
+        if not drifted:
+            self.drift = None
+        elif self.drift is not None:
+            layout = drifted[0].layout
+            key = layout.float_key
+            if all(p.layout is layout or p.layout.float_key == key for p in drifted):
+                set_drift_inexact(self.drift, layout, [part.data for part in drifted])
+            else:  # packed in other integer types or shapes: as aggregates
+                self.drift.set_inexact([d for part in drifted if (d := part.drift) is not None])
 
 
 _A = TypeVar(
