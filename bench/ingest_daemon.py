@@ -7,11 +7,12 @@ adds some, e.g. to compare window settings).
    of them one batch after their predictions in the same file (every one joined),
    written before the daemon starts. Timed from the daemon's /readyz until
    `routing_ml_predictions_total` reaches RECORDS (polled with a `name[]` filter every
-   0.1 s). Reference, in this process on the same file, before and after the daemon:
-   read it, split it into lines, `orjson.loads` each line (median of both). Reported:
-   lines/s of both (feedback lines included) and ours / orjson (target >= 0.5), from
-   /readyz to the last count, and between the polls that saw 10% and 90% counted (the
-   drain rate once running: no start-up, no wait for the poll after the last line).
+   0.1 s, --count-interval: the end is seen up to that late). Reference, in this
+   process on the same file, before and after the daemon: read it, split it into lines,
+   `orjson.loads` each line (median of both). Reported: lines/s of both (feedback lines
+   included) and ours / orjson (target >= 0.5), from /readyz to the last count, and
+   between the polls that saw 10% and 90% counted (the drain rate once running: no
+   start-up, no wait for the poll after the last line).
 2. backlog: FILES versions with one predictions file of BACKLOG/FILES records each (no
    feedback), written before the daemon starts; full `/metrics` scrapes back to back
    while it drains them. Reported: the largest gap between the most and the least read
@@ -34,7 +35,7 @@ adds some, e.g. to compare window settings).
    (target within 5%) and bytes per scrape.
 
     .venv/bin/python bench/ingest_daemon.py [--parts throughput backlog memory rss scrapes]
-        [--records 200000] [--backlog 1000000 --files 4] [--versions 200]
+        [--records 200000] [--count-interval 0.1] [--backlog 1000000 --files 4] [--versions 200]
         [--memory-window one|full]
         [--rss-records 3000000 --rss-step 500000] [--scrapes 20000]
         [--flags='--logs.window-buckets=12 --logs.window-short-buckets=0']
@@ -203,7 +204,7 @@ def part_throughput(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             samples.append((time.monotonic(), d.cpu_seconds(), counted))
             return counted >= args.records
 
-        wait_until(all_counted, 600, "all predictions counted", interval=0.1)
+        wait_until(all_counted, 600, "all predictions counted", interval=args.count_interval)
         elapsed = time.monotonic() - start
         cpu = d.cpu_seconds() - cpu0
         _, body = timed_get(d.port, "/metrics")
@@ -479,6 +480,12 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--features", type=int, default=15)
+    parser.add_argument(
+        "--count-interval",
+        type=float,
+        default=0.1,
+        help="seconds between reads of the throughput part's count: its timing's resolution",
+    )
     parser.add_argument("--backlog", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--versions", type=int, default=200)

@@ -7,8 +7,8 @@ DATA/<predictions> on the first run (without cachegrind) and read from there aft
 
 The ingester is the real ModelRegistry and IngestWorker, draining the file by
 `poll_once()` as the daemon's loop does, with the start-up objects frozen out of the
-cyclic GC (`gc.freeze()`, as the daemon does once ready). `--orjson`: read, split and
-`orjson.loads` each line instead, the reference of the ratio.
+cyclic GC and its thresholds set as the daemon does once ready (`daemon._settle_heap`).
+`--orjson`: read, split and `orjson.loads` each line instead, the reference of the ratio.
 
     .venv/bin/python bench/ingest_instructions.py --predictions 2000     # writes the data
     OPENBLAS_NUM_THREADS=1 valgrind --tool=cachegrind --cache-sim=no \\
@@ -22,7 +22,6 @@ different amount in each run, about 1,500 instructions a line of noise.)
 from __future__ import annotations
 
 import argparse
-import gc
 import tempfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import orjson
 
 from ingest_daemon import tree, write_log, write_reference
 from ingest_throughput import make_worker
+from model_health_exporter import daemon
 
 SEED = 1
 FEATURES = 15
@@ -62,8 +62,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as state:
         worker, _ = make_worker(root, Path(state))
-        gc.collect()
-        gc.freeze()  # as the daemon does once ready
+        daemon._settle_heap()  # as the daemon does once ready: frozen, its GC thresholds
         n = 0
         while lines_read := worker.poll_once(behind_only=True) or worker.poll_once():
             n += lines_read

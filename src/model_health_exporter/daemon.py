@@ -217,15 +217,27 @@ def _fix_mmap_threshold() -> None:
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
+# Ingesting creates and frees a few tuples and lists a line (rows of a block, columns
+# of a drift tally): with Python's default of 700 the young generation is walked every
+# few hundred lines, about 1,000 instructions a line (bench/ingest_instructions.py,
+# docs/benchmarks.md section 21), and a full collection comes ten times as often.
+# Objects freed by reference counting (nearly all) never wait for a collection; only
+# cycles do, at most this many objects.
+GC_YOUNG_OBJECTS: Final = 10_000
+
+
 def _settle_heap() -> None:
     """Take what start-up (or a reload) built out of the cyclic GC's full collections: the
     registry's views, references and loaded windows live until the next reload. A full
     collection walks every tracked object while holding the GIL (50-90 ms at 1,000
     versions), and ingesting flat out brings one on about every second, each one a stall
     for a scrape that arrives meanwhile (docs/benchmarks.md, section 3). Frozen objects
-    are still freed by reference counting; only cycles among them wait for a reload."""
+    are still freed by reference counting; only cycles among them wait for a reload.
+    Young-generation collections come after GC_YOUNG_OBJECTS new containers instead of
+    Python's 700 (see there)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
 class Daemon:

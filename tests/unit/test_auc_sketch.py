@@ -150,3 +150,36 @@ def test_counts_from_an_older_checkpoint_keep_their_auc() -> None:
     newer = perf.ClassificationCounts.empty(3, sketch_cells=DEFAULT_MAX_CELLS)
     newer.add_many(actual, proba.argmax(axis=1), proba)
     assert converted.merge(newer).n_samples == 6_000
+
+
+def _cells(scores: np.ndarray, actual: np.ndarray, level: int) -> tuple[np.ndarray, ...]:
+    """Every (record, class) in its cell at `level`, counted by np.unique: the reference."""
+    with np.errstate(divide="ignore"):
+        logit = np.clip(np.log(scores) - np.log1p(-scores), -40.0, 40.0)
+    keys = (np.floor(logit * 2.0**level) + 40.0 * 2.0**level).astype(np.int64)
+    k = scores.shape[1]
+    codes = ((np.arange(k) << 32) | keys).ravel()
+    positive = (actual[:, None] == np.arange(k)[None, :]).ravel()
+    cells, cell_of = np.unique(codes, return_inverse=True)
+    pos = np.bincount(cell_of, weights=positive, minlength=cells.size)
+    return cells, pos, np.bincount(cell_of, minlength=cells.size) - pos
+
+
+@pytest.mark.parametrize("cells", [DEFAULT_MAX_CELLS, 81])
+def test_classes_scored_zero_in_every_row_land_in_the_lowest_cell(cells: int) -> None:
+    """Rows padded with classes the window may still learn (all zero), counted by class
+    without a logit per score: the same cells and counts as one per record and class."""
+    rng = np.random.default_rng(35)
+    n, k = 3_000, 11
+    scores = np.zeros((n, k))
+    scores[:, [0, 1, 4]] = rng.dirichlet([1.0, 2.0, 3.0], n)
+    scores[:5, 7] = 0.0  # a class scored 0 once, seen as a class scored 0 throughout
+    actual = rng.choice([0, 1, 4, 9], n)  # 9: positives of a class scored 0
+    sketch = AucSketch(k, cells)
+    sketch.add(scores, actual)
+    expected = _cells(scores, actual, sketch.level)
+    assert np.array_equal(sketch.codes, expected[0])
+    assert np.array_equal(sketch.pos, expected[1]) and np.array_equal(sketch.neg, expected[2])
+    auc, _, _ = sketch.per_class()
+    assert auc[9] == pytest.approx(roc_auc_score(actual == 9, scores[:, 9]))  # 0.5
+    assert auc[0] == pytest.approx(roc_auc_score(actual == 0, scores[:, 0]), abs=TOLERANCE)

@@ -20,8 +20,10 @@ class _Node:
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
     gc.unfreeze()
+    threshold = gc.get_threshold()
     yield
     gc.unfreeze()  # leave the test process as it was
+    gc.set_threshold(*threshold)
 
 
 @pytest.mark.usefixtures("unfrozen")
@@ -36,3 +38,4 @@ def test_garbage_is_collected_before_the_heap_is_frozen() -> None:
     assert gc.get_freeze_count() > 0
     assert gc.is_tracked(kept)
     assert not any(o is kept for o in gc.get_objects())  # frozen: no collection walks it
+    assert gc.get_threshold()[0] == daemon.GC_YOUNG_OBJECTS  # young collections less often

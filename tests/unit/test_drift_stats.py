@@ -40,6 +40,7 @@ from model_health_exporter.stats.profile import (
     category_key,
     profile_from_dict,
 )
+from model_health_exporter.stats.reference import DriftCounts, build_reference
 
 Floats = npt.NDArray[np.float64]
 T = TypeVar("T")
@@ -712,3 +713,46 @@ def test_detection_power_and_false_alarm_rate_with_the_defaults() -> None:
 
     assert detected / TRIALS >= 0.95, f"detected {detected} of {TRIALS}"
     assert false_alarms / TRIALS <= 0.02, f"{false_alarms} false alarms in {TRIALS}"
+
+
+@pytest.mark.parametrize("rows", [1, 7, 1024])
+def test_typed_columns_are_tallied_as_feature_by_feature(rows: int) -> None:
+    """`add_columns` of typed columns counts every numeric feature in one array and every
+    categorical one in one bincount: the same counts as the per-feature path, with
+    missing values, values on the edges, a feature missing throughout, categories the
+    reference never had and a categorical feature whose categories are not all kept."""
+    rng = np.random.default_rng(41)
+    many = [f"k{i}" for i in range(1200)]  # more than the reference keeps as known
+    sample = [
+        {
+            "a": float(rng.normal()),
+            "b": int(rng.integers(0, 5)),
+            "c": str(rng.choice(["x", "y", "z", "w", "v"])),
+            "d": many[i],
+            "e": float(rng.random()),
+        }
+        for i in range(len(many))
+    ]
+    reference = build_reference("sample", sample, n_bins=6, top_k=3)
+    assert "c" in reference.known_categories and "d" not in reference.known_categories
+    edges = cast_numeric(reference.features["a"]).edges.tolist()
+    columns = {
+        "a": [rng.choice([*edges, None, 1e9, -1e9, float(rng.normal())]) for _ in range(rows)],
+        "b": [rng.choice([0, 1, 2, 3, 4, 7, None]) for _ in range(rows)],
+        "c": [rng.choice(["x", "y", "z", "w", "v", "new", None]) for _ in range(rows)],
+        "d": [rng.choice([*many[:5], "never", None]) for _ in range(rows)],
+        "e": [None] * rows,
+    }
+    ordered = [columns[name] for name in reference.features]
+    typed, plain = DriftCounts.empty(reference), DriftCounts.empty(reference)
+    for _ in range(2):  # the second block adds to the first's counts and extremes
+        typed.add_columns(reference, ordered, typed=True)
+        plain.add_columns(reference, ordered)
+    for name in ("flat", "missing", "invalid_type", "unseen", "minmax"):
+        assert np.array_equal(getattr(typed, name), getattr(plain, name), equal_nan=True), name
+    assert typed.missing.sum() >= 2 * rows and (rows == 1 or typed.unseen.sum() > 0)
+
+
+def cast_numeric(profile: object) -> NumericProfile:
+    assert isinstance(profile, NumericProfile)
+    return profile

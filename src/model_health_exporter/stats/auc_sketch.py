@@ -90,9 +90,25 @@ class AucSketch:
     def add(self, scores: FloatArray, actual: IntArray) -> None:
         """Count n records: `scores` n x K probabilities in [0, 1], `actual` class indices."""
         k = self.n_classes
-        codes = (np.arange(k, dtype=np.int64) << _CLASS_SHIFT) | _keys(scores, self.level)
-        is_pos = actual[:, None] == np.arange(k)[None, :]
-        self._absorb(codes.ravel(), is_pos.ravel().astype(np.int64), (~is_pos).ravel())
+        scored = scores.any(axis=0)  # NaN counts as scored: it goes through the logit
+        if scored.all():
+            codes = (np.arange(k, dtype=np.int64) << _CLASS_SHIFT) | _keys(scores, self.level)
+            is_pos = actual[:, None] == np.arange(k)[None, :]
+            self._absorb(codes.ravel(), is_pos.ravel().astype(np.int64), (~is_pos).ravel())
+            return
+        # Classes scored 0 in every row (a window pads its rows with the classes it may
+        # still learn) put all their records in one cell, the lowest (key 0 at every
+        # level): counted per class, without a logit per score.
+        classes = np.flatnonzero(scored)
+        unscored = np.flatnonzero(~scored)
+        codes = (classes << _CLASS_SHIFT) | _keys(scores[:, classes], self.level)
+        is_pos = actual[:, None] == classes[None, :]
+        positives = np.bincount(actual, minlength=k)[unscored]
+        self._absorb(
+            np.concatenate([codes.ravel(), unscored << _CLASS_SHIFT]),
+            np.concatenate([is_pos.ravel().astype(np.int64), positives]),
+            np.concatenate([(~is_pos).ravel().astype(np.int64), actual.size - positives]),
+        )
 
     def add_counts(self, scores: FloatArray, pos: IntArray, neg: IntArray) -> None:
         """Add K x B counts of positives and negatives whose class-k score is `scores[b]`."""

@@ -12,6 +12,7 @@ Pure numpy: no I/O, nothing about Prometheus."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
@@ -113,6 +114,11 @@ class ModelReference:
             "dropped_features": self.dropped_features,
             "known_categories": {k: sorted(v) for k, v in self.known_categories.items()},
         }
+
+    @property
+    def feature_kinds(self) -> tuple[bool, ...]:
+        """Whether each feature is numeric, in order."""
+        return tuple(isinstance(p, NumericProfile) for p in self.features.values())
 
     def feature_schema(self) -> tuple[tuple[str, bool], ...]:
         """(name, numeric) of each feature, in order: what a typed decode of log lines
@@ -358,6 +364,9 @@ class DriftCounts:
         `typed`: the columns hold only what a typed decode lets through
         (`records.typed_decoder`): numbers or None for a numeric feature, strings or
         None for a categorical one, so no value needs a type check."""
+        if typed and columns and len(columns[0]):
+            self._add_typed(reference, columns)
+            return
         for i, ((name, profile), column) in enumerate(
             zip(reference.features.items(), columns, strict=True)
         ):
@@ -367,6 +376,66 @@ class DriftCounts:
                 known = reference.known_categories.get(name)
                 codes = _category_codes(reference, name, profile, known)
                 self._add_categorical(i, profile, column, codes, known, typed=typed)
+
+    def _add_typed(self, reference: ModelReference, columns: Sequence[Sequence[Value]]) -> None:
+        """`add_columns` of typed columns (all of one length), every numeric feature in
+        one array and every categorical one in one count: numpy's per-call cost once a
+        block, not once per feature. The same counts as feature by feature."""
+        n = len(columns[0])
+        layout = _typed_layout(reference.bin_sizes, reference.feature_kinds)
+        profiles = list(reference.features.items())
+        numeric = layout.numeric
+        if numeric.size:
+            # features x rows; None becomes NaN (JSON has none): missing
+            values = np.array([columns[i] for i in layout.numeric_list], dtype=np.float64)
+            absent = np.isnan(values).sum(axis=1)
+            self.missing[numeric] += absent
+            values.sort(axis=1)  # NaN last
+            present = n - absent
+            # per feature: how many of its values lie below each edge, then all of them
+            cuts = [
+                part
+                for row, i, count in zip(values, layout.numeric_list, present.tolist(), strict=True)
+                for part in (
+                    row[:count].searchsorted(cast("NumericProfile", profiles[i][1]).edges),
+                    (count,),
+                )
+            ]
+            upper = np.concatenate(cuts)
+            lower = np.empty_like(upper)
+            lower[1:] = upper[:-1]
+            lower[layout.first_bins] = 0
+            self.flat[layout.numeric_bins] += upper - lower
+            last = values[np.arange(numeric.size), np.maximum(present - 1, 0)]
+            minmax = self.minmax[numeric]  # a copy (fancy index): set back below
+            self.minmax[numeric] = np.stack(
+                [np.fmin(minmax[:, 0], values[:, 0]), np.fmax(minmax[:, 1], last)], axis=1
+            )
+        categorical = layout.categorical_list
+        if categorical:
+            codes = [  # built once per reference, then found in its cache
+                _category_codes(
+                    reference,
+                    name,
+                    cast("CategoricalProfile", profile),
+                    reference.known_categories.get(name),
+                ).__getitem__
+                for name, profile in (profiles[i] for i in categorical)
+            ]
+            # each feature's codes shifted into its own range of one count
+            coded = np.fromiter(
+                itertools.chain.from_iterable(
+                    map(code, columns[i]) for i, code in zip(categorical, codes, strict=True)
+                ),
+                np.int64,
+                n * len(categorical),
+            ).reshape(len(categorical), n)
+            coded += layout.code_offsets
+            counted = np.bincount(coded.ravel(), minlength=layout.code_span)
+            unseen = counted[layout.unseen_codes]
+            self.flat[layout.categorical_bins] += counted[layout.seen_codes] + unseen
+            self.unseen[layout.categorical] += np.add.reduceat(unseen, layout.unseen_starts)
+            self.missing[layout.categorical] += counted[layout.missing_codes]
 
     def _add_numeric(
         self, i: int, profile: NumericProfile, column: Sequence[Value], typed: bool
@@ -663,6 +732,62 @@ def _category_codes(
         codes.unknown_string = profile.other_index + offset
         reference._codes[name] = codes
     return codes
+
+
+@dataclass(frozen=True, slots=True)
+class _TypedLayout:
+    """Where `DriftCounts._add_typed` puts the features of references with these bin
+    sizes and kinds: index arrays into the counts' vectors. Cached by layout, not kept
+    per reference, so versions whose references differ only in their bins' edges and
+    categories share one (memory per version counts)."""
+
+    numeric: IntArray  # the numeric features' indices
+    numeric_list: list[int]
+    numeric_bins: IntArray  # their bins' positions in DriftCounts.flat, feature by feature
+    first_bins: IntArray  # where each feature's bins start among those
+    categorical: IntArray  # the categorical features' indices
+    categorical_list: list[int]
+    code_offsets: IntArray  # column: where each one's 3 x n_bins codes start in one count
+    code_span: int
+    seen_codes: IntArray  # in that count: each one's codes b, then b + n_bins, then 2 n_bins
+    unseen_codes: IntArray
+    missing_codes: IntArray
+    unseen_starts: IntArray  # where each feature's starts among the unseen codes
+    categorical_bins: IntArray  # their bins' positions in DriftCounts.flat
+
+
+def _ranges(begins: IntArray, sizes: IntArray) -> IntArray:
+    """begins[k], begins[k] + 1, ..., begins[k] + sizes[k] - 1, for each k in turn."""
+    firsts = np.cumsum(sizes) - sizes
+    out: IntArray = np.repeat(begins - firsts, sizes) + np.arange(int(sizes.sum()))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _typed_layout(sizes: tuple[int, ...], numeric: tuple[bool, ...]) -> _TypedLayout:
+    starts = np.cumsum((0, *sizes))[:-1]
+    bins = np.asarray(sizes, dtype=np.int64)
+    kinds = np.asarray(numeric, dtype=np.bool_)
+    num = np.flatnonzero(kinds)
+    cat = np.flatnonzero(~kinds)
+    num_sizes, cat_sizes = bins[num], bins[cat]
+    code_starts = np.cumsum(3 * cat_sizes) - 3 * cat_sizes
+    seen = _ranges(code_starts, cat_sizes)
+    return _TypedLayout(
+        numeric=num,
+        numeric_list=num.tolist(),
+        numeric_bins=_ranges(starts[num], num_sizes),
+        first_bins=np.cumsum(num_sizes) - num_sizes,
+        categorical=cat,
+        categorical_list=cat.tolist(),
+        code_offsets=code_starts[:, None],
+        code_span=int((3 * cat_sizes).sum()),
+        seen_codes=seen,
+        unseen_codes=seen + np.repeat(cat_sizes, cat_sizes),
+        missing_codes=code_starts + 2 * cat_sizes,
+        unseen_starts=np.cumsum(cat_sizes) - cat_sizes,
+        categorical_bins=_ranges(starts[cat], cat_sizes),
+    )
 
 
 def _columns(features: list[Any], names: list[str]) -> tuple[list[Sequence[Value]], bool]:
