@@ -34,10 +34,12 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from _harness import Daemon, SourceGuard, machine, table, wait_until, write_results
 from ingest_daemon import counts, records, tree, write_reference
 from model_health_exporter.state.counters import LabelledCounter
-from model_health_exporter.state.ingest import IngestConfig, IngestWorker
+from model_health_exporter.state.ingest import IngestConfig, IngestWorker, _json, _window_json
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
 from model_health_exporter.state.registry import (
     DROP_LIMITS,
@@ -145,6 +147,20 @@ def diagnose(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         t = time.process_time()
         assert worker.save_checkpoint()
         cpu.append(time.process_time() - t)
+    # where the time of one save goes, summed over the windows
+    parts = {"window": 0.0, "reference": 0.0, "pending": 0.0}
+    sizes = dict.fromkeys(parts, 0)
+    for window in worker._windows.values():
+        t = time.process_time()
+        sizes["window"] += len(_window_json(window))
+        parts["window"] += time.process_time() - t
+        if window.reference is not None:
+            t = time.process_time()
+            sizes["reference"] += len(_json(window.reference.to_dict()))
+            parts["reference"] += time.process_time() - t
+        t = time.process_time()
+        sizes["pending"] += len(msgspec.json.encode([list(i) for i in window._pending.items()]))
+        parts["pending"] += time.process_time() - t
     tracemalloc.start()
     worker.save_checkpoint()
     _, peak = tracemalloc.get_traced_memory()
@@ -154,6 +170,8 @@ def diagnose(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "save_cpu_per_version_ms": 1000 * statistics.median(cpu) / args.versions,
         "save_peak_alloc_bytes": peak,
         "checkpoint_bytes": (state / "checkpoint.json").stat().st_size,
+        "parts_cpu_s": parts,
+        "parts_bytes": sizes,
     }
 
 
@@ -188,6 +206,10 @@ def main() -> None:
         ["save_checkpoint CPU (in process)", f"{diagnosis['save_cpu_s']:.3f} s"],
         ["  per version", f"{diagnosis['save_cpu_per_version_ms']:.2f} ms"],
         ["peak allocations during a save", f"{diagnosis['save_peak_alloc_bytes'] / mib:.1f} MiB"],
+        *(
+            [f"  of which {part}", f"{cpu:.3f} s, {diagnosis['parts_bytes'][part] / mib:.1f} MiB"]
+            for part, cpu in diagnosis["parts_cpu_s"].items()
+        ),
     ]
     print(table(["checkpoint", f"{args.versions} versions of full windows"], rows))
     print(f"load average: {results['load_average_1m']}", file=sys.stderr)

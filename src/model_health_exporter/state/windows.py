@@ -1013,7 +1013,7 @@ class LiveWindow:
             "layouts": [layout_json(layout) for layout in layouts],
             "buckets": buckets,
             # probabilities as a row over the class indices (older checkpoints: a dict)
-            "pending": [list(item) for item in self._pending.items()],
+            "pending": self._pending.saved(),
             "early": [[k, f.at, f.actual] for k, f in self._early.items()],
             "last_record_at": self.last_record_at,
         }
