@@ -14,8 +14,11 @@ the daemon did in that time, divided by the saves: an upper bound), the checkpoi
 size, VmRSS at the end and VmHWM (the peak RSS since start).
 
 Diagnosis in this process: the daemon's last checkpoint loaded into an `IngestWorker`
-(after the daemon stopped), `save_checkpoint` timed REPEAT times (CPU time, median), and
-the peak of Python allocations during one save (tracemalloc).
+(after the daemon stopped; then `gc.freeze()` as the daemon does after its start),
+`save_checkpoint` timed REPEAT times (CPU time, median), the peak of Python allocations
+during one save (tracemalloc), and the CPU time of a save's parts summed over the
+windows: a whole window's JSON, its reference's, and its waiting predictions listed and
+encoded.
 
     .venv/bin/python bench/checkpoint_cost.py [--versions 200] [--measure 30]
         [--bucket-seconds 1] [--repeat 5] [--flags='--logs.checkpoint-interval=3600']
@@ -28,6 +31,7 @@ checkpoints what they cost.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shlex
 import shutil
@@ -151,6 +155,9 @@ def diagnose(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     worker = IngestWorker(
         IngestConfig(state_dir=state, window=window), lambda: registry.snapshot, errors
     )
+    # as the daemon does after its start: the collector skips what was loaded
+    gc.collect()
+    gc.freeze()
     cpu = []
     for _ in range(args.repeat):
         t = time.process_time()
