@@ -134,7 +134,7 @@ def run_daemon(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             "cpu_s": cpu,
             "checkpoints": saves,
             "cpu_per_checkpoint_s": cpu / saves if saves else None,
-            "checkpoint_bytes": checkpoint.stat().st_size,
+            "checkpoint_bytes": checkpoint.stat().st_size if checkpoint.exists() else None,
             "rss": status_bytes(d.pid, "VmRSS"),
             "hwm": status_bytes(d.pid, "VmHWM"),
         }
@@ -231,7 +231,7 @@ def main() -> None:
         ["daemon CPU per checkpoint (upper bound)", f"{per_checkpoint} s"],
         ["checkpoints in the measured time", f"{daemon['checkpoints']} in {args.measure:.0f} s"],
         ["daemon CPU in the measured time", f"{daemon['cpu_s']:.2f} s"],
-        ["checkpoint size", f"{daemon['checkpoint_bytes'] / mib:.1f} MiB"],
+        ["checkpoint size (in process)", f"{diagnosis['checkpoint_bytes'] / mib:.1f} MiB"],
         ["VmRSS at the end / VmHWM", f"{daemon['rss'] / mib:.0f} / {daemon['hwm'] / mib:.0f} MiB"],
         ["save_checkpoint CPU (in process)", f"{diagnosis['save_cpu_s']:.3f} s"],
         ["  per version", f"{diagnosis['save_cpu_per_version_ms']:.2f} ms"],
