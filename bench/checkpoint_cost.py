@@ -47,8 +47,10 @@ import msgspec
 
 from _harness import Daemon, SourceGuard, machine, table, wait_until, write_results
 from ingest_daemon import counts, records, tree, write_reference
+from model_health_exporter.config import load_settings
+from model_health_exporter.daemon import ingest_config
 from model_health_exporter.state.counters import LabelledCounter
-from model_health_exporter.state.ingest import IngestConfig, IngestWorker, _json, _window_json
+from model_health_exporter.state.ingest import IngestWorker, _json, _window_json
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
 from model_health_exporter.state.registry import (
     DROP_LIMITS,
@@ -57,7 +59,6 @@ from model_health_exporter.state.registry import (
     RootConfig,
     initial_error_keys,
 )
-from model_health_exporter.state.windows import WindowConfig
 
 NAME = "checkpoint_cost"
 SLICES = 60  # the default window's buckets
@@ -151,9 +152,21 @@ def diagnose(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     errors = LabelledCounter(initial_error_keys() + ingest_error_keys())
     dropped = LabelledCounter((limit,) for limit in DROP_LIMITS)
     registry = ModelRegistry(RegistryConfig(roots=(RootConfig(work / "models"),)), errors, dropped)
-    window = WindowConfig(bucket_seconds=args.bucket_seconds, buckets=SLICES, short_buckets=5)
-    worker = IngestWorker(
-        IngestConfig(state_dir=state, window=window), lambda: registry.snapshot, errors
+    registry.full_scan()
+    # the daemon's settings: its window and reference settings, so that the references
+    # read again are the saved ones and the windows keep their drift counts
+    settings = load_settings(
+        {
+            "models": {"dirs": [work / "models"]},
+            "state": {"dir": state},
+            "logs": {"window_bucket_seconds": args.bucket_seconds},
+        }
+    )
+    worker = IngestWorker(ingest_config(settings), lambda: registry.snapshot, errors)
+    worker.poll_once()  # as the daemon's first poll: references read, nothing new
+    with_drift = sum(
+        any(getattr(b, "layout", None) and b.layout.sizes for b in w._buckets)
+        for w in worker._windows.values()
     )
     # as the daemon does after its start: the collector skips what was loaded
     gc.collect()
@@ -189,6 +202,7 @@ def diagnose(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "save_cpu_per_version_ms": 1000 * statistics.median(cpu) / args.versions,
         "save_peak_alloc_bytes": peak,
         "checkpoint_bytes": (state / "checkpoint.json").stat().st_size,
+        "windows_with_drift": with_drift,
         "parts_cpu_s": parts,
         "parts_bytes": sizes,
     }
