@@ -6,12 +6,13 @@ in a minute: memory and checkpoints depend on buckets holding data, not on their
 VERSIONS versions (one model each, all active) with 20 features, a 1,000-row reference
 and 1,000 predictions each with ids (all waiting for feedback), appended in 60 slices,
 one per bucket period, as `ingest_daemon.py --parts memory --memory-window full` does.
-Then for MEASURE seconds one prediction keeps arriving for each of a few versions every
-0.5 s, so that the daemon writes its checkpoint every --state.checkpoint-interval
-(5 s by default). Reported: the daemon's CPU seconds (utime + stime) over that time, the
-checkpoints it wrote (renames of checkpoint.json seen), CPU per checkpoint (everything
-the daemon did in that time, divided by the saves: an upper bound), the checkpoint's
-size, VmRSS at the end and VmHWM (the peak RSS since start).
+Then for MEASURE seconds one prediction keeps arriving at every version every 0.5 s, so
+that every window stays full and the daemon writes its checkpoint every
+--logs.checkpoint-interval (5 s by default). Reported: the daemon's CPU seconds
+(utime + stime) over that time, the checkpoints it wrote (renames of checkpoint.json
+seen), CPU per checkpoint (everything the daemon did in that time, divided by the
+saves: an upper bound), the checkpoint's size, VmRSS at the end and VmHWM (the peak RSS
+since start).
 
 Diagnosis in this process: the daemon's last checkpoint loaded into an `IngestWorker`
 (after the daemon stopped; then `gc.freeze()` as the daemon does after its start),
@@ -118,7 +119,10 @@ def run_daemon(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         begin = time.monotonic()
         tick = 0
         while time.monotonic() - begin < args.measure:
-            for d_ in dirs[:4]:  # data keeps arriving: every interval has a checkpoint
+            # Data keeps arriving, at every version: every interval has a checkpoint, and
+            # every window stays full (an idle window's oldest buckets expire as time
+            # passes, a bucket a second here).
+            for d_ in dirs:
                 with (d_ / "predictions" / "p.jsonl").open("ab") as f:
                     f.write(extra[tick % len(extra)] + b"\n")
             tick += 1
