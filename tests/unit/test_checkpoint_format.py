@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from model_health_exporter.fsutil import atomic_write_chunks
+from model_health_exporter.state import ingest as ingest_module
 from model_health_exporter.state.ingest import (
     CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
@@ -206,3 +207,36 @@ def test_a_failing_chunk_leaves_the_old_file_and_no_temporary(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     atomic_write_chunks(path, iter([b"a", b"", b"bc"]))
     assert path.read_bytes() == b"abc"
+
+
+def test_the_checkpoint_is_written_a_window_at_a_time(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never the whole file as one object: each window's JSON is written as it is made."""
+    (root / "m/v2/predictions").mkdir(parents=True)
+    write_json(root / "m/v2/metrics.json", good_metrics())
+    (root / "m/v2/predictions/p.jsonl").write_bytes(
+        line({"id": "y1", "prediction": "no", "confidence": 0.6})
+    )
+    state = tmp_path / "state"
+    worker = _restored(root, state)
+    assert worker.poll_once() == 2
+    written: list[bytes] = []
+
+    def recording(path: Path, chunks: Any) -> None:
+        def passing() -> Any:
+            for chunk in chunks:
+                written.append(chunk)
+                yield chunk
+
+        atomic_write_chunks(path, passing())
+
+    monkeypatch.setattr(ingest_module, "atomic_write_chunks", recording)
+    assert worker.save_checkpoint()
+    whole = (state / CHECKPOINT_FILE).read_bytes()
+    assert b"".join(written) == whole
+    windows = json.loads(whole)["windows"]
+    assert sorted(windows) == ["m/v1", "m/v2"]
+    # the header, a key and a window for each version, the closing braces
+    assert len(written) == 1 + 2 * len(windows) + 1
+    assert max(map(len, written)) < len(whole) / 2
