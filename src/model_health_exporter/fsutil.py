@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from model_health_exporter.schema import InvalidFileError
@@ -17,12 +18,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
     The file gets the mode of the file it replaces, else 0666 less the umask, as any
     other new file would: the exporter's service user must be able to read it."""
+    atomic_write_chunks(path, (data,))
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """`atomic_write_bytes` of the content `chunks` make, each written as it comes: a
+    large file is never whole in memory. If making a chunk raises, `path` keeps its old
+    content and the partial temporary file is removed."""
     fd, tmp = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             with contextlib.suppress(FileNotFoundError):
                 os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         Path(tmp).replace(path)

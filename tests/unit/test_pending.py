@@ -190,7 +190,7 @@ def test_equals_a_dict_reference_with_any_hash(  # noqa: PLR0912 - one random wa
             for key in gone:
                 del model[key]
         else:  # saved and loaded as a checkpoint does: ids as given, in one batch
-            saved = json.loads(json.dumps(list(store.items())))
+            saved = json.loads(json.dumps(store.saved()))
             store = PendingPredictions(capacity, hasher)
             if saved:
                 keys, ats, values, rows = (list(c) for c in zip(*saved, strict=True))
@@ -198,6 +198,8 @@ def test_equals_a_dict_reference_with_any_hash(  # noqa: PLR0912 - one random wa
         assert len(store) == len(model)
         assert all((key in store) for key in model)
         assert pushed_out == expected_pushed_out
+        # what a checkpoint writes, made by whole-array operations, says what items() do
+        assert json.dumps(store.saved()) == json.dumps([list(i) for i in store.items()])
     items = list(store.items())
     assert [key for key, *_ in items] == list(model)
     for (_, at, value, row), (m_at, m_value, m_row) in zip(items, model.values(), strict=True):

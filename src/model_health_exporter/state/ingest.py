@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, Final, NamedTuple, cast
 import msgspec
 import structlog
 
-from model_health_exporter.fsutil import atomic_write_bytes
+from model_health_exporter.fsutil import atomic_write_chunks
 from model_health_exporter.records import (
     LINE_ERROR_REASONS,
     Decode,
@@ -69,7 +69,9 @@ from model_health_exporter.stats.reference import ModelReference, build_referenc
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_FILE: Final = "checkpoint.json"
-CHECKPOINT_FORMAT: Final = 1
+# 2: closed buckets saved as their packed bytes (`LiveWindow.to_dict`); 1 still loads.
+CHECKPOINT_FORMAT: Final = 2
+_LOADABLE_FORMATS: Final = (1, 2)
 LOG_DIRS: Final = ("predictions", "feedback")  # in this order: a prediction before its feedback
 _LOG_DIR_NAMES: Final = frozenset(LOG_DIRS)
 ERROR_SOURCE: Final = "prediction_log"
@@ -195,7 +197,7 @@ def _position_json(p: Position) -> list[object]:
 def _check_format(data: object, shard: Shard) -> None:
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    if data.get("format") != CHECKPOINT_FORMAT:
+    if data.get("format") not in _LOADABLE_FORMATS:
         raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
     # Positions in shared logs are only right for the shard that read them.
     saved = data.get("shard", str(Shard()))
@@ -388,15 +390,21 @@ class IngestWorker:
             },
             "tallies": {f"{m}/{v}": t.to_dict() for (m, v), t in self._tallies.items()},
         }
-        # Each window (its pending joins are most of the file) is encoded on its own: one
-        # json.dumps of everything holds the GIL for the whole encoding, hundreds of
-        # milliseconds with many versions, and scrapes wait that long.
-        windows = b",".join(
-            _json(f"{m}/{v}") + b":" + _window_json(w) for (m, v), w in self._windows.items()
-        )
+        # Written as it is encoded, a window at a time: never the whole file in memory
+        # (hundreds of megabytes with many versions). Each window on its own also lets
+        # scrapes in between: one json.dumps of everything would hold the GIL throughout.
+        windows = self._windows
+
+        def chunks() -> Iterator[bytes]:
+            yield _json(data)[:-1] + b',"windows":{'
+            for i, ((m, v), w) in enumerate(windows.items()):
+                yield (b"," if i else b"") + _json(f"{m}/{v}") + b":"
+                yield _window_json(w)
+            yield b"}}"
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, _json(data)[:-1] + b',"windows":{' + windows + b"}}")
+            atomic_write_chunks(path, chunks())
         except OSError as exc:
             self._state_unwritable(path, exc)
             return False

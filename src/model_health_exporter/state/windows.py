@@ -16,6 +16,7 @@ newest one still filling): fast alerts read it, confirmed by the whole window.""
 
 from __future__ import annotations
 
+import binascii
 import itertools
 import math
 import operator
@@ -37,13 +38,14 @@ from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.packed import (
     PackedLayout,
-    confidence_dict,
     confidence_of,
-    drift_dict,
     drift_of,
     head_of,
     heads,
+    layout_from_json,
+    layout_json,
     pack_bucket,
+    packed_size,
     set_drift_inexact,
 )
 from model_health_exporter.stats.profile import NumericProfile
@@ -257,6 +259,22 @@ class _ClosedBucket:
     @property
     def drift(self) -> DriftCounts | None:
         return drift_of(self.layout, self.data)
+
+    @classmethod
+    def restored(
+        cls,
+        index: int,
+        labelled: perf.ClassificationCounts | None,
+        regression: perf.RegressionSums | None,
+        layout: PackedLayout,
+        data: bytes,
+    ) -> _ClosedBucket:
+        """A closed bucket as a checkpoint saved it: its packed bytes as they were, not
+        packed again (the same bytes, so the same figures, bit for bit)."""
+        bucket = cls.__new__(cls)
+        bucket.index, bucket.labelled, bucket.regression = index, labelled, regression
+        bucket.point, bucket.layout, bucket.data = None, layout, data
+        return bucket
 
     def without_drift(self) -> _ClosedBucket:
         """This bucket with its drift counts (and chart point) dropped: a new reference."""
@@ -981,41 +999,91 @@ class LiveWindow:
     # ---- checkpoint ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The window as a checkpoint saves it (`load` reads it back, and the form of
+        older checkpoints too): each closed bucket as its packed bytes (base64) and the
+        number of their layout in "layouts"; the newest bucket, still filling, as its
+        aggregates."""
+        layouts: dict[PackedLayout, int] = {}
+        buckets = [self._bucket_dict(b, layouts) for b in self._buckets]
         return {
             "kind": self.kind,
             "classes": self.classes,
             "counts": [self.matched, self.expired, self.unmatched],
             "reference": None if self.reference is None else self.reference.to_dict(),
-            "buckets": [self._bucket_dict(b) for b in self._buckets],
+            "layouts": [layout_json(layout) for layout in layouts],
+            "buckets": buckets,
             # probabilities as a row over the class indices (older checkpoints: a dict)
-            "pending": [list(item) for item in self._pending.items()],
+            "pending": self._pending.saved(),
             "early": [[k, f.at, f.actual] for k, f in self._early.items()],
             "last_record_at": self.last_record_at,
         }
 
-    def _bucket_dict(self, b: _AnyBucket) -> dict[str, Any]:
-        if isinstance(b, _ClosedBucket):  # read from its packed form, no aggregates made
-            (predictions, errors, invalid, latency_n, _, _), (latency_sum, *_) = head_of(b.data)
-            confidence, drift = confidence_dict(b.layout, b.data), drift_dict(b.layout, b.data)
-        else:
-            predictions, errors, invalid, latency_n = (
-                b.predictions,
-                b.errors,
-                b.invalid_records,
-                b.latency_n,
-            )
-            latency_sum = b.latency_sum
-            confidence = b.flush().to_dict()
-            drift = None if (d := b.flush_drift(self.reference)) is None else d.to_dict()
+    def _bucket_dict(self, b: _AnyBucket, layouts: dict[PackedLayout, int]) -> dict[str, Any]:
+        labelled = None if (c := self._flush_labelled(b)) is None else c.to_dict()
+        regression = None if (r := b.flush_regression()) is None else r.to_dict()
+        if isinstance(b, _ClosedBucket):
+            # Its bytes as they are: microseconds, where its counts as JSON numbers took
+            # a hundred times longer and several times the bytes.
+            packed = binascii.b2a_base64(b.data, newline=False).decode("ascii")
+            return {
+                "index": b.index,
+                "packed": [layouts.setdefault(b.layout, len(layouts)), packed],
+                "labelled": labelled,
+                "regression": regression,
+            }
+        drift = b.flush_drift(self.reference)
         return {
             "index": b.index,
-            "predictions": predictions,
-            "confidence": confidence,
-            "labelled": None if (c := self._flush_labelled(b)) is None else c.to_dict(),
-            "regression": None if (r := b.flush_regression()) is None else r.to_dict(),
-            "tallies": [errors, invalid, latency_sum, latency_n],
-            "drift": drift,
+            "predictions": b.predictions,
+            "confidence": b.flush().to_dict(),
+            "labelled": labelled,
+            "regression": regression,
+            "tallies": [b.errors, b.invalid_records, b.latency_sum, b.latency_n],
+            "drift": None if drift is None else drift.to_dict(),
         }
+
+    def _restore_packed(
+        self,
+        saved: dict[str, Any],
+        layouts: Sequence[PackedLayout],
+        labelled: perf.ClassificationCounts | None,
+        regression: perf.RegressionSums | None,
+        reference: ModelReference | None,
+    ) -> _ClosedBucket:
+        """A closed bucket saved packed; ValueError if its bytes do not fit its layout
+        or its drift counts the reference."""
+        number, text = saved["packed"]
+        if not isinstance(number, int) or not 0 <= number < len(layouts):
+            raise ValueError(f"packed bucket: no layout number {number!r}")
+        layout = layouts[number]
+        data = binascii.a2b_base64(text, strict_mode=True)
+        if len(data) != packed_size(layout):
+            raise ValueError(
+                f"packed bucket: {len(data)} bytes where its layout holds {packed_size(layout)}"
+            )
+        if labelled is not None:
+            labelled.compact()  # as closing the bucket made it
+        bucket = _ClosedBucket.restored(int(saved["index"]), labelled, regression, layout, data)
+        if layout.sizes is None:
+            return bucket
+        if reference is None:  # as a bucket saved unpacked: no reference, no drift counts
+            return bucket.without_drift()
+        empty = DriftCounts.empty(reference)
+        shape = (
+            empty.sizes,
+            0 if empty.prediction_counts is None else empty.prediction_counts.size,
+            0 if empty.confidence_counts is None else empty.confidence_counts.size,
+            0 if empty.expected is None else len(empty.expected),
+        )
+        saved_shape = (
+            layout.sizes,
+            layout.prediction_bins,
+            layout.confidence_counts_bins,
+            layout.expected_side,
+        )
+        if saved_shape != shape:
+            raise ValueError("packed drift counts do not match the reference's bins")
+        return bucket
 
     def load(self, data: dict[str, Any]) -> None:
         self.kind = data["kind"]
@@ -1028,9 +1096,27 @@ class LiveWindow:
         reference = (
             None if saved_reference is None else shared(ModelReference.from_dict(saved_reference))
         )
-        loaded: list[_Bucket] = []
+        # absent from checkpoints that saved every bucket as its aggregates
+        layouts = [layout_from_json(saved) for saved in data.get("layouts", ())]
+        loaded: list[_AnyBucket] = []
         for b in data["buckets"]:
-            labelled, regression, drift = b["labelled"], b["regression"], b.get("drift")
+            labelled = (
+                None
+                if (saved_labelled := b["labelled"]) is None
+                # a checkpoint from before the ROC AUC sketch holds equal-width bins
+                else perf.ClassificationCounts.from_dict(saved_labelled).with_sketch(
+                    self._config.auc_cells
+                )
+            )
+            regression = (
+                None
+                if (saved_regression := b["regression"]) is None
+                else perf.RegressionSums.from_dict(saved_regression)
+            )
+            if "packed" in b:
+                loaded.append(self._restore_packed(b, layouts, labelled, regression, reference))
+                continue
+            drift = b.get("drift")
             errors, invalid, latency_sum, latency_n = b.get("tallies", (0, 0, 0.0, 0))
             if not math.isfinite(float(latency_sum)):  # saved before latencies were bounded
                 latency_sum, latency_n = 0.0, 0
@@ -1038,13 +1124,8 @@ class LiveWindow:
                 _Bucket(
                     int(b["index"]),
                     perf.ConfidenceHistogram.from_dict(b["confidence"]),
-                    None
-                    if labelled is None
-                    # a checkpoint from before the ROC AUC sketch holds equal-width bins
-                    else perf.ClassificationCounts.from_dict(labelled).with_sketch(
-                        self._config.auc_cells
-                    ),
-                    None if regression is None else perf.RegressionSums.from_dict(regression),
+                    labelled,
+                    regression,
                     int(b["predictions"]),
                     int(errors),
                     int(invalid),
@@ -1055,9 +1136,13 @@ class LiveWindow:
                     else DriftCounts.from_dict(reference, drift),
                 )
             )
+        if loaded and isinstance(loaded[-1], _ClosedBucket):
+            raise ValueError("the newest bucket, which takes records, was saved closed")
         self.reference = reference
         buckets: deque[_AnyBucket] = deque(
-            bucket.close(self._n_classes, self._config.auc_cells, reference)
+            bucket
+            if isinstance(bucket, _ClosedBucket)
+            else bucket.close(self._n_classes, self._config.auc_cells, reference)
             for bucket in loaded[:-1]
         )
         buckets.extend(loaded[-1:])

@@ -327,3 +327,65 @@ def drift_dict(layout: PackedLayout, data: bytes) -> dict[str, Any] | None:
         "calibrated_confidence_sum": calibrated_sum,
         "calibrated_confidence_n": calibrated_n,
     }
+
+
+# ---- checkpoints: a packed bucket saved as its bytes and its layout ---------------------
+
+_INT_TYPES: Final = frozenset(("uint8", "uint16", "uint32", "int64"))
+
+
+def layout_json(layout: PackedLayout) -> list[object]:
+    """`layout` as a JSON list (`layout_from_json` reads it back)."""
+    return [
+        layout.confidence_bins,
+        layout.int_type,
+        None if layout.sizes is None else list(layout.sizes),
+        list(layout.numeric),
+        layout.prediction_bins,
+        layout.confidence_counts_bins,
+        layout.expected_side,
+    ]
+
+
+def _count(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"packed layout: {what} {value!r} is not a count")
+    return value
+
+
+def layout_from_json(saved: object) -> PackedLayout:
+    """The layout `layout_json` wrote (shared, as `pack_bucket`'s are); ValueError if it
+    is not one."""
+    if not isinstance(saved, list) or len(saved) != 7:
+        raise ValueError(f"packed layout: expected a list of 7 items, got {saved!r:.80}")
+    bins, int_type, sizes, numeric, prediction_bins, confidence_counts_bins, side = saved
+    if int_type not in _INT_TYPES:
+        raise ValueError(f"packed layout: unknown integer type {int_type!r}")
+    if sizes is not None and not isinstance(sizes, list):
+        raise ValueError(f"packed layout: bins per feature {sizes!r:.80} is not a list")
+    if not isinstance(numeric, list):
+        raise TypeError(f"packed layout: numeric features {numeric!r:.80} is not a list")
+    n_features = 0 if sizes is None else len(sizes)
+    kept = tuple(_count(i, "feature index") for i in numeric)
+    if list(kept) != sorted(set(kept)) or any(i >= n_features for i in kept):
+        raise ValueError(f"packed layout: numeric features {numeric!r:.80} out of place")
+    return _shared(
+        PackedLayout(
+            _count(bins, "confidence bins"),
+            int_type,
+            None if sizes is None else tuple(_count(s, "bins") for s in sizes),
+            kept,
+            _count(prediction_bins, "prediction bins"),
+            _count(confidence_counts_bins, "confidence count bins"),
+            _count(side, "expected confusion side"),
+        )
+    )
+
+
+def packed_size(layout: PackedLayout) -> int:
+    """The bytes of a bucket packed with `layout`."""
+    n_counts = layout.confidence_bins
+    if layout.sizes is not None:
+        n_counts += len(_DRIFT_INTS) + sum(layout.sizes) + 3 * len(layout.sizes)
+        n_counts += layout.prediction_bins + layout.confidence_counts_bins
+    return layout.ints_at + n_counts * np.dtype(layout.int_type).itemsize
