@@ -68,6 +68,14 @@ def _loaded(saved: dict[str, Any]) -> LiveWindow:
     return window
 
 
+def _state_from_format_1(tmp_path: Path) -> Path:
+    """A state directory holding the format-1 checkpoint fixture."""
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copy(FORMAT_1, state / CHECKPOINT_FILE)
+    return state
+
+
 def test_a_format_1_window_says_what_it_said() -> None:
     saved = _fixture_window()
     assert "layouts" not in saved and all("packed" not in b for b in saved["buckets"])
@@ -103,9 +111,7 @@ def _restored(root: Path, state: Path) -> IngestWorker:
 
 
 def test_a_format_1_checkpoint_loads(root: Path, tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    shutil.copy(FORMAT_1, state / CHECKPOINT_FILE)
+    state = _state_from_format_1(tmp_path)
     worker = _restored(root, state)
     # the line read before the save is not counted again
     assert worker.poll_once() == 0
@@ -118,9 +124,7 @@ def test_a_format_1_checkpoint_loads(root: Path, tmp_path: Path) -> None:
 def test_a_format_2_checkpoint_saves_closed_buckets_packed_and_restores_them(
     root: Path, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    shutil.copy(FORMAT_1, state / CHECKPOINT_FILE)
+    state = _state_from_format_1(tmp_path)
     worker = _restored(root, state)
     before = list(worker._windows[KEY]._buckets)
     assert worker.save_checkpoint()
@@ -179,9 +183,7 @@ def test_a_damaged_packed_bucket_is_refused(change: Any) -> None:
 def test_a_damaged_window_restarts_empty_and_nothing_is_counted_again(
     root: Path, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    shutil.copy(FORMAT_1, state / CHECKPOINT_FILE)
+    state = _state_from_format_1(tmp_path)
     assert _restored(root, state).save_checkpoint()
     path = state / CHECKPOINT_FILE
     saved = json.loads(path.read_bytes())

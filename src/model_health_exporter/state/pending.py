@@ -88,6 +88,13 @@ def _fits_class_type(values: npt.NDArray[np.float64]) -> bool:
     return not len(values) or (limits.min <= values.min() and values.max() <= limits.max)
 
 
+def _decoded(raw: bytes, length: int) -> str:
+    """An id from its stored bytes and byte length: numpy drops trailing NULs."""
+    if len(raw) != length:
+        raw += b"\0" * (length - len(raw))
+    return raw.decode("utf-8", "surrogatepass")
+
+
 def _interleave(
     array: npt.NDArray[Any], cuts: list[int], values: npt.NDArray[Any]
 ) -> npt.NDArray[Any]:
@@ -564,9 +571,7 @@ class PendingPredictions:
         long = self._long_ids.get(slot)
         if long is not None:
             return long
-        raw = bytes(self._ids[slot])
-        raw += b"\0" * (int(self._id_len[slot]) - len(raw))  # numpy drops trailing NULs
-        return raw.decode("utf-8", "surrogatepass")
+        return _decoded(bytes(self._ids[slot]), int(self._id_len[slot]))
 
     def saved(self) -> list[list[Any]]:
         """`items()` as lists, made by operations on whole arrays: what a checkpoint
@@ -580,11 +585,7 @@ class PendingPredictions:
             slots.tolist(), self._ids[slots].tolist(), self._id_len[slots].tolist(), strict=True
         ):
             key = long_ids.get(slot)
-            if key is None:
-                # numpy drops trailing NULs
-                padded = raw if len(raw) == length else raw + b"\0" * (length - len(raw))
-                key = padded.decode("utf-8", "surrogatepass")
-            keys.append(key)
+            keys.append(_decoded(raw, length) if key is None else key)
         ats: list[float] = self._at[slots].tolist()
         values: list[float] = self._predicted[slots].astype(np.float64).tolist()
         predicted = [

@@ -48,7 +48,6 @@ from model_health_exporter.stats.packed import (
     packed_size,
     set_drift_inexact,
 )
-from model_health_exporter.stats.profile import NumericProfile
 from model_health_exporter.stats.reference import (
     DriftCounts,
     DriftReport,
@@ -226,8 +225,7 @@ class _ClosedBucket:
         counts = bucket.drift if drift else None
         numeric = None
         if reference is not None and counts is not None:
-            profiles = reference.features.values()
-            numeric = [i for i, p in enumerate(profiles) if isinstance(p, NumericProfile)]
+            numeric = [i for i, kind in enumerate(reference.feature_kinds) if kind]
         self.layout, self.data = pack_bucket(
             head, bucket.latency_sum, bucket.confidence, counts, numeric
         )
