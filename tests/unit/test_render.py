@@ -194,12 +194,47 @@ def test_filtered_scrapes_do_not_keep_replaced_views(
     exposition = CachedExposition(partial(model_families, "routing_ml"))
     encoder, content_type = choose_encoder("")
     names = frozenset({"routing_ml_model_accuracy"})
+    render(exposition, registry, encoder, content_type)  # a whole output to copy from
+    first = dict(registry.snapshot.models)
     for i in range(20):
         write_json(tmp_path / "m/v1/metrics.json", good_metrics(accuracy=0.5 + i / 100))
         registry.full_scan()
-        render(exposition, registry, encoder, content_type, names=names)
+        filtered = render(exposition, registry, encoder, content_type, names=names)
+        expected = generate_latest(
+            _Restricted(ModelCollector(lambda: registry.snapshot, "routing_ml"), names)
+        )
+        assert filtered == expected
     (kept,) = exposition._bodies.values()
-    assert kept.parts == tuple(registry.snapshot.models.values())
+    current = list(registry.snapshot.models.values())
+    assert all(any(part is view for view in current) for part in kept.parts)
+    assert not any(part is first["m"] for part in kept.parts)
+    assert any(part is first["other"] for part in kept.parts)  # unchanged: kept
+    assert render(exposition, registry, encoder, content_type) == reference(registry, "")
+
+
+def test_filtered_scrape_renders_only_the_families_asked_for(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    """A `name[]` scrape after a view changed encodes the changed view's families that
+    were asked for, not all of them; a whole scrape after it is still complete."""
+    encoded: list[str] = []
+    base, content_type = choose_encoder("")
+
+    def encoder(collector: Any) -> bytes:
+        families = list(collector.collect())
+        encoded.extend(family.name for family in families)
+        return base(_Families(families))
+
+    exposition = CachedExposition(partial(model_families, "routing_ml"))
+    render(exposition, registry, encoder, content_type)
+    write_json(tmp_path / "m/v1/metrics.json", good_metrics(accuracy=0.42))
+    registry.full_scan()
+    encoded.clear()
+    names = frozenset({"routing_ml_model_accuracy"})
+    filtered = render(exposition, registry, encoder, content_type, names=names)
+    assert b"0.42" in filtered
+    assert set(encoded) == {"routing_ml_model_accuracy"}
+    assert render(exposition, registry, encoder, content_type) == reference(registry, "")
 
 
 class _Part:

@@ -98,8 +98,12 @@ class CachedExposition(Generic[_P]):
             fmt = self._format(encoder, content_type)
             body = self._bodies.get(content_type)
             if body is None or body.whole is not whole:
-                # filtered scrapes too: the text of replaced parts goes, whoever asks
-                body = self._bodies[content_type] = self._body(whole, list(parts), body, fmt)
+                chosen = None if names is None else [bool(s & names) for s in fmt.sample_names]
+                if chosen is None or all(chosen):
+                    body = self._bodies[content_type] = self._body(whole, list(parts), body, fmt)
+                else:
+                    text = self._filtered_fresh(list(parts), body, fmt, chosen, content_type)
+                    return gzip.compress(text, compresslevel=1) if compress else text
             if names is None:
                 if not compress:
                     return body.text
@@ -170,12 +174,48 @@ class CachedExposition(Generic[_P]):
             bounds,
         )
 
+    def _filtered_fresh(
+        self,
+        items: list[_P],
+        last: _Body | None,
+        fmt: _Format,
+        chosen: list[bool],
+        content_type: str,
+    ) -> bytes:
+        """A filtered output for parts the last whole output does not all hold: their
+        text rendered for the chosen families only (a scrape of one counter no longer
+        renders every family of a changed part). The last output keeps the text of the
+        parts still current, and no other: the text of replaced parts goes, whoever
+        asks; the next whole output renders the parts it lacks."""
+        runs, new = self._runs(items, last, fmt, chosen)
+        old_bounds = _NO_BOUNDS if last is None else last.bounds
+        view = memoryview(b"" if last is None else last.text)
+        pieces: list[bytes | memoryview] = []
+        for f, header in enumerate(fmt.headers):
+            if not chosen[f]:
+                continue
+            pieces.append(header)
+            for first, end in runs:
+                if first < 0:
+                    pieces.append(new[end][f])
+                else:
+                    pieces.append(view[old_bounds[f, first] : old_bounds[f, end]])
+        text = b"".join(pieces)
+        if last is not None:
+            held = [last.position.get(id(part), -1) for part in items]
+            kept = [p for p, at in zip(items, held, strict=True) if at >= 0 and last.parts[at] is p]
+            if len(kept) < len(last.parts):
+                # a body of the current parts it held, under a collection no scrape has
+                self._bodies[content_type] = self._body(_PARTIAL, kept, last, fmt)
+        return text
+
     def _runs(
-        self, items: list[_P], last: _Body | None, fmt: _Format
+        self, items: list[_P], last: _Body | None, fmt: _Format, chosen: list[bool] | None = None
     ) -> tuple[list[tuple[int, int]], list[tuple[bytes, ...]]]:
         """Where each of `items` comes from: runs (first, end) of the positions of parts
         that `last` holds one after the other, or (-1, i) for a part not in `last`, whose
-        text is rendered as the i-th of the list returned with them."""
+        text is rendered as the i-th of the list returned with them (`chosen`: only
+        those families', the others empty)."""
         position = {} if last is None else last.position
         runs: list[tuple[int, int]] = []
         new: list[tuple[bytes, ...]] = []
@@ -185,22 +225,26 @@ class CachedExposition(Generic[_P]):
                 at = -1  # another object that had the same id
             if at < 0:
                 runs.append((-1, len(new)))
-                new.append(self._part_chunks(part, fmt))
+                new.append(self._part_chunks(part, fmt, chosen))
             elif runs and runs[-1][0] >= 0 and runs[-1][1] == at:
                 runs[-1] = (runs[-1][0], at + 1)
             else:
                 runs.append((at, at + 1))
         return runs, new
 
-    def _part_chunks(self, part: _P, fmt: _Format) -> tuple[bytes, ...]:
+    def _part_chunks(
+        self, part: _P, fmt: _Format, chosen: list[bool] | None = None
+    ) -> tuple[bytes, ...]:
         families = list(self._families((part,)))
         return tuple(
-            _encode(fmt.encoder, [family])[len(header) :]
-            for family, header in zip(families, fmt.headers, strict=True)
+            _encode(fmt.encoder, [family])[len(header) :] if chosen is None or chosen[f] else b""
+            for f, (family, header) in enumerate(zip(families, fmt.headers, strict=True))
         )
 
 
 _NO_BOUNDS: Final = np.zeros((0, 0), dtype=np.int64)
+_PARTIAL: Final = object()
+"""The collection of a body that holds only some of the current parts."""
 
 
 @dataclass(slots=True)
