@@ -317,3 +317,48 @@ def test_ids_longer_than_a_byte_counts_are_told_apart() -> None:
     store = PendingPredictions(10, hasher=same_hash)
     store.add([first, second], 1.0, [0, 1], [None, None])
     assert store.pop_many([second, first, second]) == [1, 0, None]
+
+
+@pytest.mark.parametrize("hasher", [python_hash, colliding_hash])
+def test_full_store_under_large_batches_equals_an_ordered_dict(hasher: Hasher) -> None:
+    """Batches of hundreds of new ids into a store at capacity (each pushes the oldest
+    out, through the index's merge and its removal of whole runs), a third joined one
+    batch later by `pop_many`, ids of mixed lengths, non-ASCII and over the inline
+    width: the same as an ordered dict, and the index sorted by hash holding exactly
+    the waiting slots."""
+    rng = random.Random(11)  # noqa: S311 - seeded test data
+    capacity = 700
+    store = PendingPredictions(capacity, hasher)
+    model: OrderedDict[str, int] = OrderedDict()
+    pushed_out = expected_pushed_out = 0
+    last: list[str] = []
+    for step in range(25):
+        n = rng.randrange(257, 600)
+        keys = [
+            rng.choice([f"req-{step}-{i}", f"é{step}.{i}", f"{'x' * 70}{step}-{i}", f"{i}/{step}"])
+            for i in range(n)
+        ]
+        values = [rng.randrange(3) for _ in range(n)]
+        rows = np.round(np.random.default_rng(step).random((n, 3)), 3)
+        for key, value in zip(keys, values, strict=True):
+            model[key] = value
+            while len(model) > capacity:
+                model.popitem(last=False)
+                expected_pushed_out += 1
+        pushed_out += store.add(keys, float(step), values, rows)
+        joined = [*rng.sample(last, len(last) // 3), "never-added"]
+        slots = store.pop_many(joined)
+        expected = [model.pop(key, None) for key in joined]
+        assert [s is None for s in slots] == [e is None for e in expected]
+        assert store.predicted([s for s in slots if s is not None]) == [
+            e for e in expected if e is not None
+        ]
+        last = keys
+        assert pushed_out == expected_pushed_out
+        assert len(store) == len(model)
+        index_hash, index_slot = store._index_hash, store._index_slot
+        assert (np.diff(index_hash) >= 0).all()
+        assert sorted(index_slot.tolist()) == np.flatnonzero(store._live).tolist()
+        assert (index_hash == store._hash[index_slot]).all()
+    assert [key for key, *_ in store.items()] == list(model)
+    assert [value for _, _, value, _ in store.items()] == list(model.values())

@@ -272,26 +272,30 @@ class PendingPredictions:
             self._index_hash = _interleave(self._index_hash, cuts, hashes)
             self._index_slot = _interleave(self._index_slot, cuts, slots.astype(np.int32))
             return
-        self._index_hash = np.insert(self._index_hash, at, hashes)
-        self._index_slot = np.insert(self._index_slot, at, slots.astype(np.int32))
-
-    def _index_remove(self, slots: Int64Array) -> None:
-        if not len(slots):
-            return
-        hashes = self._hash[slots]
-        pos = _search(self._index_hash, hashes)
-        wrong = self._index_slot[np.minimum(pos, len(self._index_slot) - 1)] != slots
-        for i in np.flatnonzero(wrong):  # a hash shared with another waiting id
-            pos[i] = int(np.flatnonzero(self._index_slot == slots[i])[0])
-        keep = np.ones(len(self._index_hash), np.bool_)
-        keep[pos] = False
-        self._index_hash = self._index_hash[keep]
-        self._index_slot = self._index_slot[keep]
+        # np.insert of sorted positions, done once for both arrays (np.insert sorts the
+        # positions again for each, and checks them)
+        m, k = len(self._index_hash), len(at)
+        placed = at + np.arange(k)  # where each new entry lands
+        old = np.ones(m + k, np.bool_)
+        old[placed] = False
+        index_hash = np.empty(m + k, np.int64)
+        index_hash[placed] = hashes
+        index_hash[old] = self._index_hash
+        index_slot = np.empty(m + k, np.int32)
+        index_slot[placed] = slots
+        index_slot[old] = self._index_slot
+        self._index_hash, self._index_slot = index_hash, index_slot
 
     def _forget(self, slots: Int64Array) -> None:
         """`slots` (waiting) are waiting no more."""
-        self._index_remove(slots)
+        if not len(slots):
+            return
         self._live[slots] = False
+        # the index holds the waiting slots only: keep those still live (one gather,
+        # where finding each slot's entry by its hash took a sort and a search)
+        keep = self._live[self._index_slot]
+        self._index_hash = self._index_hash[keep]
+        self._index_slot = self._index_slot[keep]
         self._waiting -= len(slots)
         if self._long_ids:
             for s in slots.tolist():
