@@ -40,7 +40,7 @@ from model_health_exporter.stats.profile import (
     category_key,
     profile_from_dict,
 )
-from model_health_exporter.stats.reference import DriftCounts, build_reference
+from model_health_exporter.stats.reference import DriftCounts, _typed_layout, build_reference
 
 Floats = npt.NDArray[np.float64]
 T = TypeVar("T")
@@ -715,12 +715,14 @@ def test_detection_power_and_false_alarm_rate_with_the_defaults() -> None:
     assert false_alarms / TRIALS <= 0.02, f"{false_alarms} false alarms in {TRIALS}"
 
 
+@pytest.mark.parametrize("top_k", [3, 200])
 @pytest.mark.parametrize("rows", [1, 7, 1024])
-def test_typed_columns_are_tallied_as_feature_by_feature(rows: int) -> None:
+def test_typed_columns_are_tallied_as_feature_by_feature(rows: int, top_k: int) -> None:
     """`add_columns` of typed columns counts every numeric feature in one array and every
     categorical one in one bincount: the same counts as the per-feature path, with
     missing values, values on the edges, a feature missing throughout, categories the
-    reference never had and a categorical feature whose categories are not all kept."""
+    reference never had and a categorical feature whose categories are not all kept;
+    with codes that fit a byte (top_k 3) and codes that do not (200)."""
     rng = np.random.default_rng(41)
     many = [f"k{i}" for i in range(1200)]  # more than the reference keeps as known
     sample = [
@@ -733,8 +735,10 @@ def test_typed_columns_are_tallied_as_feature_by_feature(rows: int) -> None:
         }
         for i in range(len(many))
     ]
-    reference = build_reference("sample", sample, n_bins=6, top_k=3)
+    reference = build_reference("sample", sample, n_bins=6, top_k=top_k)
     assert "c" in reference.known_categories and "d" not in reference.known_categories
+    layout = _typed_layout(reference.bin_sizes, reference.feature_kinds)
+    assert layout.byte_codes == (top_k == 3)
     edges = cast_numeric(reference.features["a"]).edges.tolist()
     columns = {
         "a": [rng.choice([*edges, None, 1e9, -1e9, float(rng.normal())]) for _ in range(rows)],
