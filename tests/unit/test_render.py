@@ -299,3 +299,33 @@ def test_output_copied_from_the_last_equals_a_fresh_render(
             ours = exposition.render(whole, whole, encoder, content_type)
             expected = encoder(_Families(families))
         assert ours == expected.removesuffix(b"# EOF\n")
+
+
+def test_filtered_scrapes_render_a_whole_output_once_many_parts_are_new() -> None:
+    """Filtered scrapes render the parts the last whole output lacks while they are few
+    (an eighth of the parts, or one), and serve the same text again while nothing
+    changed; with more of them, a whole output is rendered, as a whole scrape would."""
+    exposition = CachedExposition(_part_families)
+    encoder, content_type = choose_encoder("")
+    names = frozenset({"t_events_total"})
+    parts = [_Part(f"p{i}", float(i)) for i in range(16)]
+
+    def scrape(whole: tuple[_Part, ...]) -> bytes:
+        text = exposition.render(whole, whole, encoder, content_type, names=names)
+        expected = encoder(_Families([list(_part_families(whole))[1]]))
+        assert text == expected.removesuffix(b"# EOF\n")
+        return text
+
+    full = tuple(parts)
+    exposition.render(full, full, encoder, content_type)
+    parts[3] = _Part("p3", 30.0)
+    parts[9] = _Part("p9", 90.0)
+    two_new = tuple(parts)
+    assert scrape(two_new) is scrape(two_new)  # rendered once, then served again
+    (body,) = exposition._bodies.values()
+    assert body.whole is not two_new  # the whole output was not rebuilt
+    parts[12] = _Part("p12", 120.0)
+    three_new = tuple(parts)
+    scrape(three_new)
+    (body,) = exposition._bodies.values()
+    assert body.whole is three_new  # three of 16 new: a whole output again

@@ -79,6 +79,8 @@ class CachedExposition(Generic[_P]):
         self._lock = threading.Lock()
         self._formats: dict[str, _Format] = {}
         self._bodies: dict[str, _Body] = {}
+        # per content type, the last output of `_filtered_fresh`: (whole, names, text)
+        self._last_filtered: dict[str, tuple[object, frozenset[str] | None, bytes]] = {}
 
     def render(
         self,
@@ -99,10 +101,17 @@ class CachedExposition(Generic[_P]):
             body = self._bodies.get(content_type)
             if body is None or body.whole is not whole:
                 chosen = None if names is None else [bool(s & names) for s in fmt.sample_names]
-                if chosen is None or all(chosen):
-                    body = self._bodies[content_type] = self._body(whole, list(parts), body, fmt)
+                items = list(parts)
+                if chosen is None or all(chosen) or not _few_missing(items, body):
+                    body = self._bodies[content_type] = self._body(whole, items, body, fmt)
+                    self._last_filtered.pop(content_type, None)
                 else:
-                    text = self._filtered_fresh(list(parts), body, fmt, chosen, content_type)
+                    last = self._last_filtered.get(content_type)
+                    if last is not None and last[0] is whole and last[1] == names:
+                        text = last[2]  # nothing changed since the last such scrape
+                    else:
+                        text = self._filtered_fresh(items, body, fmt, chosen, content_type)
+                        self._last_filtered[content_type] = (whole, names, text)
                     return gzip.compress(text, compresslevel=1) if compress else text
             if names is None:
                 if not compress:
@@ -240,6 +249,23 @@ class CachedExposition(Generic[_P]):
             _encode(fmt.encoder, [family])[len(header) :] if chosen is None or chosen[f] else b""
             for f, (family, header) in enumerate(zip(families, fmt.headers, strict=True))
         )
+
+
+def _few_missing(items: Sequence[object], last: _Body | None) -> bool:
+    """Whether a filtered scrape renders the parts `last` lacks rather than a whole
+    output: while they are at most an eighth of the parts (or one). A filtered scrape
+    leaves the whole output as it was, so the parts it lacks add up until a whole
+    scrape; beyond that share one whole output costs less than rendering them again at
+    every filtered scrape."""
+    if last is None:
+        missing = len(items)
+    else:
+        position, parts = last.position, last.parts
+        held = [position.get(id(part), -1) for part in items]
+        missing = sum(
+            1 for part, at in zip(items, held, strict=True) if at < 0 or parts[at] is not part
+        )
+    return missing <= max(1, len(items) // 8)
 
 
 _NO_BOUNDS: Final = np.zeros((0, 0), dtype=np.int64)
