@@ -155,9 +155,10 @@ class IngestConfig:
     # events: `notify`) and sets this long, as a safety net; alone, a worker looks often.
     rediscover_interval: float = 1.0
     # Seconds between giving the heap's freed pages back to the system (`heap`) while
-    # lines arrive: ingesting and refreshing leave freed blocks between the windows'
-    # long-lived ones. Idle, nothing is freed and nothing is done.
-    heap_trim_interval: float = 10.0
+    # lines arrive: ingesting, the refreshes and checkpoints that follow leave freed
+    # blocks between the windows' long-lived ones. Idle, nothing is freed and nothing
+    # is done.
+    heap_trim_interval: float = 5.0
 
 
 def _json(value: object) -> bytes:
@@ -1022,7 +1023,7 @@ class IngestWorker:
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
         next_trim = time.monotonic() + self._config.heap_trim_interval
-        read_since_trim = False
+        freed_since_trim = False  # lines read or a checkpoint written since the last trim
         next_poll = 0.0
         seen_models: Mapping[str, ModelView] | None = None
         while not self._stopping.is_set():
@@ -1046,11 +1047,12 @@ class IngestWorker:
                     # is tried again at the next interval.
                     if self._unsaved and self.save_checkpoint():
                         self._unsaved = False
+                        freed_since_trim = True
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval
-                read_since_trim = read_since_trim or lines > 0
-                if read_since_trim and time.monotonic() >= next_trim:
+                freed_since_trim = freed_since_trim or lines > 0
+                if freed_since_trim and time.monotonic() >= next_trim:
                     heap.release_free_pages()
-                    read_since_trim = False
+                    freed_since_trim = False
                     next_trim = time.monotonic() + self._config.heap_trim_interval
             except Exception:  # keep ingesting; the next poll retries
                 log.exception("ingest failed")
