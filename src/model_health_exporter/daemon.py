@@ -7,7 +7,6 @@ the old one if the new one is invalid."""
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import signal
 import time
@@ -23,7 +22,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from model_health_exporter import __version__, exit_codes, systemd
+from model_health_exporter import __version__, exit_codes, heap, systemd
 from model_health_exporter.baselines import BaselineOverrides
 from model_health_exporter.config import ConfigError, Settings
 from model_health_exporter.exposition.collector import (
@@ -195,26 +194,6 @@ class _Running:
     watcher: ModelDirWatcher
     worker: ScanWorker
     ingest: IngestWorker
-
-
-_M_MMAP_THRESHOLD: Final = -3  # mallopt parameter, glibc's malloc.h
-_MMAP_THRESHOLD_BYTES: Final = 128 * 1024  # glibc's default, here kept fixed
-
-
-def _fix_mmap_threshold() -> None:
-    """Keep glibc's malloc from raising its mmap threshold. By default each freed mmap'd
-    block raises it to that block's size (up to 32 MiB), so the daemon's large
-    short-lived buffers (checkpoints, whole /metrics bodies, 1 MiB log reads) move onto
-    the heap after the first one, which then stays as large as the most they ever took
-    at once, fragmented: 702 KB against 470 KB of RSS per active version in
-    bench/ingest_daemon.py --parts memory. Setting the threshold disables that. Other C
-    libraries are left as they are."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
 # Ingesting creates and frees a few tuples and lists a line (rows of a block, columns
@@ -449,7 +428,7 @@ class Daemon:
 
     def run(self) -> int:
         settings = self._settings
-        _fix_mmap_threshold()
+        heap.tune_malloc()
         try:
             self._open_push(settings)
         except OSError as exc:

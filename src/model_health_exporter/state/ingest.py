@@ -24,6 +24,7 @@ from typing import Any, Final, NamedTuple, cast
 import msgspec
 import structlog
 
+from model_health_exporter import heap
 from model_health_exporter.fsutil import atomic_write_chunks
 from model_health_exporter.records import (
     LINE_ERROR_REASONS,
@@ -153,6 +154,11 @@ class IngestConfig:
     # files, when nothing said where to look. The daemon tells of them as they come (file
     # events: `notify`) and sets this long, as a safety net; alone, a worker looks often.
     rediscover_interval: float = 1.0
+    # Seconds between giving the heap's freed pages back to the system (`heap`) while
+    # lines arrive: ingesting, the refreshes and checkpoints that follow leave freed
+    # blocks between the windows' long-lived ones. Idle, nothing is freed and nothing
+    # is done.
+    heap_trim_interval: float = 5.0
 
 
 def _json(value: object) -> bytes:
@@ -1016,6 +1022,8 @@ class IngestWorker:
         published between rounds); a folder is listed again when a file event names it."""
         next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         next_refresh = time.monotonic() + self._config.summary_refresh
+        next_trim = time.monotonic() + self._config.heap_trim_interval
+        freed_since_trim = False  # lines read or a checkpoint written since the last trim
         next_poll = 0.0
         seen_models: Mapping[str, ModelView] | None = None
         while not self._stopping.is_set():
@@ -1039,7 +1047,13 @@ class IngestWorker:
                     # is tried again at the next interval.
                     if self._unsaved and self.save_checkpoint():
                         self._unsaved = False
+                        freed_since_trim = True
                     next_checkpoint = time.monotonic() + self._config.checkpoint_interval
+                freed_since_trim = freed_since_trim or lines > 0
+                if freed_since_trim and time.monotonic() >= next_trim:
+                    heap.release_free_pages()
+                    freed_since_trim = False
+                    next_trim = time.monotonic() + self._config.heap_trim_interval
             except Exception:  # keep ingesting; the next poll retries
                 log.exception("ingest failed")
                 self._stopping.wait(self._config.poll_interval)
