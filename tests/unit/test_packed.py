@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 from model_health_exporter.stats.packed import (
     confidence_dict,
     confidence_of,
+    deflated,
     drift_dict,
     drift_of,
+    expanded,
     head_of,
     heads,
     pack_bucket,
+    packed_size,
     set_drift_inexact,
 )
 from model_health_exporter.stats.performance import ConfidenceHistogram
@@ -139,3 +142,54 @@ def test_packed_floats_merge_as_the_aggregates_do(
         head_of(data) for _, data in packed
     ]
     assert all(not math.isnan(f[0]) for f in floats)
+
+
+def _format_bytes(
+    head: tuple[int, ...], latency_sum: float, confidence: ConfidenceHistogram, drift: DriftCounts
+) -> bytes:
+    """A bucket's bytes as the checkpoint format lays them out, built here from the
+    aggregates alone: six int64 tallies, the float64s (head, drift sums, the numeric
+    features' minima and maxima, expected confusion), then every count in one type."""
+    tallies = [*head, confidence.count, confidence.below]
+    floats = [latency_sum, confidence.threshold, confidence.total, confidence.m2]
+    floats += [confidence.minimum, confidence.maximum]
+    floats += [drift.prediction_sum, drift.confidence_sum, drift.calibrated_confidence_sum]
+    floats += drift.minmax[list(NUMERIC)].reshape(-1).tolist()
+    if drift.expected is not None:
+        floats += drift.expected.reshape(-1).tolist()
+    scalars = [drift.rows, drift.prediction_n, drift.confidence_n, drift.expected_n]
+    counts = [*confidence.counts.tolist(), *scalars, drift.calibrated_confidence_n]
+    for part in (drift.flat, drift.missing, drift.invalid_type, drift.unseen):
+        counts += part.tolist()
+    for extra in (drift.prediction_counts, drift.confidence_counts):
+        if extra is not None:
+            counts += extra.tolist()
+    high = max(counts)
+    kind = next(t for t in ("uint8", "uint16", "uint32", "int64") if high <= np.iinfo(t).max)
+    return b"".join(
+        (
+            np.array(tallies, np.int64).tobytes(),
+            np.array(floats, np.float64).tobytes(),
+            np.array(counts, kind).tobytes(),
+        )
+    )
+
+
+@pytest.mark.parametrize("high", [0, 3, 200, 60_000, 2**32 + 5])
+@pytest.mark.parametrize("outputs", [False, True])
+def test_a_checkpoint_holds_the_counts_inflated_in_the_format_s_layout(
+    high: int, outputs: bool
+) -> None:
+    """A closed bucket keeps its counts deflated; what a checkpoint writes (`expanded`)
+    is every byte of the format's layout, in its order, and reads back (`deflated`) to
+    the very bytes kept: nothing lost, moved or reordered."""
+    rng = np.random.default_rng(high + outputs)
+    confidence = _confidence(rng, 0 if high == 0 else 9)
+    drift = _drift(rng, high, outputs=outputs, expected=outputs)
+    layout, data = pack_bucket((7, 2, 1, 6), 0.375, confidence, drift, NUMERIC)
+    full = expanded(layout, data)
+    assert full == _format_bytes((7, 2, 1, 6), 0.375, confidence, drift)
+    assert len(full) == packed_size(layout)
+    assert deflated(layout, full) == data
+    if high <= 3:  # small counts take fewer bytes kept than in the checkpoint
+        assert len(data) < len(full)

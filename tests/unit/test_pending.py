@@ -356,9 +356,38 @@ def test_full_store_under_large_batches_equals_an_ordered_dict(hasher: Hasher) -
         last = keys
         assert pushed_out == expected_pushed_out
         assert len(store) == len(model)
-        index_hash, index_slot = store._index_hash, store._index_slot
-        assert (np.diff(index_hash) >= 0).all()
+        index_slot = store._index_slot
+        assert (np.diff(store._hash[index_slot]) >= 0).all()
         assert sorted(index_slot.tolist()) == np.flatnonzero(store._live).tolist()
-        assert (index_hash == store._hash[index_slot]).all()
     assert [key for key, *_ in store.items()] == list(model)
     assert [value for _, _, value, _ in store.items()] == list(model.values())
+
+
+def test_the_index_holds_a_slot_per_waiting_id_and_nothing_more() -> None:
+    """The arrays take their bytes per ring slot plus 4 per waiting id (the index's
+    slot numbers, sorted by hash through the slots' own hashes), and that index lists
+    exactly the waiting slots, in hash order, after adds, joins and pushes out with
+    colliding hashes."""
+
+    def poor_hash(keys: Sequence[str]) -> npt.NDArray[np.int64]:
+        return np.array([len(k) % 5 for k in keys], np.int64)
+
+    store = PendingPredictions(120, hasher=poor_hash)
+    rng = random.Random(7)  # noqa: S311 - seeded test data
+    for step in range(60):
+        keys = [f"id-{rng.randrange(400)}{'x' * rng.randrange(4)}" for _ in range(9)]
+        store.add(keys, float(step), [rng.randrange(3) for _ in keys], [[0.1, 0.2, 0.7]] * 9)
+        store.pop_many([f"id-{rng.randrange(400)}" for _ in range(4)])
+        waiting = np.flatnonzero(store._live)
+        index = store._index_slot
+        assert sorted(index.tolist()) == waiting.tolist()
+        hashes = store._hash[index]
+        assert (hashes[1:] >= hashes[:-1]).all()
+        per_slot = sum(
+            a.nbytes // len(store._live)
+            for a in (store._live, store._hash, store._ids, store._id_len, store._at)
+        ) + sum(
+            a.nbytes // len(store._live) for a in (store._predicted, store._is_class, store._proba)
+        )
+        arrays = [v for v in vars(store).values() if isinstance(v, np.ndarray)]
+        assert sum(a.nbytes for a in arrays) == per_slot * len(store._live) + 4 * len(store)

@@ -184,8 +184,8 @@ class PendingPredictions:
         self._predicted: npt.NDArray[Any] = np.empty(0, _CLASS_TYPE)  # or float64: _fill
         self._is_class = np.empty(0, np.bool_)
         self._proba = np.empty((0, 0), np.float64)
-        # The waiting slots, sorted by their ids' hashes.
-        self._index_hash = np.zeros(0, np.int64)
+        # The waiting slots, sorted by their ids' hashes (read through _hash: a copy of
+        # the hashes in index order would take 8 more bytes a waiting id).
         self._index_slot = np.zeros(0, np.int32)
         # Added to since the last `expire`: a store that was not is idle, and gives
         # back the ring's spare slots (`_trim_if_idle`).
@@ -217,18 +217,23 @@ class PendingPredictions:
                 same[i] = self._long_ids.get(int(slots[i])) == ids.keys[int(which[i])]
         return same
 
+    def _index_hashes(self) -> Int64Array:
+        """The waiting ids' hashes in index order (sorted), made for one lookup."""
+        return self._hash[self._index_slot]
+
     def _find(self, ids: _Encoded) -> Int64Array:
         """The waiting slot of each id, or -1."""
         n = len(ids.keys)
         found = np.full(n, -1, np.int64)
-        m = len(self._index_hash)
+        m = len(self._index_slot)
         if not m or not n:
             return found
+        index_hash = self._index_hashes()
         if n <= _SMALL:
-            return self._find_few(ids, found)
-        pos = _search(self._index_hash, ids.hashes, ids.order if n > _SORT_FIRST else None)
+            return self._find_few(ids, found, index_hash)
+        pos = _search(index_hash, ids.hashes, ids.order if n > _SORT_FIRST else None)
         at = np.minimum(pos, m - 1)
-        hit = (pos < m) & (self._index_hash[at] == ids.hashes)
+        hit = (pos < m) & (index_hash[at] == ids.hashes)
         which = np.flatnonzero(hit)
         slots = self._index_slot[at[which]]
         same = self._matches(slots, ids, which)
@@ -236,7 +241,7 @@ class PendingPredictions:
         # Another id with the same hash came first in the index: look on along the run.
         for i in which[~same]:
             p = int(pos[i]) + 1
-            while p < m and self._index_hash[p] == ids.hashes[i]:
+            while p < m and index_hash[p] == ids.hashes[i]:
                 slot = self._index_slot[p : p + 1]
                 if self._matches(slot, ids, np.array([i]))[0]:
                     found[i] = slot[0]
@@ -244,10 +249,10 @@ class PendingPredictions:
                 p += 1
         return found
 
-    def _find_few(self, ids: _Encoded, found: Int64Array) -> Int64Array:
+    def _find_few(self, ids: _Encoded, found: Int64Array, index_hash: Int64Array) -> Int64Array:
         """`_find` for a few ids, one at a time: a dozen numpy calls cost more than a
         binary search and a comparison each."""
-        index_hash, index_slot, m = self._index_hash, self._index_slot, len(self._index_hash)
+        index_slot, m = self._index_slot, len(self._index_slot)
         for i, (h, key) in enumerate(zip(ids.hashes.tolist(), ids.keys, strict=True)):
             p = int(index_hash.searchsorted(h))
             while p < m and index_hash[p] == h:
@@ -266,25 +271,12 @@ class PendingPredictions:
             if order is None:
                 order = np.argsort(hashes, kind="stable")
             hashes, slots = hashes[order], slots[order]
-        at = np.searchsorted(self._index_hash, hashes)
+        at = np.searchsorted(self._index_hashes(), hashes)
         if len(at) <= _SMALL:  # np.insert's own checks cost more than the copy
-            cuts = [0, *at.tolist(), len(self._index_hash)]
-            self._index_hash = _interleave(self._index_hash, cuts, hashes)
+            cuts = [0, *at.tolist(), len(self._index_slot)]
             self._index_slot = _interleave(self._index_slot, cuts, slots.astype(np.int32))
             return
-        # np.insert of sorted positions, done once for both arrays (np.insert sorts the
-        # positions again for each, and checks them)
-        m, k = len(self._index_hash), len(at)
-        placed = at + np.arange(k)  # where each new entry lands
-        old = np.ones(m + k, np.bool_)
-        old[placed] = False
-        index_hash = np.empty(m + k, np.int64)
-        index_hash[placed] = hashes
-        index_hash[old] = self._index_hash
-        index_slot = np.empty(m + k, np.int32)
-        index_slot[placed] = slots
-        index_slot[old] = self._index_slot
-        self._index_hash, self._index_slot = index_hash, index_slot
+        self._index_slot = np.insert(self._index_slot, at, slots.astype(np.int32))
 
     def _forget(self, slots: Int64Array) -> None:
         """`slots` (waiting) are waiting no more."""
@@ -294,7 +286,6 @@ class PendingPredictions:
         # the index holds the waiting slots only: keep those still live (one gather,
         # where finding each slot's entry by its hash took a sort and a search)
         keep = self._live[self._index_slot]
-        self._index_hash = self._index_hash[keep]
         self._index_slot = self._index_slot[keep]
         self._waiting -= len(slots)
         if self._long_ids:
@@ -492,7 +483,7 @@ class PendingPredictions:
 
     def _pop_few(self, keys: Sequence[str]) -> list[int | None]:
         """`pop_many` for a few ids, one binary search each (see `_find_few`)."""
-        index_hash, index_slot, m = self._index_hash, self._index_slot, len(self._index_hash)
+        index_hash, index_slot, m = self._index_hashes(), self._index_slot, len(self._index_slot)
         out: list[int | None] = []
         positions: list[int] = []  # in the index, of the slots taken
         for h, key in zip(self._hasher(keys).tolist(), keys, strict=True):
@@ -510,7 +501,7 @@ class PendingPredictions:
             taken = index_slot[positions]
             keep = np.ones(m, np.bool_)
             keep[positions] = False
-            self._index_hash, self._index_slot = index_hash[keep], index_slot[keep]
+            self._index_slot = index_slot[keep]
             self._live[taken] = False
             self._waiting -= len(positions)
             if self._long_ids:

@@ -39,7 +39,9 @@ from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
 from model_health_exporter.stats.packed import (
     PackedLayout,
     confidence_of,
+    deflated,
     drift_of,
+    expanded,
     head_of,
     heads,
     layout_from_json,
@@ -196,11 +198,11 @@ class _Bucket:
 
 class _ClosedBucket:
     """A bucket that takes no more records, read as a `_Bucket` is: its confidence
-    histogram, drift counts and tallies packed into one `bytes` (`stats.packed`), about a
-    third of the memory of the objects. Those aggregates are made on each read, as views
-    of the bytes: expiry, merges from scratch, the short horizon's merge and checkpoints
-    read them, at most once per bucket period; the re-merge after each bucket boundary
-    reads the packed floats themselves (`_Totals.set_inexact`)."""
+    histogram, drift counts and tallies packed into one `bytes` (`stats.packed`, its counts
+    deflated), about a quarter of the memory of the objects. Those aggregates are made on
+    each read, as views of the bytes: expiry, merges from scratch, the short horizon's merge
+    and checkpoints read them, at most once per bucket period; the re-merge after each
+    bucket boundary reads the packed floats themselves (`_Totals.set_inexact`)."""
 
     __slots__ = ("data", "index", "labelled", "layout", "point", "regression")
     index: int
@@ -268,7 +270,8 @@ class _ClosedBucket:
         data: bytes,
     ) -> _ClosedBucket:
         """A closed bucket as a checkpoint saved it: its packed bytes as they were, not
-        packed again (the same bytes, so the same figures, bit for bit)."""
+        packed again (`data` with its counts deflated again: the same bytes, so the same
+        figures, bit for bit)."""
         bucket = cls.__new__(cls)
         bucket.index, bucket.labelled, bucket.regression = index, labelled, regression
         bucket.point, bucket.layout, bucket.data = None, layout, data
@@ -1020,9 +1023,9 @@ class LiveWindow:
         labelled = None if (c := self._flush_labelled(b)) is None else c.to_dict()
         regression = None if (r := b.flush_regression()) is None else r.to_dict()
         if isinstance(b, _ClosedBucket):
-            # Its bytes as they are: microseconds, where its counts as JSON numbers took
-            # a hundred times longer and several times the bytes.
-            packed = binascii.b2a_base64(b.data, newline=False).decode("ascii")
+            # Its bytes, counts inflated as the format has them: microseconds, where its
+            # counts as JSON numbers took a hundred times longer and several times the bytes.
+            packed = binascii.b2a_base64(expanded(b.layout, b.data), newline=False).decode("ascii")
             return {
                 "index": b.index,
                 "packed": [layouts.setdefault(b.layout, len(layouts)), packed],
@@ -1061,7 +1064,9 @@ class LiveWindow:
             )
         if labelled is not None:
             labelled.compact()  # as closing the bucket made it
-        bucket = _ClosedBucket.restored(int(saved["index"]), labelled, regression, layout, data)
+        bucket = _ClosedBucket.restored(
+            int(saved["index"]), labelled, regression, layout, deflated(layout, data)
+        )
         if layout.sizes is None:
             return bucket
         if reference is None:  # as a bucket saved unpacked: no reference, no drift counts

@@ -5,11 +5,15 @@ aggregates take about 3 KiB, most of it numpy's headers (about 100 bytes an arra
 boxed floats and the objects around them rather than counts. Packed, a bucket is one
 `bytes` object (33 bytes of header): its tallies as int64, its floats as float64
 (exact), then every other count in the narrowest unsigned type that holds them all
-(`compact.narrowest`). Where each lies is its layout, one object shared by every bucket
-of that shape (`PackedLayout`). A packed bucket is read back as aggregates whose arrays
-are read-only views of the bytes (`confidence_of`, `drift_of`); what a window re-merges
+(`compact.narrowest`), deflated (zlib level 1, raw: a bucket's counts are mostly small
+and often zero, about a third of their bytes once deflated). Where each lies is its
+layout, one object shared by every bucket of that shape (`PackedLayout`). A packed
+bucket is read back as aggregates whose arrays are read-only views of the bytes
+(`confidence_of`, `drift_of`, the counts inflated on each read); what a window re-merges
 after each bucket boundary (sums of floats, minima, maxima) is read from the floats of
-all its buckets at once (`heads`, `set_drift_inexact`).
+all its buckets at once (`heads`, `set_drift_inexact`), which stay as they are, read
+without inflating anything. A checkpoint holds the counts as they are before deflating
+(`expanded`, `deflated`).
 
 Minima and maxima are kept for the numeric features only: a categorical feature's are
 never set (NaN)."""
@@ -17,6 +21,7 @@ never set (NaN)."""
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,6 +46,9 @@ _DRIFT_INTS: Final = (
     "calibrated_confidence_n",
 )
 _DRIFT_FLOATS: Final = ("prediction_sum", "confidence_sum", "calibrated_confidence_sum")
+# Raw deflate: no zlib header or checksum (6 bytes a bucket); level 1, the fastest
+_WBITS: Final = -15
+_LEVEL: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +148,23 @@ def pack_bucket(
         (
             tallies.tobytes(),
             np.concatenate(floats).astype(np.float64, copy=False).tobytes(),
-            counts.tobytes(),
+            zlib.compress(counts.tobytes(), _LEVEL, wbits=_WBITS),
         )
     )
     return layout, data
+
+
+def expanded(layout: PackedLayout, data: bytes) -> bytes:
+    """A packed bucket's bytes with its counts inflated (`packed_size(layout)` of them):
+    what a checkpoint holds."""
+    at = layout.ints_at
+    return data[:at] + zlib.decompress(data[at:], wbits=_WBITS)
+
+
+def deflated(layout: PackedLayout, full: bytes) -> bytes:
+    """`expanded`'s inverse: the bytes a closed bucket keeps."""
+    at = layout.ints_at
+    return full[:at] + zlib.compress(full[at:], _LEVEL, wbits=_WBITS)
 
 
 def head_of(data: bytes) -> tuple[list[int], list[float]]:
@@ -162,9 +183,10 @@ def heads(datas: Sequence[bytes]) -> tuple[list[list[int]], list[list[float]]]:
 
 
 def _counts(layout: PackedLayout, data: bytes) -> npt.NDArray[np.int64]:
-    """The narrow counts, a read-only view (typed as int64 for its readers, as
+    """The narrow counts, inflated, a read-only view (typed as int64 for its readers, as
     `narrowest` is)."""
-    counts: npt.NDArray[np.int64] = np.frombuffer(data, layout.int_type, offset=layout.ints_at)
+    raw = zlib.decompress(memoryview(data)[layout.ints_at :], wbits=_WBITS)
+    counts: npt.NDArray[np.int64] = np.frombuffer(raw, layout.int_type)
     return counts
 
 
@@ -383,7 +405,7 @@ def layout_from_json(saved: object) -> PackedLayout:
 
 
 def packed_size(layout: PackedLayout) -> int:
-    """The bytes of a bucket packed with `layout`."""
+    """The bytes of a bucket packed with `layout`, its counts inflated (`expanded`)."""
     n_counts = layout.confidence_bins
     if layout.sizes is not None:
         n_counts += len(_DRIFT_INTS) + sum(layout.sizes) + 3 * len(layout.sizes)
