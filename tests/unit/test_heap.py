@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from model_health_exporter.state.registry import (
     RootConfig,
     initial_error_keys,
 )
-from tests.support import good_metrics, write_json
+from tests.support import good_metrics, wait_until, write_json
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or heap._malloc_trim is None,
@@ -129,15 +128,6 @@ def trims(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return calls
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_the_ingest_thread_trims_while_lines_arrive_and_not_when_idle(
     tmp_path: Path, trims: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,15 +155,15 @@ def test_the_ingest_thread_trims_while_lines_arrive_and_not_when_idle(
     monkeypatch.setattr(worker, "poll_once", counting_poll)
     worker.start()
     try:
-        assert _wait_for(lambda: len(trims) >= 1)  # the first line was read
+        wait_until(lambda: len(trims) >= 1, 10, "a trim after the first line")
         assert worker.tallies[("m", "v1")].predictions == 1
         # Nothing new: no trim while it polls on, for many trim intervals.
         idle_from, idle_since = len(trims), time.monotonic()
-        assert _wait_for(lambda: len(polls) > 20 and polls[-20] > idle_since + 0.2)
+        wait_until(lambda: len(polls) > 20 and polls[-20] > idle_since + 0.2, 10, "20 idle polls")
         assert len(trims) == idle_from
         with log.open("ab") as f:
             f.write(line({"id": "r1", "prediction": "b"}))
-        assert _wait_for(lambda: len(trims) > idle_from)
+        wait_until(lambda: len(trims) > idle_from, 10, "a trim after the next line")
         assert worker.tallies[("m", "v1")].predictions == 2
     finally:
         worker.stop()
