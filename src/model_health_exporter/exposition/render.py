@@ -158,15 +158,7 @@ class CachedExposition(Generic[_P]):
             lengths[:, new_columns] = np.array(
                 [[len(c) for c in chunks] for chunks in new], dtype=np.int64
             ).T
-        pieces: list[bytes | memoryview] = []
-        view = memoryview(b"" if last is None else last.text)
-        for f, header in enumerate(fmt.headers):
-            pieces.append(header)
-            for first, end in runs:
-                if first < 0:
-                    pieces.append(new[end][f])
-                else:
-                    pieces.append(view[old_bounds[f, first] : old_bounds[f, end]])
+        text = _assemble(fmt, runs, new, last)
         headers = np.array([len(h) for h in fmt.headers], dtype=np.int64)
         # where family f's first part starts: after every earlier family and its header
         starts = np.cumsum(headers) + np.concatenate(([0], np.cumsum(lengths.sum(axis=1))[:-1]))
@@ -176,7 +168,7 @@ class CachedExposition(Generic[_P]):
         bounds[:, 1:] += starts[:, None]
         return _Body(
             whole,
-            b"".join(pieces),
+            text,
             None,
             tuple(items),
             {id(p): i for i, p in enumerate(items)},
@@ -197,19 +189,7 @@ class CachedExposition(Generic[_P]):
         parts still current, and no other: the text of replaced parts goes, whoever
         asks; the next whole output renders the parts it lacks."""
         runs, new = self._runs(items, last, fmt, chosen)
-        old_bounds = _NO_BOUNDS if last is None else last.bounds
-        view = memoryview(b"" if last is None else last.text)
-        pieces: list[bytes | memoryview] = []
-        for f, header in enumerate(fmt.headers):
-            if not chosen[f]:
-                continue
-            pieces.append(header)
-            for first, end in runs:
-                if first < 0:
-                    pieces.append(new[end][f])
-                else:
-                    pieces.append(view[old_bounds[f, first] : old_bounds[f, end]])
-        text = b"".join(pieces)
+        text = _assemble(fmt, runs, new, last, chosen)
         if last is not None:
             held = [last.position.get(id(part), -1) for part in items]
             kept = [p for p, at in zip(items, held, strict=True) if at >= 0 and last.parts[at] is p]
@@ -249,6 +229,31 @@ class CachedExposition(Generic[_P]):
             _encode(fmt.encoder, [family])[len(header) :] if chosen is None or chosen[f] else b""
             for f, (family, header) in enumerate(zip(families, fmt.headers, strict=True))
         )
+
+
+def _assemble(
+    fmt: _Format,
+    runs: list[tuple[int, int]],
+    new: list[tuple[bytes, ...]],
+    last: _Body | None,
+    chosen: list[bool] | None = None,
+) -> bytes:
+    """The output of `runs` (see `CachedExposition._runs`), family by family: each
+    header, then the new parts' text and slices of `last`'s text for the runs it holds
+    (`chosen`: those families only)."""
+    view = memoryview(b"" if last is None else last.text)
+    old_bounds = _NO_BOUNDS if last is None else last.bounds
+    pieces: list[bytes | memoryview] = []
+    for f, header in enumerate(fmt.headers):
+        if chosen is not None and not chosen[f]:
+            continue
+        pieces.append(header)
+        for first, end in runs:
+            if first < 0:
+                pieces.append(new[end][f])
+            else:
+                pieces.append(view[old_bounds[f, first] : old_bounds[f, end]])
+    return b"".join(pieces)
 
 
 def _few_missing(items: Sequence[object], last: _Body | None) -> bool:
