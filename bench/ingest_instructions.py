@@ -17,12 +17,26 @@ cyclic GC and its thresholds set as the daemon does once ready (`daemon._settle_
 
 (OPENBLAS_NUM_THREADS=1: OpenBLAS's idle threads spin for a while after each call, by a
 different amount in each run, about 1,500 instructions a line of noise.)
+
+The figure still varies by about 1% between runs of the same code (the heap's layout,
+timings seen by the ingester). `--runs N` does the whole measure in one command: it
+writes the data of both sizes if missing, runs cachegrind N times on each (with
+OPENBLAS_NUM_THREADS=1 and PYTHONHASHSEED=0), and prints every run's instructions a line
+and their median:
+
+    .venv/bin/python bench/ingest_instructions.py --runs 5 [--orjson] [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -33,6 +47,47 @@ from model_health_exporter import daemon
 
 SEED = 1
 FEATURES = 15
+SIZES = (2000, 22000)  # the smaller run's total cancels start-up, imports and the reference
+
+
+def _cachegrind(predictions: int, data: Path, orjson_only: bool) -> tuple[int, int]:
+    """(instructions, lines read) of one run of this script under cachegrind."""
+    command = [sys.executable, __file__, "--predictions", str(predictions), "--data", str(data)]
+    if orjson_only:
+        command.append("--orjson")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+         *command],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    refs = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    lines = re.search(r"^lines (\d+)$", done.stdout, re.MULTILINE)
+    if refs is None or lines is None:
+        raise SystemExit(f"no count in the output of {command}:\n{done.stdout}{done.stderr}")
+    return int(refs.group(1).replace(",", "")), int(lines.group(1))
+
+
+def measure(runs: int, data: Path, orjson_only: bool, jobs: int) -> None:
+    """Instructions a line, `runs` times: (large total - small total) / (lines apart)."""
+    for predictions in SIZES:  # the data, written without cachegrind
+        command = [sys.executable, __file__, "--predictions", str(predictions)]
+        subprocess.run([*command, "--data", str(data)], check=True, capture_output=True)
+    with ThreadPoolExecutor(jobs) as pool:
+        results = list(
+            pool.map(
+                lambda size: _cachegrind(size, data, orjson_only),
+                [size for _ in range(runs) for size in SIZES],
+            )
+        )
+    figures = []
+    for run in range(runs):
+        (small, small_lines), (large, large_lines) = results[2 * run : 2 * run + 2]
+        figures.append((large - small) / (large_lines - small_lines))
+        print(f"run {run + 1}: {figures[-1]:,.0f} instructions a line", flush=True)
+    what = "orjson.loads" if orjson_only else "ingestion"
+    print(f"{what}: median {statistics.median(figures):,.0f} instructions a line "
+          f"({runs} runs, {SIZES[0]:,} -> {SIZES[1]:,} predictions)")  # fmt: skip
 
 
 def main() -> None:
@@ -42,7 +97,14 @@ def main() -> None:
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "mhe-ingest-instructions"
     )
     parser.add_argument("--orjson", action="store_true", help="read, split, orjson.loads only")
+    parser.add_argument(
+        "--runs", type=int, default=0, help="measure under cachegrind this many times, median"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="cachegrind runs at a time")
     args = parser.parse_args()
+    if args.runs:
+        measure(args.runs, args.data, args.orjson, args.jobs)
+        return
     root = args.data / str(args.predictions) / "models"
     log = root / "model-000" / "v01" / "predictions" / "p.jsonl"
     if not log.exists():
