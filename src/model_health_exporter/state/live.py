@@ -56,8 +56,9 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def observe_many(self, values: list[float]) -> None:
-        """`observe` each value, in one numpy call rather than one bisect per value."""
+    def observe_many(self, values: list[float], total: float | None = None) -> None:
+        """`observe` each value, in one numpy call rather than one bisect per value;
+        `total`, if given, is `sum(values)` (taken by the caller for its own use too)."""
         if len(values) < 16:  # not worth numpy's call overhead
             for value in values:
                 self.observe(value)
@@ -69,7 +70,7 @@ class Histogram:
         # a value equal to a bound belongs to that bucket, as bisect_left says
         for i, n in enumerate(counts_between(values, self.bounds, side="right").tolist()):
             self.counts[i] += n
-        self.total += sum(values)
+        self.total += sum(values) if total is None else total
 
     @property
     def count(self) -> int:
@@ -117,6 +118,7 @@ class RunFacts(NamedTuple):
 
     n: int  # predictions in the run
     latencies: list[float]  # the given ones, in order
+    latency_sum: float  # their sum, for the counters' histogram and the window's bucket
     errors: list[str]  # of the failed predictions, in order
     ok: list[Prediction]  # the successful predictions
     confidences: list[float]  # of the successful ones, the given ones
@@ -130,7 +132,9 @@ def run_facts(predictions: Sequence[Prediction]) -> RunFacts:
     else:
         ok = list(compress(predictions, map(operator.is_, errors, repeat(None))))
         failed = list(compress(errors, map(operator.is_not, errors, repeat(None))))
-    return RunFacts(len(predictions), latencies, failed, ok, present(map(_CONFIDENCE, ok)))
+    return RunFacts(
+        len(predictions), latencies, sum(latencies), failed, ok, present(map(_CONFIDENCE, ok))
+    )
 
 
 @dataclass(slots=True)
@@ -160,7 +164,7 @@ class VersionTallies:
     def observe(self, facts: RunFacts) -> None:
         """Count a run of predictions from what `run_facts` read of it."""
         self.predictions += facts.n
-        self.latency.observe_many(facts.latencies)
+        self.latency.observe_many(facts.latencies, facts.latency_sum)
         self.confidence.observe_many(facts.confidences)
         for error in facts.errors:
             self.count_error(error)

@@ -531,7 +531,7 @@ class LiveWindow:
         bucket.predictions += len(predictions)
         latencies = facts.latencies
         if latencies:
-            bucket.latency_sum += sum(latencies)
+            bucket.latency_sum += facts.latency_sum
             bucket.latency_n += len(latencies)
         ok = facts.ok
         bucket.errors += len(predictions) - len(ok)
