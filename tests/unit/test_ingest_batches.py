@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from model_health_exporter.records import Prediction
 from model_health_exporter.sources.prediction_logs import LogTail
 from model_health_exporter.state.counters import LabelledCounter
 from model_health_exporter.state.ingest import IngestConfig, IngestWorker
 from model_health_exporter.state.ingest import initial_error_keys as ingest_error_keys
-from model_health_exporter.state.live import DEFAULT_LATENCY_BUCKETS, Histogram
+from model_health_exporter.state.live import DEFAULT_LATENCY_BUCKETS, Histogram, run_facts
 from model_health_exporter.state.registry import (
     DROP_LIMITS,
     ModelRegistry,
@@ -195,3 +196,34 @@ def test_partner_logs_are_looked_at_only_while_a_log_has_a_backlog(
             f.write(line({"id": f"r{i}", "prediction": "a"}))
         assert worker.poll_once() == 1
     assert calls == []
+
+
+@pytest.mark.parametrize("with_none", [False, True])
+def test_run_facts_reads_each_column_once_with_its_sum(with_none: bool) -> None:
+    """The given latencies and confidences (of the successful), in order, and their
+    sums, as a loop over the run finds them."""
+    rng = random.Random(5)  # noqa: S311 - seeded test data
+    run = [
+        Prediction(
+            f"r{i}",
+            "a" if rng.random() < 0.9 else None,
+            None,
+            None,
+            rng.choice([0.25, 0.7, 0.9, None if with_none else 0.5]),
+            rng.choice([0.01, 0.3, 2.0, None if with_none else 0.1]),
+            "Timeout" if rng.random() < 0.1 else None,
+        )
+        for i in range(300)
+    ]
+    facts = run_facts(run)
+    latencies = [p.latency_seconds for p in run if p.latency_seconds is not None]
+    ok = [p for p in run if p.error is None]
+    confidences = [p.confidence for p in ok if p.confidence is not None]
+    assert facts.n == len(run)
+    assert facts.latencies == latencies
+    assert facts.latency_sum == sum(latencies)
+    assert facts.ok == ok
+    assert facts.errors == [p.error for p in run if p.error is not None]
+    assert facts.confidences == confidences
+    assert facts.confidence_sum == sum(confidences)
+    assert (len(latencies) < len(run)) is with_none
