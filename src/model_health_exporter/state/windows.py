@@ -603,7 +603,11 @@ class LiveWindow:
             return False
         ids = list(map(_ID, predictions))
         probabilities = list(map(_PROBABILITIES, predictions))
-        if None in ids or None in probabilities or set(map(len, probabilities)) != {n_known}:
+        try:  # len(None) raises: no comparison of every dict with None first
+            lengths = set(map(len, probabilities))
+        except TypeError:  # a prediction without probabilities
+            return False
+        if None in ids or lengths != {n_known}:
             return False
         if self._early and not self._early.keys().isdisjoint(ids):
             return False

@@ -507,8 +507,11 @@ class DriftCounts:
                     bins[predicted.index_of(label)] += n
             self.prediction_counts += np.asarray(bins, dtype=np.int64)
         column = list(map(_CONFIDENCE, rows))
-        given = column if None not in column else [c for c in column if c is not None]
-        confidences = np.fromiter(given, np.float64, len(given))
+        # None becomes NaN (a confidence never is one), so one pass finds the missing
+        confidences = np.fromiter(column, np.float64, len(column))
+        given = ~np.isnan(confidences)
+        if not given.all():
+            confidences = confidences[given]
         profile = reference.confidence
         if profile is not None and self.confidence_counts is not None and confidences.size:
             self.confidence_counts += profile.bin_counts(confidences)
