@@ -18,11 +18,17 @@ cyclic GC and its thresholds set as the daemon does once ready (`daemon._settle_
 (OPENBLAS_NUM_THREADS=1: OpenBLAS's idle threads spin for a while after each call, by a
 different amount in each run, about 1,500 instructions a line of noise.)
 
-The figure still varies by about 1% between runs of the same code (the heap's layout,
-timings seen by the ingester). `--runs N` does the whole measure in one command: it
-writes the data of both sizes if missing, runs cachegrind N times on each (with
-OPENBLAS_NUM_THREADS=1 and PYTHONHASHSEED=0), and prints every run's instructions a line
-and their median:
+The ingester's clock (`time.time` and `time.monotonic` as its module sees them) is
+simulated: it moves on by 1 s for every RATE lines read, as if the lines arrived at
+about the daemon's rate. With the real clock, the work that runs by the clock (window
+summaries once per `summary_interval`, a bucket closed every minute) ran as often as
+the wall time of the run allowed, 30-50 times slower under cachegrind and slower still
+on a loaded machine: the figure then varied by 1-3% with the machine's load
+(`--real-clock` measures that way, as sections 18-23 did).
+
+`--runs N` does the whole measure in one command: it writes the data of both sizes if
+missing, runs cachegrind N times on each (with OPENBLAS_NUM_THREADS=1 and
+PYTHONHASHSEED=0), and prints every run's instructions a line and their median:
 
     .venv/bin/python bench/ingest_instructions.py --runs 5 [--orjson] [--jobs 2]
 """
@@ -36,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,17 +51,40 @@ import orjson
 from ingest_daemon import tree, write_log, write_reference
 from ingest_throughput import make_worker
 from model_health_exporter import daemon
+from model_health_exporter.state import ingest
 
 SEED = 1
 FEATURES = 15
+RATE = 100_000  # lines a simulated second
 SIZES = (2000, 22000)  # the smaller run's total cancels start-up, imports and the reference
 
 
-def _cachegrind(predictions: int, data: Path, orjson_only: bool) -> tuple[int, int]:
+class Clock:
+    """The ingester's `time` module: time() and monotonic() move on when told."""
+
+    def __init__(self) -> None:
+        self.now, self.clock = time.time(), time.monotonic()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.clock
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.clock += seconds
+
+
+def _cachegrind(
+    predictions: int, data: Path, orjson_only: bool, real_clock: bool
+) -> tuple[int, int]:
     """(instructions, lines read) of one run of this script under cachegrind."""
     command = [sys.executable, __file__, "--predictions", str(predictions), "--data", str(data)]
     if orjson_only:
         command.append("--orjson")
+    if real_clock:
+        command.append("--real-clock")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     done = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
@@ -68,7 +98,7 @@ def _cachegrind(predictions: int, data: Path, orjson_only: bool) -> tuple[int, i
     return int(refs.group(1).replace(",", "")), int(lines.group(1))
 
 
-def measure(runs: int, data: Path, orjson_only: bool, jobs: int) -> None:
+def measure(runs: int, data: Path, orjson_only: bool, jobs: int, real_clock: bool) -> None:
     """Instructions a line, `runs` times: (large total - small total) / (lines apart)."""
     for predictions in SIZES:  # the data, written without cachegrind
         command = [sys.executable, __file__, "--predictions", str(predictions)]
@@ -76,7 +106,7 @@ def measure(runs: int, data: Path, orjson_only: bool, jobs: int) -> None:
     with ThreadPoolExecutor(jobs) as pool:
         results = list(
             pool.map(
-                lambda size: _cachegrind(size, data, orjson_only),
+                lambda size: _cachegrind(size, data, orjson_only, real_clock),
                 [size for _ in range(runs) for size in SIZES],
             )
         )
@@ -101,9 +131,10 @@ def main() -> None:
         "--runs", type=int, default=0, help="measure under cachegrind this many times, median"
     )
     parser.add_argument("--jobs", type=int, default=2, help="cachegrind runs at a time")
+    parser.add_argument("--real-clock", action="store_true", help="the ingester reads the clock")
     args = parser.parse_args()
     if args.runs:
-        measure(args.runs, args.data, args.orjson, args.jobs)
+        measure(args.runs, args.data, args.orjson, args.jobs, args.real_clock)
         return
     root = args.data / str(args.predictions) / "models"
     log = root / "model-000" / "v01" / "predictions" / "p.jsonl"
@@ -122,12 +153,16 @@ def main() -> None:
                 n += 1
         print(f"lines {n}")
         return
+    clock = Clock()
+    if not args.real_clock:
+        ingest.time = clock  # type: ignore[assignment]  # time() and monotonic() only
     with tempfile.TemporaryDirectory() as state:
         worker, _ = make_worker(root, Path(state))
         daemon._settle_heap()  # as the daemon does once ready: frozen, its GC thresholds
         n = 0
         while lines_read := worker.poll_once(behind_only=True) or worker.poll_once():
             n += lines_read
+            clock.advance(lines_read / RATE)
     print(f"lines {n}")
 
 
