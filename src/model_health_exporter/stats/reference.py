@@ -19,9 +19,8 @@ import operator
 import sys
 import threading
 import weakref
-from array import array
 from collections import Counter
-from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from types import MappingProxyType
@@ -1075,107 +1074,19 @@ def _report(
         metrics |= _prediction_drift(reference, counts, results, settings)
     metrics |= _estimation(reference, counts, settings)
     return DriftReport(
-        FeatureStatistics(features),
+        # Per feature a plain dict of floats, read-only by its type: unlike a
+        # MappingProxyType it is not tracked by the cyclic GC, and a refresh of 1,000
+        # versions would otherwise leave 20,000 more tracked objects behind, bringing
+        # full collections (which walk every tracked object) on sooner.
+        MappingProxyType(
+            {
+                name: {k: float(v) for k, v in stats.items() if v is not None}
+                for name, stats in features.items()
+            }
+        ),
         MappingProxyType({k: float(v) for k, v in metrics.items() if v is not None}),
         counts.rows,
     )
-
-
-class _Index(dict[str, int]):
-    """Names -> their positions: one dict for every table with these names
-    (`_shared_index`)."""
-
-    __slots__ = ("__weakref__",)
-
-
-_indices: weakref.WeakValueDictionary[tuple[str, ...], _Index] = weakref.WeakValueDictionary()
-_indices_lock = threading.Lock()
-
-
-def _shared_index(names: tuple[str, ...]) -> _Index:
-    with _indices_lock:
-        index = _indices.get(names)
-        if index is None:
-            index = _Index({name: i for i, name in enumerate(names)})
-            _indices[names] = index
-        return index
-
-
-class FeatureStatistics(Mapping[str, Mapping[str, float]]):
-    """Feature -> statistic -> value, read-only, as a drift report and a window summary
-    hold them: the values of all features in one array of doubles, the names of the
-    features and of each one's statistics in dicts shared by every table with the same
-    names (every version of a model, mostly). A dict of floats per feature took about
-    half a KiB each, and these are held per version. A feature's statistics are made
-    when read (`FeatureStatisticsRow`), from the same doubles: the same floats."""
-
-    __slots__ = ("_ends", "_features", "_statistics", "_values")
-
-    def __init__(self, features: Mapping[str, Mapping[str, float | None]]) -> None:
-        kept = [
-            (name, {k: float(v) for k, v in stats.items() if v is not None})
-            for name, stats in features.items()
-        ]
-        self._features = _shared_index(tuple(name for name, _ in kept))
-        self._statistics = tuple(_shared_index(tuple(stats)) for _, stats in kept)
-        self._values = array("d", [v for _, stats in kept for v in stats.values()])
-        self._ends = array("l", itertools.accumulate(len(stats) for _, stats in kept))
-
-    def __getitem__(self, feature: str) -> FeatureStatisticsRow:
-        i = self._features[feature]
-        end = self._ends[i]
-        names = self._statistics[i]
-        return FeatureStatisticsRow(names, self._values[end - len(names) : end])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._features)
-
-    def __len__(self) -> int:
-        return len(self._features)
-
-    def __contains__(self, feature: object) -> bool:
-        return feature in self._features
-
-    def __repr__(self) -> str:
-        return f"FeatureStatistics({ {k: dict(v) for k, v in self.items()}!r})"
-
-
-class FeatureStatisticsRow(Mapping[str, float]):
-    """One feature's statistic -> value (`FeatureStatistics`)."""
-
-    __slots__ = ("_names", "_values")
-
-    def __init__(self, names: Mapping[str, int], values: array[float]) -> None:
-        self._names = names
-        self._values = values
-
-    def __getitem__(self, statistic: str) -> float:
-        return self._values[self._names[statistic]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __contains__(self, statistic: object) -> bool:
-        return statistic in self._names
-
-    def items(self) -> ItemsView[str, float]:
-        return _RowItems(self)
-
-    def __repr__(self) -> str:
-        return f"FeatureStatisticsRow({dict(self.items())!r})"
-
-
-class _RowItems(ItemsView[str, float]):
-    """Items of a row in one C-level zip, not a lookup per name."""
-
-    __slots__ = ()
-
-    def __iter__(self) -> Iterator[tuple[str, float]]:
-        row = cast("FeatureStatisticsRow", self._mapping)  # type: ignore[attr-defined]  # MappingView's slot, not in the stubs
-        return zip(row._names, row._values, strict=True)
 
 
 def _quality_and_jobs(
