@@ -40,7 +40,7 @@ from model_health_exporter.stats.profile import (
     category_key,
     profile_from_dict,
 )
-from model_health_exporter.stats.reference import DriftCounts, _typed_layout, build_reference
+from model_health_exporter.stats.reference import DriftCounts, _category_codes, build_reference
 
 Floats = npt.NDArray[np.float64]
 T = TypeVar("T")
@@ -722,7 +722,8 @@ def test_typed_columns_are_tallied_as_feature_by_feature(rows: int, top_k: int) 
     categorical one in one bincount: the same counts as the per-feature path, with
     missing values, values on the edges, a feature missing throughout, categories the
     reference never had and a categorical feature whose categories are not all kept;
-    with codes that fit a byte (top_k 3) and codes that do not (200)."""
+    with top_k 3 and 200 (every position in the shared tables fits a byte with both:
+    `test_typed_columns_with_positions_over_a_byte` has those that do not)."""
     rng = np.random.default_rng(41)
     many = [f"k{i}" for i in range(1200)]  # more than the reference keeps as known
     sample = [
@@ -737,8 +738,7 @@ def test_typed_columns_are_tallied_as_feature_by_feature(rows: int, top_k: int) 
     ]
     reference = build_reference("sample", sample, n_bins=6, top_k=top_k)
     assert "c" in reference.known_categories and "d" not in reference.known_categories
-    layout = _typed_layout(reference.bin_sizes, reference.feature_kinds)
-    assert layout.byte_codes == (top_k == 3)
+    assert _category_codes(reference).byte_positions
     edges = cast_numeric(reference.features["a"]).edges.tolist()
     columns = {
         "a": [rng.choice([*edges, None, 1e9, -1e9, float(rng.normal())]) for _ in range(rows)],

@@ -17,6 +17,8 @@ import itertools
 import math
 import operator
 import sys
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,12 +89,24 @@ class ModelReference:
     known_categories: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
-    # categorical feature -> its `_category_codes`, built on first use by DriftCounts
-    _codes: dict[str, _Codes] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # [the categorical features' codes], built with the reference (`_category_codes`)
+    _codes: list[_CategoryCodes] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
     # [bin_sizes], once built
     _sizes: list[tuple[int, ...]] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
+
+    def __post_init__(self) -> None:
+        # The codes are built now so that their shared key tuples can stand in for
+        # equal known-category tuples: versions of a model mostly know the same ones.
+        codes = _category_codes(self)
+        known = dict(self.known_categories)
+        for name, positions in zip(codes.names, codes.positions, strict=True):
+            if known.get(name) == positions.categories:
+                known[name] = positions.categories
+        object.__setattr__(self, "known_categories", MappingProxyType(known))
 
     @property
     def bin_sizes(self) -> tuple[int, ...]:
@@ -374,7 +388,7 @@ class DriftCounts:
                 self._add_numeric(i, profile, column, typed)
             else:
                 known = reference.known_categories.get(name)
-                codes = _category_codes(reference, name, profile, known)
+                codes = _category_codes(reference).of(name)
                 self._add_categorical(i, profile, column, codes, known, typed=typed)
 
     def _add_typed(self, reference: ModelReference, columns: Sequence[Sequence[Value]]) -> None:
@@ -413,26 +427,23 @@ class DriftCounts:
             )
         categorical = layout.categorical_list
         if categorical:
-            codes = [  # built once per reference, then found in its cache
-                _category_codes(
-                    reference,
-                    name,
-                    cast("CategoricalProfile", profile),
-                    reference.known_categories.get(name),
-                ).__getitem__
-                for name, profile in (profiles[i] for i in categorical)
-            ]
-            each_code = itertools.chain.from_iterable(
-                map(code, columns[i]) for i, code in zip(categorical, codes, strict=True)
+            codes = _category_codes(reference)
+            each_position = itertools.chain.from_iterable(
+                map(p.__getitem__, columns[i])
+                for i, p in zip(categorical, codes.positions, strict=True)
             )
-            if layout.byte_codes:
-                # codes under 256: bytes() packs each in C, without numpy's conversion
-                # of every Python int (a third fewer instructions a code)
-                packed: npt.NDArray[Any] = np.frombuffer(bytes(each_code), np.uint8)
+            if codes.byte_positions:
+                # positions under 256: bytes() packs each in C, without numpy's
+                # conversion of every Python int (a third fewer instructions a value)
+                packed: npt.NDArray[Any] = np.frombuffer(bytes(each_position), np.uint8)
             else:
-                packed = np.fromiter(each_code, np.int64, n * len(categorical))
-            # each feature's codes shifted into its own range of one count
-            coded = packed.reshape(len(categorical), n) + layout.code_offsets
+                packed = np.fromiter(each_position, np.int64, n * len(categorical))
+            # each feature's positions into its part of the table, its codes shifted
+            # into its own range of one count
+            coded = (
+                codes.table[packed.reshape(len(categorical), n) + codes.starts]
+                + layout.code_offsets
+            )
             counted = np.bincount(coded.ravel(), minlength=layout.code_span)
             unseen = counted[layout.unseen_codes]
             self.flat[layout.categorical_bins] += counted[layout.seen_codes] + unseen
@@ -464,13 +475,14 @@ class DriftCounts:
         i: int,
         profile: CategoricalProfile,
         column: Sequence[Value],
-        codes: _Codes,
+        codes: tuple[_Positions, npt.NDArray[np.signedinteger[Any]]],
         known: tuple[str, ...] | None,
         *,
         typed: bool,
     ) -> None:
         n = profile.n_bins
-        coded = np.fromiter(map(codes.__getitem__, column), np.int64, len(column))
+        positions, table = codes
+        coded = table[np.fromiter(map(positions.__getitem__, column), np.int64, len(column))]
         # typed: strings and None only, each with a code
         counted = np.bincount(coded if typed else coded[coded >= 0], minlength=3 * n)
         counts = self.feature_counts[i]  # a view: added to in place
@@ -701,42 +713,107 @@ _LABEL: Final = operator.attrgetter("label")
 _CONFIDENCE: Final = operator.attrgetter("confidence")
 
 
-class _Codes(dict[Value, int]):
-    """Codes of the values a categorical reference knows; for any other string the code
-    of an unseen category (the "other" bin, in the unseen band when the reference keeps
-    its categories); -1 for any other value. A dict, so that one C-level `map` over a
-    column codes it. Unknown strings are not added: the dict must not grow with traffic."""
+class _Positions(dict[Value, int]):
+    """Where each value a categorical feature's code table has a code for sits in the
+    table: each of `categories` (sorted strings) in turn, then None; any other string at
+    `unknown_string`, any other value at `other`. One dict for every feature of every
+    reference whose table has these keys (`_positions`): versions of a model mostly
+    know the same categories in a different order of frequency, so each keeps only its
+    table of codes (`_CategoryCodes`), a few bytes a category, and not a dict of its
+    own. A dict, so that one C-level `map` over a column finds the positions. Unknown
+    values are not added: the dict must not grow with traffic."""
 
-    unknown_string: int = -1
+    __slots__ = ("__weakref__", "categories", "other", "unknown_string")
+
+    def __init__(self, categories: tuple[str, ...]) -> None:
+        super().__init__({c: i for i, c in enumerate(categories)})
+        self[None] = len(categories)
+        self.categories = categories  # the key of `_positions_by_keys`, shared with it
+        self.unknown_string = len(categories) + 1
+        self.other = len(categories) + 2
 
     def __missing__(self, value: object) -> int:
-        return self.unknown_string if type(value) is str else -1
+        return self.unknown_string if type(value) is str else self.other
 
 
-def _category_codes(
-    reference: ModelReference,
-    name: str,
-    profile: CategoricalProfile,
-    known: tuple[str, ...] | None,
-) -> _Codes:
-    """For a categorical feature, a code per value the reference knows: its bin b, or
+_positions_by_keys: weakref.WeakValueDictionary[tuple[str, ...], _Positions] = (
+    weakref.WeakValueDictionary()
+)
+_positions_lock = threading.Lock()
+
+
+def _positions(keys: tuple[str, ...]) -> _Positions:
+    with _positions_lock:
+        positions = _positions_by_keys.get(keys)
+        if positions is None:
+            positions = _Positions(keys)
+            _positions_by_keys[keys] = positions
+        return positions
+
+
+@dataclass(frozen=True, slots=True)
+class _CategoryCodes:
+    """The codes of a reference's categorical features (in feature order): for each, the
+    shared positions of the values it has a code for and, in one table, its code for
+    each position (see `_category_codes`)."""
+
+    names: tuple[str, ...]
+    positions: tuple[_Positions, ...]
+    table: npt.NDArray[np.signedinteger[Any]]
+    starts: IntArray  # column: where each feature's codes start in the table
+    byte_positions: bool  # every position fits a byte
+
+    def of(self, name: str) -> tuple[_Positions, npt.NDArray[np.signedinteger[Any]]]:
+        """A feature's positions and its part of the table."""
+        j = self.names.index(name)
+        start = int(self.starts[j, 0])
+        positions = self.positions[j]
+        return positions, self.table[start : start + positions.other + 1]
+
+
+def _category_codes(reference: ModelReference) -> _CategoryCodes:
+    """For each categorical feature, a code per value the reference knows: its bin b, or
     b + n_bins if it counts as unseen (a top-K category missing from the known ones),
-    2 * n_bins for None; a string it never had is an unseen category of the "other" bin.
-    Only strings and None are keys: True == 1 == 1.0 as dict keys while their categories
-    differ, so other values are keyed one by one."""
-    codes = reference._codes.get(name)
-    if codes is None:
+    2 * n_bins for None; a string it never had is an unseen category of the "other" bin;
+    any other value -1. Only strings and None are keys: True == 1 == 1.0 as dict keys
+    while their categories differ, so other values are keyed one by one."""
+    if reference._codes:
+        return reference._codes[0]
+    names: list[str] = []
+    positions: list[_Positions] = []
+    tables: list[list[int]] = []
+    for name, profile in reference.features.items():
+        if not isinstance(profile, CategoricalProfile):
+            continue
+        known = reference.known_categories.get(name)
         n = profile.n_bins
         offset = 0 if known is None else n
         bins = {c: b for b, c in enumerate(profile.categories)}  # as profile.index_of
-        entries: dict[Value, int] = {c: b + offset for c, b in bins.items()}
-        entries.update({c: bins.get(c, profile.other_index) for c in known or ()})
-        entries[None] = 2 * n
-        # copied whole: a dict grown by updates keeps a table about twice the size
-        codes = _Codes(entries)
-        codes.unknown_string = profile.other_index + offset
-        reference._codes[name] = codes
-    return codes
+        codes: dict[Value, int] = {c: b + offset for c, b in bins.items()}
+        codes.update({c: bins.get(c, profile.other_index) for c in known or ()})
+        codes[None] = 2 * n
+        keys = tuple(sorted(c for c in codes if isinstance(c, str)))
+        found = _positions(keys)
+        table = [0] * (found.other + 1)
+        for value, code in codes.items():
+            table[found[value]] = code
+        table[found.unknown_string] = profile.other_index + offset
+        table[found.other] = -1
+        names.append(name)
+        positions.append(found)
+        tables.append(table)
+    flat = list(itertools.chain.from_iterable(tables))
+    sizes = np.asarray([len(t) for t in tables], dtype=np.int64)
+    built = _CategoryCodes(
+        names=tuple(names),
+        positions=tuple(positions),
+        # codes are at most 2 n_bins: two bytes each unless a feature has 16,384 bins
+        table=np.asarray(flat, dtype=np.int16 if max(flat, default=0) < 2**15 else np.int64),
+        starts=(np.cumsum(sizes) - sizes)[:, None],
+        byte_positions=max((p.other for p in positions), default=0) <= 255,
+    )
+    reference._codes.append(built)
+    return built
 
 
 @dataclass(frozen=True, slots=True)
@@ -759,7 +836,6 @@ class _TypedLayout:
     missing_codes: IntArray
     unseen_starts: IntArray  # where each feature's starts among the unseen codes
     categorical_bins: IntArray  # their bins' positions in DriftCounts.flat
-    byte_codes: bool  # every categorical code (up to 2 n_bins) fits a byte
 
 
 def _ranges(begins: IntArray, sizes: IntArray) -> IntArray:
@@ -793,7 +869,6 @@ def _typed_layout(sizes: tuple[int, ...], numeric: tuple[bool, ...]) -> _TypedLa
         missing_codes=code_starts + 2 * cat_sizes,
         unseen_starts=np.cumsum(cat_sizes) - cat_sizes,
         categorical_bins=_ranges(starts[cat], cat_sizes),
-        byte_codes=bool(cat.size) and 2 * int(cat_sizes.max()) <= 255,
     )
 
 
