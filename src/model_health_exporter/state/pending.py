@@ -10,8 +10,9 @@ search. A join is exact: a slot whose hash matches is taken only if its bytes an
 equal the id's, so two ids with the same hash (a collision) are told apart, never joined
 to each other's prediction. The checkpoint keeps the ids as given.
 
-Per waiting prediction that is about 8 x (4 + classes seen) + the id's length bytes,
-against about 190 bytes more for a `str`, a dict entry and a list slot per id.
+Per waiting prediction that is about 24 bytes, 2 to 8 a class seen (`_ROW_TYPES`) and
+the id's length in bytes, against about 190 bytes more for a `str`, a dict entry and a
+list slot per id.
 
 A ring in arrival order: beyond `capacity` the oldest makes room, as in an ordered dict;
 slots whose prediction was joined stay in the ring until it is compacted."""
@@ -61,6 +62,51 @@ _CLASS_TYPE = np.int16
 """What predicted values are held in while they are all class indices that fit it (a
 window's are below its maximum classes + 1); a value that does not (a regression
 output) turns the array into float64 for good."""
+
+_DECIMALS = 10_000.0
+"""Probabilities given with at most four decimals (k / 10^4, as many models round them)
+are held as k in int16 while every one is (`_ROW_TYPES`)."""
+
+_NAN_CODE = np.iinfo(np.int16).min
+"""An int16-held row's NaN (a prediction without probabilities)."""
+
+_CANONICAL_NAN = np.array(np.nan).view(np.int64)
+
+_ROW_TYPES = (np.dtype(np.int16), np.dtype(np.float32), np.dtype(np.float64))
+"""What probability rows are held in, narrowest first: each value as k / 10^4 (int16),
+as float32, or as given. A store moves to the next that holds every value bit for bit
+(float64 holds any), never back: a row read back is always the float64 given."""
+
+
+def _decoded_rows(held: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Probability rows as float64, from what they are held in."""
+    if held.dtype == np.int16:
+        rows: npt.NDArray[np.float64] = held / _DECIMALS  # correctly rounded: the value parsed
+        rows[held == _NAN_CODE] = np.nan
+        return rows
+    return held.astype(np.float64)
+
+
+def _encoded_rows(rows: npt.NDArray[np.float64], dtype: np.dtype[Any]) -> npt.NDArray[Any] | None:
+    """`rows` held in `dtype`, or None if any value would not read back with the same bits
+    (-0.0, a NaN other than numpy's, digits beyond the type's)."""
+    if dtype == np.float64:
+        return rows
+    nan = np.isnan(rows)
+    if dtype == np.int16:
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = np.rint(rows * _DECIMALS)
+        if not (np.abs(scaled[~nan]) <= np.iinfo(np.int16).max).all():
+            return None
+        held = np.where(nan, _NAN_CODE, scaled).astype(np.int16)
+    else:
+        with np.errstate(over="ignore"):
+            held = rows.astype(dtype)
+    back = _decoded_rows(held)
+    if not np.array_equal(back.view(np.int64), rows.view(np.int64)):
+        return None
+    return held
+
 
 _SMALL = 8
 """Batches of at most this many ids are looked up and indexed one id at a time."""
@@ -183,7 +229,7 @@ class PendingPredictions:
         self._at = np.empty(0, np.float64)
         self._predicted: npt.NDArray[Any] = np.empty(0, _CLASS_TYPE)  # or float64: _fill
         self._is_class = np.empty(0, np.bool_)
-        self._proba = np.empty((0, 0), np.float64)
+        self._proba: npt.NDArray[Any] = np.empty((0, 0), _ROW_TYPES[0])  # see _ROW_TYPES
         # The waiting slots, sorted by their ids' hashes (read through _hash: a copy of
         # the hashes in index order would take 8 more bytes a waiting id).
         self._index_slot = np.zeros(0, np.int32)
@@ -387,22 +433,39 @@ class PendingPredictions:
             self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
         width = self.width
         if isinstance(rows, np.ndarray):  # every row over the classes of its width
-            self._proba[index, : rows.shape[1]] = rows
-            self._proba[index, rows.shape[1] :] = 0.0
-            return
-        if None not in rows and set(map(len, cast("Sequence[Sequence[float]]", rows))) == {width}:
+            block = np.zeros((n, width))
+            block[:, : rows.shape[1]] = rows
+        elif None not in rows and set(map(len, cast("Sequence[Sequence[float]]", rows))) == {width}:
             # the usual case, every row over the same classes: one flat pass
             given = cast("Sequence[Sequence[float]]", rows)
             flat = np.fromiter(itertools.chain.from_iterable(given), np.float64, n * width)
-            self._proba[index] = flat.reshape(n, width)
-            return
-        block = np.zeros((len(rows), width))
-        for i, row in enumerate(rows):
-            if row is None:
-                block[i] = np.nan
-            elif row:
-                block[i, : len(row)] = row
-        self._proba[index] = block
+            block = flat.reshape(n, width)
+        else:
+            block = np.zeros((len(rows), width))
+            for i, row in enumerate(rows):
+                if row is None:
+                    block[i] = np.nan
+                elif row:
+                    block[i, : len(row)] = row
+        self._store_rows(index, block)
+
+    def _store_rows(self, index: Int64Array, block: npt.NDArray[np.float64]) -> None:
+        """Rows written at `index`, in the store's type for them or, if they do not fit it,
+        in the next one that holds them and every row already held."""
+        held = _encoded_rows(block, self._proba.dtype)
+        if held is None:
+            current = _decoded_rows(self._proba)
+            for dtype in _ROW_TYPES[_ROW_TYPES.index(self._proba.dtype) + 1 :]:
+                held = _encoded_rows(block, dtype)
+                whole = None if held is None else _encoded_rows(current, dtype)
+                if held is not None and whole is not None:
+                    self._proba = whole
+                    break
+        self._proba[index] = held
+
+    def _rows_at(self, slots: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
+        """The probability rows of `slots`, as given (float64)."""
+        return _decoded_rows(self._proba[slots])
 
     def _ring(self) -> Int64Array:
         """The ring's slots from the head, waiting or gone."""
@@ -450,11 +513,13 @@ class PendingPredictions:
         n_slots = len(self._live)
         proba = np.full((n_slots, width), np.nan)
         old = self.width
-        proba[:, :old] = self._proba
+        given = _decoded_rows(self._proba)
+        proba[:, :old] = given
         proba[:, old:] = 0.0  # a row given over fewer classes has 0 for the rest
-        nan_rows = np.isnan(self._proba).all(axis=1) if old else np.ones(n_slots, bool)
+        nan_rows = np.isnan(given).all(axis=1) if old else np.ones(n_slots, bool)
         proba[nan_rows] = np.nan
-        self._proba = proba
+        # only zeros and numpy's NaN added: every type holds them
+        self._proba = cast("npt.NDArray[Any]", _encoded_rows(proba, self._proba.dtype))
 
     # ---- taking out -----------------------------------------------------------------------
 
@@ -525,7 +590,7 @@ class PendingPredictions:
         """Probability rows of `slots`, `width` wide (0 beyond the classes they have)."""
         rows = np.zeros((len(slots), width))
         have = min(width, self.width)
-        rows[:, :have] = self._proba[np.asarray(slots, np.intp), :have]
+        rows[:, :have] = self._rows_at(np.asarray(slots, np.intp))[:, :have]
         if self.width == 0:
             rows[:] = np.nan
         else:
@@ -588,7 +653,7 @@ class PendingPredictions:
         ]
         if self.width == 0:
             return [[k, at, p, None] for k, at, p in zip(keys, ats, predicted, strict=True)]
-        proba = self._proba[slots]
+        proba = self._rows_at(slots)
         none: list[bool] = np.isnan(proba).all(axis=1).tolist()  # type: ignore[assignment]
         # each row without its trailing zeros, however wide the arrays have grown
         nonzero = proba != 0.0
@@ -606,7 +671,7 @@ class PendingPredictions:
         """(key, at, predicted, probability row or None), oldest first."""
         ring = self._ring()
         for slot in ring[self._live[ring]].tolist():
-            row = self._proba[slot]
+            row = self._rows_at(np.array([slot]))[0]
             none = self.width == 0 or bool(np.isnan(row).all())
             value = float(self._predicted[slot])
             predicted = int(value) if self._is_class[slot] else value
