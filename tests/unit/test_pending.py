@@ -500,3 +500,23 @@ def test_rows_of_four_decimals_take_two_bytes_a_class() -> None:
         [as_float32, 0.75],
         [1 / 3, 0.5],
     ]
+
+
+def test_hashes_kept_in_32_bits_still_tell_ids_apart() -> None:
+    """The store keeps each hash's low 32 bits: ids whose hashes differ only above them
+    (here every one) share a kept hash, and each still finds its own prediction, by its
+    bytes; the ring's hashes take 4 bytes a slot."""
+
+    def high_bits_only(keys: Sequence[str]) -> npt.NDArray[np.int64]:
+        return np.array([(len(k) + 7 * ord(k[-1])) << 32 for k in keys], np.int64)
+
+    store = PendingPredictions(100, hasher=high_bits_only)
+    keys = [f"k{i}" for i in range(40)]
+    store.add(keys, 1.0, list(range(40)), [None] * 40)
+    assert store._hash.itemsize == 4
+    assert len(set(store._hash.tolist())) == 1
+    order = keys[::-1]
+    slots = store.pop_many([*order[:20], "absent", *order[20:]])
+    assert slots[20] is None
+    found = [s for s in slots if s is not None]
+    assert store.predicted(found) == [int(k[1:]) for k in order]

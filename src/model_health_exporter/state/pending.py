@@ -42,6 +42,17 @@ def python_hash(keys: Sequence[str]) -> Int64Array:
     return np.fromiter(map(hash, keys), np.int64, len(keys))
 
 
+HashArray = npt.NDArray[np.int32]
+_HASH_TYPE = np.int32
+"""What the store keeps of each id's hash: its low 32 bits. Ids are told apart by their
+bytes anyway (a shared hash only costs a comparison); among the few thousand ids a store
+holds, two share 32 bits rarely, and the 4 more bytes a slot would buy nothing else."""
+
+
+def _kept_hashes(hashes: Int64Array) -> HashArray:
+    return hashes.astype(_HASH_TYPE)  # wraps: the low 32 bits
+
+
 # Probability rows: one per prediction (None: none), or all of them as one 2-D array.
 Rows = Sequence[Sequence[float] | None] | npt.NDArray[np.float64]
 
@@ -112,7 +123,7 @@ _SMALL = 8
 """Batches of at most this many ids are looked up and indexed one id at a time."""
 
 
-def _search(index: Int64Array, hashes: Int64Array, order: Int64Array | None = None) -> Int64Array:
+def _search(index: HashArray, hashes: HashArray, order: Int64Array | None = None) -> Int64Array:
     """`np.searchsorted(index, hashes)`, faster for many hashes: numpy's binary search
     starts from the last one's bounds when the keys come in order, and random hashes
     mispredict a branch at every step (measured, 3,000 hashes in 5,000: 87 µs, sorted
@@ -162,7 +173,7 @@ class _Encoded:
 
     def __init__(self, keys: Sequence[str], hasher: Hasher) -> None:
         self.keys = keys
-        self.hashes = hasher(keys)
+        self.hashes = _kept_hashes(hasher(keys))
         n = len(keys)
         lengths = np.fromiter(map(len, keys), np.int64, n)
         raw = "".join(keys).encode("utf-8", "surrogatepass")
@@ -222,7 +233,7 @@ class PendingPredictions:
         self._size = 0  # slots in the ring from _head on, waiting or gone
         self._waiting = 0
         self._live = np.zeros(0, np.bool_)  # per slot: waiting
-        self._hash = np.zeros(0, np.int64)
+        self._hash = np.zeros(0, _HASH_TYPE)  # see _HASH_TYPE
         self._ids = np.zeros(0, "S1")  # UTF-8 bytes (trailing NULs dropped: see _id_len)
         self._id_len = np.zeros(0, np.uint8)  # up to _LENGTH_CAP
         self._long_ids: dict[int, str] = {}  # slot -> id, for ids over _MAX_INLINE_ID
@@ -231,7 +242,7 @@ class PendingPredictions:
         self._is_class = np.empty(0, np.bool_)
         self._proba: npt.NDArray[Any] = np.empty((0, 0), _ROW_TYPES[0])  # see _ROW_TYPES
         # The waiting slots, sorted by their ids' hashes (read through _hash: a copy of
-        # the hashes in index order would take 8 more bytes a waiting id).
+        # the hashes in index order would take 4 more bytes a waiting id).
         self._index_slot = np.zeros(0, np.int32)
         # Added to since the last `expire`: a store that was not is idle, and gives
         # back the ring's spare slots (`_trim_if_idle`).
@@ -263,7 +274,7 @@ class PendingPredictions:
                 same[i] = self._long_ids.get(int(slots[i])) == ids.keys[int(which[i])]
         return same
 
-    def _index_hashes(self) -> Int64Array:
+    def _index_hashes(self) -> HashArray:
         """The waiting ids' hashes in index order (sorted), made for one lookup."""
         return self._hash[self._index_slot]
 
@@ -295,7 +306,7 @@ class PendingPredictions:
                 p += 1
         return found
 
-    def _find_few(self, ids: _Encoded, found: Int64Array, index_hash: Int64Array) -> Int64Array:
+    def _find_few(self, ids: _Encoded, found: Int64Array, index_hash: HashArray) -> Int64Array:
         """`_find` for a few ids, one at a time: a dozen numpy calls cost more than a
         binary search and a comparison each."""
         index_slot, m = self._index_slot, len(self._index_slot)
@@ -310,7 +321,7 @@ class PendingPredictions:
         return found
 
     def _index_add(
-        self, hashes: Int64Array, slots: Int64Array, order: Int64Array | None = None
+        self, hashes: HashArray, slots: Int64Array, order: Int64Array | None = None
     ) -> None:
         """`order`: the hashes' stable sorting order, if known."""
         if len(hashes) > 1:
@@ -551,7 +562,7 @@ class PendingPredictions:
         index_hash, index_slot, m = self._index_hashes(), self._index_slot, len(self._index_slot)
         out: list[int | None] = []
         positions: list[int] = []  # in the index, of the slots taken
-        for h, key in zip(self._hasher(keys).tolist(), keys, strict=True):
+        for h, key in zip(_kept_hashes(self._hasher(keys)).tolist(), keys, strict=True):
             p = int(index_hash.searchsorted(h))
             slot = None
             while p < m and index_hash[p] == h:
