@@ -389,7 +389,7 @@ def test_the_index_holds_a_slot_per_waiting_id_and_nothing_more() -> None:
         ) + sum(
             a.nbytes // len(store._live) for a in (store._predicted, store._is_class, store._proba)
         )
-        arrays = [v for v in vars(store).values() if isinstance(v, np.ndarray)]
+        arrays = [v for k, v in vars(store).items() if isinstance(v, np.ndarray) and k != "_times"]
         assert sum(a.nbytes for a in arrays) == per_slot * len(store._live) + 4 * len(store)
 
 
@@ -520,3 +520,29 @@ def test_hashes_kept_in_32_bits_still_tell_ids_apart() -> None:
     assert slots[20] is None
     found = [s for s in slots if s is not None]
     assert store.predicted(found) == [int(k[1:]) for k in order]
+
+
+def test_arrival_times_held_as_codes_into_the_distinct_times() -> None:
+    """A batch's arrival time is held once, each slot a 2-byte code to it; times given one
+    per prediction (as a checkpoint loads them), equal ones sharing a code by their bits
+    (-0.0 and 0.0 apart), read back bit for bit; beyond 65,536 distinct times waiting the
+    store holds the times themselves, and expiry lets the same predictions go."""
+    store = PendingPredictions(100_000)
+    for b in range(50):
+        store.add([f"b{b}-{i}" for i in range(20)], 1000.0 + b, [0] * 20, [None] * 20)
+    assert store._at.itemsize == 2
+    assert store._times is not None and store._n_times == 50
+    odd = [0.0, -0.0, -0.0, 5e-324, 1999.0, 1000.0, 1000.0]
+    store.add([f"odd{i}" for i in range(len(odd))], np.array(odd), [0] * len(odd), [None] * 7)
+    ats = [at for _, at, _, _ in store.items()]
+    expected = [1000.0 + b for b in range(50) for _ in range(20)] + odd
+    assert _bits(ats) == _bits(expected)
+    many = 70_000
+    store.add(
+        [f"t{i}" for i in range(many)], 2000.0 + np.arange(many) / 8, [0] * many, [None] * many
+    )
+    assert store._times is None and store._at.dtype == np.float64
+    ats = [at for _, at, _, _ in store.items()]
+    assert _bits(ats) == _bits(expected + (2000.0 + np.arange(many) / 8).tolist())
+    assert store.expire(2000.0 + 60_000 / 8) == 1000 + len(odd) + 60_000
+    assert next(key for key, *_ in store.items()) == "t60000"

@@ -119,6 +119,14 @@ def _encoded_rows(rows: npt.NDArray[np.float64], dtype: np.dtype[Any]) -> npt.ND
     return held
 
 
+_TIME_CODE = np.uint16
+"""Arrival times are held as codes into a table of the distinct times the waiting ids
+came at (a batch read at once shares one); beyond 65,536 distinct ones waiting, as
+float64 for good."""
+
+_MAX_TIMES = int(np.iinfo(_TIME_CODE).max) + 1
+
+
 _SMALL = 8
 """Batches of at most this many ids are looked up and indexed one id at a time."""
 
@@ -237,7 +245,11 @@ class PendingPredictions:
         self._ids = np.zeros(0, "S1")  # UTF-8 bytes (trailing NULs dropped: see _id_len)
         self._id_len = np.zeros(0, np.uint8)  # up to _LENGTH_CAP
         self._long_ids: dict[int, str] = {}  # slot -> id, for ids over _MAX_INLINE_ID
-        self._at = np.empty(0, np.float64)
+        # Arrival times: codes into _times[:_n_times], or the times (float64) when _times
+        # is None (_TIME_CODE). Only waiting slots' codes are read.
+        self._at: npt.NDArray[Any] = np.zeros(0, _TIME_CODE)
+        self._times: npt.NDArray[np.float64] | None = np.empty(8, np.float64)
+        self._n_times = 0
         self._predicted: npt.NDArray[Any] = np.empty(0, _CLASS_TYPE)  # or float64: _fill
         self._is_class = np.empty(0, np.bool_)
         self._proba: npt.NDArray[Any] = np.empty((0, 0), _ROW_TYPES[0])  # see _ROW_TYPES
@@ -423,7 +435,7 @@ class PendingPredictions:
         if ids.long.any():
             for i in np.flatnonzero(ids.long):
                 self._long_ids[int(slots[i])] = ids.keys[int(i)]
-        self._at[slots] = ats
+        self._set_arrivals(slots, ats)
         self._fill(slots, predicted, rows)
         self._index_add(ids.hashes, slots, ids.order if len(slots) > 1 else None)
         return pushed_out
@@ -474,6 +486,54 @@ class PendingPredictions:
                     break
         self._proba[index] = held
 
+    def _arrivals(self, slots: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
+        """When the predictions of `slots` (waiting) came."""
+        if self._times is None:
+            return cast("npt.NDArray[np.float64]", self._at[slots])
+        times: npt.NDArray[np.float64] = self._times[self._at[slots]]
+        return times
+
+    def _set_arrivals(self, slots: Int64Array, ats: npt.NDArray[np.float64]) -> None:
+        """`ats` (in arrival order) for `slots`: runs of one time (same bits) share a code,
+        the first with the table's last time if it is the same."""
+        if self._times is not None:
+            bits = ats.view(np.int64)
+            new = np.empty(len(ats), np.bool_)
+            n = self._n_times
+            new[0] = not n or bits[0] != self._times[n - 1 : n].view(np.int64)[0]
+            np.not_equal(bits[1:], bits[:-1], out=new[1:])
+            need = int(np.count_nonzero(new))
+            if n + need > _MAX_TIMES:
+                self._compact_times()
+                n = self._n_times
+                new[0] = True
+                need = int(np.count_nonzero(new))
+            if n + need <= _MAX_TIMES:
+                if n + need > len(self._times):
+                    grown = np.empty(min(_MAX_TIMES, 2 * (n + need)), np.float64)
+                    grown[:n] = self._times[:n]
+                    self._times = grown
+                self._times[n : n + need] = ats[new]
+                self._n_times = n + need
+                self._at[slots] = n - 1 + np.cumsum(new)
+                return
+            # more distinct times waiting than codes: the times themselves, for good
+            times = np.zeros(len(self._live))
+            live = np.flatnonzero(self._live)
+            times[live] = self._arrivals(live)
+            self._at, self._times = times, None
+        self._at[slots] = ats
+
+    def _compact_times(self) -> None:
+        """The time table cut to the times of waiting slots."""
+        assert self._times is not None
+        live = np.flatnonzero(self._live)
+        used, codes = np.unique(self._at[live], return_inverse=True)
+        self._at[live] = codes
+        times = np.empty(max(8, len(used) + len(used) // 2), np.float64)
+        times[: len(used)] = self._times[used]
+        self._times, self._n_times = times, len(used)
+
     def _rows_at(self, slots: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
         """The probability rows of `slots`, as given (float64)."""
         return _decoded_rows(self._proba[slots])
@@ -513,6 +573,8 @@ class PendingPredictions:
         self._ids = resized(self._ids, fill=b"")
         self._id_len = resized(self._id_len)
         self._at = resized(self._at)
+        if self._times is not None:
+            self._compact_times()
         self._predicted = resized(self._predicted)
         self._is_class = resized(self._is_class, fill=False)
         self._proba = resized(self._proba)
@@ -625,11 +687,12 @@ class PendingPredictions:
         if not self._size:
             return 0
         head = self._head
-        if self._live[head] and self._at[head] >= oldest:
+        if self._live[head] and self._arrivals(np.array([head]))[0] >= oldest:
             return 0  # the usual case: nothing waited that long
         ring = self._ring()
         live = self._live[ring]
-        stays = live & (self._at[ring] >= oldest)
+        stays = live.copy()
+        stays[live] = self._arrivals(ring[live]) >= oldest
         through = int(np.argmax(stays)) if stays.any() else len(ring)
         gone = ring[:through][live[:through]]
         self._forget(gone)
@@ -657,7 +720,7 @@ class PendingPredictions:
         ):
             key = long_ids.get(slot)
             keys.append(_decoded(raw, length) if key is None else key)
-        ats: list[float] = self._at[slots].tolist()
+        ats: list[float] = self._arrivals(slots).tolist()
         values: list[float] = self._predicted[slots].astype(np.float64).tolist()
         predicted = [
             int(v) if c else v for v, c in zip(values, self._is_class[slots].tolist(), strict=True)
@@ -686,7 +749,7 @@ class PendingPredictions:
             none = self.width == 0 or bool(np.isnan(row).all())
             value = float(self._predicted[slot])
             predicted = int(value) if self._is_class[slot] else value
-            at = float(self._at[slot])
+            at = float(self._arrivals(np.array([slot]))[0])
             if none:
                 yield self._key(slot), at, predicted, None
                 continue
