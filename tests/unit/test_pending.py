@@ -546,3 +546,21 @@ def test_arrival_times_held_as_codes_into_the_distinct_times() -> None:
     assert _bits(ats) == _bits(expected + (2000.0 + np.arange(many) / 8).tolist())
     assert store.expire(2000.0 + 60_000 / 8) == 1000 + len(odd) + 60_000
     assert next(key for key, *_ in store.items()) == "t60000"
+
+
+def test_a_full_time_table_is_cut_to_the_times_still_waiting() -> None:
+    """Once 65,536 distinct times were given, the table is cut to the times of the ids
+    still waiting (slots joined and pushed out had codes of their own), and the times
+    stay codes while the ones waiting fit."""
+    store = PendingPredictions(30_000)
+    for b in range(4):
+        n = 20_000
+        keys = [f"{b}-{i}" for i in range(n)]
+        ats = 100_000.0 * b + np.arange(n)
+        store.add(keys, ats, [0] * n, [None] * n)
+        store.pop_many(keys[: n // 2])
+    assert store._times is not None and store._at.itemsize == 2
+    expected = [(f"{b}-{i}", 100_000.0 * b + i) for b in range(4) for i in range(10_000, 20_000)][
+        -len(store) :
+    ]
+    assert [(k, at) for k, at, _, _ in store.items()] == expected

@@ -81,7 +81,8 @@ are held as k in int16 while every one is (`_ROW_TYPES`)."""
 _NAN_CODE = np.iinfo(np.int16).min
 """An int16-held row's NaN (a prediction without probabilities)."""
 
-_CANONICAL_NAN = np.array(np.nan).view(np.int64)
+_INT16_LIMIT = np.iinfo(np.int16).max / _DECIMALS
+_FLOAT32_LIMIT = float(np.finfo(np.float32).max)
 
 _ROW_TYPES = (np.dtype(np.int16), np.dtype(np.float32), np.dtype(np.float64))
 """What probability rows are held in, narrowest first: each value as k / 10^4 (int16),
@@ -100,21 +101,22 @@ def _decoded_rows(held: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
 
 def _encoded_rows(rows: npt.NDArray[np.float64], dtype: np.dtype[Any]) -> npt.NDArray[Any] | None:
     """`rows` held in `dtype`, or None if any value would not read back with the same bits
-    (-0.0, a NaN other than numpy's, digits beyond the type's)."""
+    (-0.0, a NaN other than numpy's, digits beyond the type's, a value out of its range:
+    clipped first, so that no cast overflows, and then read back as another)."""
     if dtype == np.float64:
         return rows
-    nan = np.isnan(rows)
+    # (ufuncs rather than np.clip and np.nan_to_num: a fraction of their call overhead,
+    # paid on every add)
+    limit = _INT16_LIMIT if dtype == np.int16 else _FLOAT32_LIMIT
+    clipped = np.minimum(rows, limit)  # NaN stays NaN
+    np.maximum(clipped, -limit, out=clipped)
     if dtype == np.int16:
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.rint(rows * _DECIMALS)
-        if not (np.abs(scaled[~nan]) <= np.iinfo(np.int16).max).all():
-            return None
-        held = np.where(nan, _NAN_CODE, scaled).astype(np.int16)
-    else:
-        with np.errstate(over="ignore"):
-            held = rows.astype(dtype)
+        clipped *= _DECIMALS
+        np.rint(clipped, out=clipped)
+        np.copyto(clipped, _NAN_CODE, where=np.isnan(clipped))
+    held = clipped.astype(dtype)
     back = _decoded_rows(held)
-    if not np.array_equal(back.view(np.int64), rows.view(np.int64)):
+    if not (back.view(np.int64) == rows.view(np.int64)).all():
         return None
     return held
 
@@ -493,17 +495,32 @@ class PendingPredictions:
         times: npt.NDArray[np.float64] = self._times[self._at[slots]]
         return times
 
+    def _arrival(self, slot: int) -> float:
+        """When the prediction of `slot` (waiting) came: `_arrivals` for one slot."""
+        if self._times is None:
+            return float(self._at[slot])
+        return float(self._times[self._at[slot]])
+
     def _set_arrivals(self, slots: Int64Array, ats: npt.NDArray[np.float64]) -> None:
         """`ats` (in arrival order) for `slots`: runs of one time (same bits) share a code,
         the first with the table's last time if it is the same."""
         if self._times is not None:
             bits = ats.view(np.int64)
+            n = self._n_times
+            if (
+                n
+                and bits[0] == bits[-1] == self._times[n - 1 : n].view(np.int64)[0]
+                and (len(ats) < 3 or (bits == bits[0]).all())
+            ):  # the usual case: the batch came at the last time held
+                self._at[slots] = n - 1
+                return
             new = np.empty(len(ats), np.bool_)
             n = self._n_times
             new[0] = not n or bits[0] != self._times[n - 1 : n].view(np.int64)[0]
             np.not_equal(bits[1:], bits[:-1], out=new[1:])
             need = int(np.count_nonzero(new))
             if n + need > _MAX_TIMES:
+                self._at[slots] = 0  # (live already: no stale code of theirs in the way)
                 self._compact_times()
                 n = self._n_times
                 new[0] = True
@@ -687,7 +704,7 @@ class PendingPredictions:
         if not self._size:
             return 0
         head = self._head
-        if self._live[head] and self._arrivals(np.array([head]))[0] >= oldest:
+        if self._live[head] and self._arrival(head) >= oldest:
             return 0  # the usual case: nothing waited that long
         ring = self._ring()
         live = self._live[ring]
@@ -749,7 +766,7 @@ class PendingPredictions:
             none = self.width == 0 or bool(np.isnan(row).all())
             value = float(self._predicted[slot])
             predicted = int(value) if self._is_class[slot] else value
-            at = float(self._arrivals(np.array([slot]))[0])
+            at = self._arrival(slot)
             if none:
                 yield self._key(slot), at, predicted, None
                 continue
