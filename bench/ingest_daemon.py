@@ -25,7 +25,9 @@ adds some, e.g. to compare window settings).
    The predictions are written before the daemon starts, so they fall in one or two
    buckets; with --memory-window=full they are appended in 60 slices, one per bucket
    of a window of 60 buckets of 2 s (--logs.window-bucket-seconds=2: what a version
-   holds after an hour of steady traffic at the defaults, in 2 minutes).
+   holds after an hour of steady traffic at the defaults, in 2 minutes). With
+   --memory-feedback, feedback for about 30% of the predictions follows them in the same
+   write (so about 700 ids wait instead of 1,000, and the buckets hold labelled counts).
 4. rss: one version receiving records from this process as fast as the daemon takes
    them while /metrics is scraped every 20 ms; VmRSS sampled every RSS_STEP records.
    Reported: RSS at the last sample against the first (target within 5%), and the
@@ -36,7 +38,7 @@ adds some, e.g. to compare window settings).
 
     .venv/bin/python bench/ingest_daemon.py [--parts throughput backlog memory rss scrapes]
         [--records 200000] [--count-interval 0.1] [--backlog 1000000 --files 4] [--versions 200]
-        [--memory-window one|full]
+        [--memory-window one|full] [--memory-feedback]
         [--rss-records 3000000 --rss-step 500000] [--scrapes 20000]
         [--flags='--logs.window-buckets=12 --logs.window-short-buckets=0']
 """
@@ -298,6 +300,7 @@ def part_memory(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     one more active version, without what any daemon with data pays once (libraries
     imported on first use, the allocator's first arenas)."""
     out: dict[str, Any] = {"versions": [args.versions // 2, args.versions], "features": 20}
+    out["feedback"] = FEEDBACK_RATE if args.memory_feedback else 0.0
     full = args.memory_window == "full"
     flags = list(args.flags)
     if full:  # as many buckets as the default window, each FULL_BUCKET_S long
@@ -310,10 +313,22 @@ def part_memory(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         batches = []
         for i, d in enumerate(dirs):
             write_reference(d, args.seed + i, 20)
-            pred, _ = records(args.seed + i, 0, 1000, 20)
-            batches.append(pred)
+            pred, feedback = records(args.seed + i, 0, 1000, 20)
+            # each slice's lines: its predictions, then (--memory-feedback) their feedback
+            slices = [
+                pred[k * 1000 // FULL_SLICES : (k + 1) * 1000 // FULL_SLICES]
+                for k in range(FULL_SLICES)
+            ]
+            if args.memory_feedback:
+                of = {orjson.loads(line)["id"]: line for line in feedback}
+                slices = [
+                    part + [of[i] for i in (orjson.loads(line)["id"] for line in part) if i in of]
+                    for part in slices
+                ]
+            batches.append(slices)
             if not full:
-                (d / "predictions" / "p.jsonl").write_bytes(b"\n".join(pred) + b"\n")
+                lines = [line for part in slices for line in part]
+                (d / "predictions" / "p.jsonl").write_bytes(b"\n".join(lines) + b"\n")
         state = work / f"state-{n}"
         with Daemon(root, work / f"daemon-{n}.log", [f"--state.dir={state}", *flags]) as d:
             d.wait_ready(120)
@@ -323,12 +338,9 @@ def part_memory(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 start = time.monotonic()
                 for k in range(FULL_SLICES):
                     time.sleep(max(0.0, start + k * FULL_BUCKET_S - time.monotonic()))
-                    for d_, pred in zip(dirs, batches, strict=True):
-                        part = pred[
-                            k * len(pred) // FULL_SLICES : (k + 1) * len(pred) // FULL_SLICES
-                        ]
+                    for d_, slices in zip(dirs, batches, strict=True):
                         with (d_ / "predictions" / "p.jsonl").open("ab") as f:
-                            f.write(b"\n".join(part) + b"\n")
+                            f.write(b"\n".join(slices[k]) + b"\n")
             wait_until(
                 lambda port=d.port, n=n: sum(counts(port).values()) >= 1000 * n,
                 600,
@@ -495,6 +507,12 @@ def main() -> None:
         default="one",
         help="memory part: each version's predictions at once (one or two buckets), or "
         f"spread over {FULL_SLICES} buckets of {FULL_BUCKET_S} s (every bucket of the window)",
+    )
+    parser.add_argument(
+        "--memory-feedback",
+        action="store_true",
+        help=f"memory part: feedback for about {FEEDBACK_RATE:.0%} of the predictions, "
+        "right after them (the buckets hold labelled counts; fewer ids wait)",
     )
     parser.add_argument("--rss-records", type=int, default=3_000_000)
     parser.add_argument("--rss-step", type=int, default=500_000)

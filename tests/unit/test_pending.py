@@ -9,7 +9,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -389,5 +389,178 @@ def test_the_index_holds_a_slot_per_waiting_id_and_nothing_more() -> None:
         ) + sum(
             a.nbytes // len(store._live) for a in (store._predicted, store._is_class, store._proba)
         )
-        arrays = [v for v in vars(store).values() if isinstance(v, np.ndarray)]
+        arrays = [v for k, v in vars(store).items() if isinstance(v, np.ndarray) and k != "_times"]
         assert sum(a.nbytes for a in arrays) == per_slot * len(store._live) + 4 * len(store)
+
+
+# ---- probability rows held narrow ---------------------------------------------------------
+
+
+def _bits(values: Sequence[float]) -> list[int]:
+    return np.array(values, np.float64).view(np.int64).tolist()
+
+
+# Values that a narrower type could lose: -0.0 (equal to 0.0, other bits), a NaN with other
+# bits than numpy's, digits beyond four decimals or float32, the int16 range's ends.
+_NEGATIVE_NAN = float(np.array(-np.nan))
+proba_value = st.one_of(
+    st.integers(0, 10_000).map(lambda k: k / 10_000),  # four decimals, as parsed
+    st.integers(-32_767, 32_767).map(lambda k: k / 10_000),
+    st.sampled_from([-0.0, 3.2768, -3.2768, 3.2767, 1e-5, 0.12345, 1 / 3, 1e300, math.inf]),
+    st.floats(0, 1, width=32),  # float32 values
+    st.floats(allow_nan=False),
+)
+proba_row = st.one_of(st.none(), st.lists(proba_value, min_size=1, max_size=4))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batches=st.lists(
+        st.tuples(st.lists(proba_row, min_size=1, max_size=12), st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_probability_rows_read_back_bit_for_bit(batches: list[tuple[list[Row], bool]]) -> None:
+    """However the rows are held (four decimals in 16 bits, float32, float64, a store
+    moving from one to the next as values come), `rows`, `saved` and `items` give back
+    the float64 values given, bit for bit (-0.0 included), and a row of none as NaN; a
+    checkpoint reloads to the same."""
+    store = PendingPredictions(1000)
+    given_rows: dict[str, Row] = {}
+    for b, (rows, as_array) in enumerate(batches):
+        keys = [f"{b}-{i}" for i in range(len(rows))]
+        width = max((len(r) for r in rows if r), default=0)
+        batch: Any = rows
+        if as_array and width and None not in rows:
+            batch = np.array([list(r or []) + [0.0] * (width - len(r or [])) for r in rows])
+        store.add(keys, float(b), [0] * len(keys), batch)
+        given_rows |= dict(zip(keys, rows, strict=True))
+    width = max((len(r) for r in given_rows.values() if r), default=0)
+
+    def expected(row: Row, wide: int, *, reloaded: bool) -> list[int]:
+        if row is None:
+            return _bits([np.nan] * wide)
+        if reloaded:  # a checkpoint drops trailing zeros, -0.0 too
+            row = list(row)
+            while row and row[-1] == 0.0:
+                row.pop()
+        return _bits(list(row) + [0.0] * (wide - len(row)))
+
+    # (a row of zeros only is saved as an empty row, read back as none or zeros: not
+    # what is checked here)
+    zeros_only = {k for k, r in given_rows.items() if r is not None and not any(r)}
+    saved = store.saved()
+    reloaded = PendingPredictions(1000)
+    for key, at, value, row in saved:
+        reloaded.add([key], at, [value], [row])
+    for source in (store, reloaded):
+        keys = [k for k in given_rows if source is store or k not in zeros_only]
+        slots = source.pop_many(keys)
+        assert None not in slots
+        got = source.rows(cast("list[int]", slots), width + 1)
+        for key, row_got in zip(keys, got, strict=True):
+            want = expected(given_rows[key], width + 1, reloaded=source is reloaded)
+            assert row_got.view(np.int64).tolist() == want, key
+    for key, _, _, row_saved in saved:
+        row = given_rows[key]
+        if row is None or key in zeros_only:
+            assert row_saved is None or not any(row_saved)
+            continue
+        trimmed = list(row)
+        while trimmed[-1] == 0.0:
+            trimmed.pop()
+        assert row_saved is not None
+        assert _bits(row_saved) == _bits(trimmed), key
+
+
+def test_rows_of_four_decimals_take_two_bytes_a_class() -> None:
+    """Probabilities of at most four decimals (as the memory benchmark's, and as many
+    models log them) are held in 16 bits; a value with more digits moves the whole store
+    to float32 if every value fits it, else to float64, every row reading back the same."""
+    rows: list[Row] = [[0.1234, 0.5, 0.3766], [0.0, 1.0], None]
+    store = PendingPredictions(100)
+    store.add(["a", "b", "c"], 1.0, [0, 0, 1], rows)
+    assert store._proba.dtype == np.int16
+    assert store._proba.nbytes == 2 * 3 * len(store._live)
+    as_float32 = float(np.float32(0.1))
+    store.add(["d"], 2.0, [1], [[as_float32, 0.9]])
+    assert store._proba.dtype == np.float64  # 0.1234 is no float32
+    assert [row for *_, row in store.items()] == [*rows, [as_float32, 0.9]]
+
+    narrow = PendingPredictions(100)
+    narrow.add(["a", "b"], 1.0, [0, 1], [[0.5, 0.25], None])
+    narrow.add(["c"], 2.0, [1], [[as_float32, 0.75]])
+    assert narrow._proba.dtype == np.float32
+    narrow.add(["d"], 3.0, [1], [[1 / 3, 0.5]])
+    assert narrow._proba.dtype == np.float64
+    assert [row for *_, row in narrow.items()] == [
+        [0.5, 0.25],
+        None,
+        [as_float32, 0.75],
+        [1 / 3, 0.5],
+    ]
+
+
+def test_hashes_kept_in_32_bits_still_tell_ids_apart() -> None:
+    """The store keeps each hash's low 32 bits: ids whose hashes differ only above them
+    (here every one) share a kept hash, and each still finds its own prediction, by its
+    bytes; the ring's hashes take 4 bytes a slot."""
+
+    def high_bits_only(keys: Sequence[str]) -> npt.NDArray[np.int64]:
+        return np.array([(len(k) + 7 * ord(k[-1])) << 32 for k in keys], np.int64)
+
+    store = PendingPredictions(100, hasher=high_bits_only)
+    keys = [f"k{i}" for i in range(40)]
+    store.add(keys, 1.0, list(range(40)), [None] * 40)
+    assert store._hash.itemsize == 4
+    assert len(set(store._hash.tolist())) == 1
+    order = keys[::-1]
+    slots = store.pop_many([*order[:20], "absent", *order[20:]])
+    assert slots[20] is None
+    found = [s for s in slots if s is not None]
+    assert store.predicted(found) == [int(k[1:]) for k in order]
+
+
+def test_arrival_times_held_as_codes_into_the_distinct_times() -> None:
+    """A batch's arrival time is held once, each slot a 2-byte code to it; times given one
+    per prediction (as a checkpoint loads them), equal ones sharing a code by their bits
+    (-0.0 and 0.0 apart), read back bit for bit; beyond 65,536 distinct times waiting the
+    store holds the times themselves, and expiry lets the same predictions go."""
+    store = PendingPredictions(100_000)
+    for b in range(50):
+        store.add([f"b{b}-{i}" for i in range(20)], 1000.0 + b, [0] * 20, [None] * 20)
+    assert store._at.itemsize == 2
+    assert store._times is not None and store._n_times == 50
+    odd = [0.0, -0.0, -0.0, 5e-324, 1999.0, 1000.0, 1000.0]
+    store.add([f"odd{i}" for i in range(len(odd))], np.array(odd), [0] * len(odd), [None] * 7)
+    ats = [at for _, at, _, _ in store.items()]
+    expected = [1000.0 + b for b in range(50) for _ in range(20)] + odd
+    assert _bits(ats) == _bits(expected)
+    many = 70_000
+    store.add(
+        [f"t{i}" for i in range(many)], 2000.0 + np.arange(many) / 8, [0] * many, [None] * many
+    )
+    assert store._times is None and store._at.dtype == np.float64
+    ats = [at for _, at, _, _ in store.items()]
+    assert _bits(ats) == _bits(expected + (2000.0 + np.arange(many) / 8).tolist())
+    assert store.expire(2000.0 + 60_000 / 8) == 1000 + len(odd) + 60_000
+    assert next(key for key, *_ in store.items()) == "t60000"
+
+
+def test_a_full_time_table_is_cut_to_the_times_still_waiting() -> None:
+    """Once 65,536 distinct times were given, the table is cut to the times of the ids
+    still waiting (slots joined and pushed out had codes of their own), and the times
+    stay codes while the ones waiting fit."""
+    store = PendingPredictions(30_000)
+    for b in range(4):
+        n = 20_000
+        keys = [f"{b}-{i}" for i in range(n)]
+        ats = 100_000.0 * b + np.arange(n)
+        store.add(keys, ats, [0] * n, [None] * n)
+        store.pop_many(keys[: n // 2])
+    assert store._times is not None and store._at.itemsize == 2
+    expected = [(f"{b}-{i}", 100_000.0 * b + i) for b in range(4) for i in range(10_000, 20_000)][
+        -len(store) :
+    ]
+    assert [(k, at) for k, at, _, _ in store.items()] == expected

@@ -10,8 +10,9 @@ search. A join is exact: a slot whose hash matches is taken only if its bytes an
 equal the id's, so two ids with the same hash (a collision) are told apart, never joined
 to each other's prediction. The checkpoint keeps the ids as given.
 
-Per waiting prediction that is about 8 x (4 + classes seen) + the id's length bytes,
-against about 190 bytes more for a `str`, a dict entry and a list slot per id.
+Per waiting prediction that is about 24 bytes, 2 to 8 a class seen (`_ROW_TYPES`) and
+the id's length in bytes, against about 190 bytes more for a `str`, a dict entry and a
+list slot per id.
 
 A ring in arrival order: beyond `capacity` the oldest makes room, as in an ordered dict;
 slots whose prediction was joined stay in the ring until it is compacted."""
@@ -41,6 +42,17 @@ def python_hash(keys: Sequence[str]) -> Int64Array:
     return np.fromiter(map(hash, keys), np.int64, len(keys))
 
 
+HashArray = npt.NDArray[np.int32]
+_HASH_TYPE = np.int32
+"""What the store keeps of each id's hash: its low 32 bits. Ids are told apart by their
+bytes anyway (a shared hash only costs a comparison); among the few thousand ids a store
+holds, two share 32 bits rarely, and the 4 more bytes a slot would buy nothing else."""
+
+
+def _kept_hashes(hashes: Int64Array) -> HashArray:
+    return hashes.astype(_HASH_TYPE)  # wraps: the low 32 bits
+
+
 # Probability rows: one per prediction (None: none), or all of them as one 2-D array.
 Rows = Sequence[Sequence[float] | None] | npt.NDArray[np.float64]
 
@@ -62,11 +74,66 @@ _CLASS_TYPE = np.int16
 window's are below its maximum classes + 1); a value that does not (a regression
 output) turns the array into float64 for good."""
 
+_DECIMALS = 10_000.0
+"""Probabilities given with at most four decimals (k / 10^4, as many models round them)
+are held as k in int16 while every one is (`_ROW_TYPES`)."""
+
+_NAN_CODE = np.iinfo(np.int16).min
+"""An int16-held row's NaN (a prediction without probabilities)."""
+
+_INT16_LIMIT = np.iinfo(np.int16).max / _DECIMALS
+_FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+
+_ROW_TYPES = (np.dtype(np.int16), np.dtype(np.float32), np.dtype(np.float64))
+"""What probability rows are held in, narrowest first: each value as k / 10^4 (int16),
+as float32, or as given. A store moves to the next that holds every value bit for bit
+(float64 holds any), never back: a row read back is always the float64 given."""
+
+
+def _decoded_rows(held: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Probability rows as float64, from what they are held in."""
+    if held.dtype == np.int16:
+        rows: npt.NDArray[np.float64] = held / _DECIMALS  # correctly rounded: the value parsed
+        rows[held == _NAN_CODE] = np.nan
+        return rows
+    return held.astype(np.float64)
+
+
+def _encoded_rows(rows: npt.NDArray[np.float64], dtype: np.dtype[Any]) -> npt.NDArray[Any] | None:
+    """`rows` held in `dtype`, or None if any value would not read back with the same bits
+    (-0.0, a NaN other than numpy's, digits beyond the type's, a value out of its range:
+    clipped first, so that no cast overflows, and then read back as another)."""
+    if dtype == np.float64:
+        return rows
+    # (ufuncs rather than np.clip and np.nan_to_num: a fraction of their call overhead,
+    # paid on every add)
+    limit = _INT16_LIMIT if dtype == np.int16 else _FLOAT32_LIMIT
+    clipped = np.minimum(rows, limit)  # NaN stays NaN
+    np.maximum(clipped, -limit, out=clipped)
+    if dtype == np.int16:
+        clipped *= _DECIMALS
+        np.rint(clipped, out=clipped)
+        np.copyto(clipped, _NAN_CODE, where=np.isnan(clipped))
+    held = clipped.astype(dtype)
+    back = _decoded_rows(held)
+    if not (back.view(np.int64) == rows.view(np.int64)).all():
+        return None
+    return held
+
+
+_TIME_CODE = np.uint16
+"""Arrival times are held as codes into a table of the distinct times the waiting ids
+came at (a batch read at once shares one); beyond 65,536 distinct ones waiting, as
+float64 for good."""
+
+_MAX_TIMES = int(np.iinfo(_TIME_CODE).max) + 1
+
+
 _SMALL = 8
 """Batches of at most this many ids are looked up and indexed one id at a time."""
 
 
-def _search(index: Int64Array, hashes: Int64Array, order: Int64Array | None = None) -> Int64Array:
+def _search(index: HashArray, hashes: HashArray, order: Int64Array | None = None) -> Int64Array:
     """`np.searchsorted(index, hashes)`, faster for many hashes: numpy's binary search
     starts from the last one's bounds when the keys come in order, and random hashes
     mispredict a branch at every step (measured, 3,000 hashes in 5,000: 87 µs, sorted
@@ -116,7 +183,7 @@ class _Encoded:
 
     def __init__(self, keys: Sequence[str], hasher: Hasher) -> None:
         self.keys = keys
-        self.hashes = hasher(keys)
+        self.hashes = _kept_hashes(hasher(keys))
         n = len(keys)
         lengths = np.fromiter(map(len, keys), np.int64, n)
         raw = "".join(keys).encode("utf-8", "surrogatepass")
@@ -176,16 +243,20 @@ class PendingPredictions:
         self._size = 0  # slots in the ring from _head on, waiting or gone
         self._waiting = 0
         self._live = np.zeros(0, np.bool_)  # per slot: waiting
-        self._hash = np.zeros(0, np.int64)
+        self._hash = np.zeros(0, _HASH_TYPE)  # see _HASH_TYPE
         self._ids = np.zeros(0, "S1")  # UTF-8 bytes (trailing NULs dropped: see _id_len)
         self._id_len = np.zeros(0, np.uint8)  # up to _LENGTH_CAP
         self._long_ids: dict[int, str] = {}  # slot -> id, for ids over _MAX_INLINE_ID
-        self._at = np.empty(0, np.float64)
+        # Arrival times: codes into _times[:_n_times], or the times (float64) when _times
+        # is None (_TIME_CODE). Only waiting slots' codes are read.
+        self._at: npt.NDArray[Any] = np.zeros(0, _TIME_CODE)
+        self._times: npt.NDArray[np.float64] | None = np.empty(8, np.float64)
+        self._n_times = 0
         self._predicted: npt.NDArray[Any] = np.empty(0, _CLASS_TYPE)  # or float64: _fill
         self._is_class = np.empty(0, np.bool_)
-        self._proba = np.empty((0, 0), np.float64)
+        self._proba: npt.NDArray[Any] = np.empty((0, 0), _ROW_TYPES[0])  # see _ROW_TYPES
         # The waiting slots, sorted by their ids' hashes (read through _hash: a copy of
-        # the hashes in index order would take 8 more bytes a waiting id).
+        # the hashes in index order would take 4 more bytes a waiting id).
         self._index_slot = np.zeros(0, np.int32)
         # Added to since the last `expire`: a store that was not is idle, and gives
         # back the ring's spare slots (`_trim_if_idle`).
@@ -217,7 +288,7 @@ class PendingPredictions:
                 same[i] = self._long_ids.get(int(slots[i])) == ids.keys[int(which[i])]
         return same
 
-    def _index_hashes(self) -> Int64Array:
+    def _index_hashes(self) -> HashArray:
         """The waiting ids' hashes in index order (sorted), made for one lookup."""
         return self._hash[self._index_slot]
 
@@ -249,7 +320,7 @@ class PendingPredictions:
                 p += 1
         return found
 
-    def _find_few(self, ids: _Encoded, found: Int64Array, index_hash: Int64Array) -> Int64Array:
+    def _find_few(self, ids: _Encoded, found: Int64Array, index_hash: HashArray) -> Int64Array:
         """`_find` for a few ids, one at a time: a dozen numpy calls cost more than a
         binary search and a comparison each."""
         index_slot, m = self._index_slot, len(self._index_slot)
@@ -264,7 +335,7 @@ class PendingPredictions:
         return found
 
     def _index_add(
-        self, hashes: Int64Array, slots: Int64Array, order: Int64Array | None = None
+        self, hashes: HashArray, slots: Int64Array, order: Int64Array | None = None
     ) -> None:
         """`order`: the hashes' stable sorting order, if known."""
         if len(hashes) > 1:
@@ -366,7 +437,7 @@ class PendingPredictions:
         if ids.long.any():
             for i in np.flatnonzero(ids.long):
                 self._long_ids[int(slots[i])] = ids.keys[int(i)]
-        self._at[slots] = ats
+        self._set_arrivals(slots, ats)
         self._fill(slots, predicted, rows)
         self._index_add(ids.hashes, slots, ids.order if len(slots) > 1 else None)
         return pushed_out
@@ -387,22 +458,102 @@ class PendingPredictions:
             self._is_class[index] = list(map(operator.is_, map(type, predicted), repeat(int)))
         width = self.width
         if isinstance(rows, np.ndarray):  # every row over the classes of its width
-            self._proba[index, : rows.shape[1]] = rows
-            self._proba[index, rows.shape[1] :] = 0.0
-            return
-        if None not in rows and set(map(len, cast("Sequence[Sequence[float]]", rows))) == {width}:
+            block = np.zeros((n, width))
+            block[:, : rows.shape[1]] = rows
+        elif None not in rows and set(map(len, cast("Sequence[Sequence[float]]", rows))) == {width}:
             # the usual case, every row over the same classes: one flat pass
             given = cast("Sequence[Sequence[float]]", rows)
             flat = np.fromiter(itertools.chain.from_iterable(given), np.float64, n * width)
-            self._proba[index] = flat.reshape(n, width)
-            return
-        block = np.zeros((len(rows), width))
-        for i, row in enumerate(rows):
-            if row is None:
-                block[i] = np.nan
-            elif row:
-                block[i, : len(row)] = row
-        self._proba[index] = block
+            block = flat.reshape(n, width)
+        else:
+            block = np.zeros((len(rows), width))
+            for i, row in enumerate(rows):
+                if row is None:
+                    block[i] = np.nan
+                elif row:
+                    block[i, : len(row)] = row
+        self._store_rows(index, block)
+
+    def _store_rows(self, index: Int64Array, block: npt.NDArray[np.float64]) -> None:
+        """Rows written at `index`, in the store's type for them or, if they do not fit it,
+        in the next one that holds them and every row already held."""
+        held = _encoded_rows(block, self._proba.dtype)
+        if held is None:
+            current = _decoded_rows(self._proba)
+            for dtype in _ROW_TYPES[_ROW_TYPES.index(self._proba.dtype) + 1 :]:
+                held = _encoded_rows(block, dtype)
+                whole = None if held is None else _encoded_rows(current, dtype)
+                if held is not None and whole is not None:
+                    self._proba = whole
+                    break
+        self._proba[index] = held
+
+    def _arrivals(self, slots: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
+        """When the predictions of `slots` (waiting) came."""
+        if self._times is None:
+            return cast("npt.NDArray[np.float64]", self._at[slots])
+        times: npt.NDArray[np.float64] = self._times[self._at[slots]]
+        return times
+
+    def _arrival(self, slot: int) -> float:
+        """When the prediction of `slot` (waiting) came: `_arrivals` for one slot."""
+        if self._times is None:
+            return float(self._at[slot])
+        return float(self._times[self._at[slot]])
+
+    def _set_arrivals(self, slots: Int64Array, ats: npt.NDArray[np.float64]) -> None:
+        """`ats` (in arrival order) for `slots`: runs of one time (same bits) share a code,
+        the first with the table's last time if it is the same."""
+        if self._times is not None:
+            bits = ats.view(np.int64)
+            n = self._n_times
+            if (
+                n
+                and bits[0] == bits[-1] == self._times[n - 1 : n].view(np.int64)[0]
+                and (len(ats) < 3 or (bits == bits[0]).all())
+            ):  # the usual case: the batch came at the last time held
+                self._at[slots] = n - 1
+                return
+            new = np.empty(len(ats), np.bool_)
+            n = self._n_times
+            new[0] = not n or bits[0] != self._times[n - 1 : n].view(np.int64)[0]
+            np.not_equal(bits[1:], bits[:-1], out=new[1:])
+            need = int(np.count_nonzero(new))
+            if n + need > _MAX_TIMES:
+                self._at[slots] = 0  # (live already: no stale code of theirs in the way)
+                self._compact_times()
+                n = self._n_times
+                new[0] = True
+                need = int(np.count_nonzero(new))
+            if n + need <= _MAX_TIMES:
+                if n + need > len(self._times):
+                    grown = np.empty(min(_MAX_TIMES, 2 * (n + need)), np.float64)
+                    grown[:n] = self._times[:n]
+                    self._times = grown
+                self._times[n : n + need] = ats[new]
+                self._n_times = n + need
+                self._at[slots] = n - 1 + np.cumsum(new)
+                return
+            # more distinct times waiting than codes: the times themselves, for good
+            times = np.zeros(len(self._live))
+            live = np.flatnonzero(self._live)
+            times[live] = self._arrivals(live)
+            self._at, self._times = times, None
+        self._at[slots] = ats
+
+    def _compact_times(self) -> None:
+        """The time table cut to the times of waiting slots."""
+        assert self._times is not None
+        live = np.flatnonzero(self._live)
+        used, codes = np.unique(self._at[live], return_inverse=True)
+        self._at[live] = codes
+        times = np.empty(max(8, len(used) + len(used) // 2), np.float64)
+        times[: len(used)] = self._times[used]
+        self._times, self._n_times = times, len(used)
+
+    def _rows_at(self, slots: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
+        """The probability rows of `slots`, as given (float64)."""
+        return _decoded_rows(self._proba[slots])
 
     def _ring(self) -> Int64Array:
         """The ring's slots from the head, waiting or gone."""
@@ -439,6 +590,8 @@ class PendingPredictions:
         self._ids = resized(self._ids, fill=b"")
         self._id_len = resized(self._id_len)
         self._at = resized(self._at)
+        if self._times is not None:
+            self._compact_times()
         self._predicted = resized(self._predicted)
         self._is_class = resized(self._is_class, fill=False)
         self._proba = resized(self._proba)
@@ -450,11 +603,13 @@ class PendingPredictions:
         n_slots = len(self._live)
         proba = np.full((n_slots, width), np.nan)
         old = self.width
-        proba[:, :old] = self._proba
+        given = _decoded_rows(self._proba)
+        proba[:, :old] = given
         proba[:, old:] = 0.0  # a row given over fewer classes has 0 for the rest
-        nan_rows = np.isnan(self._proba).all(axis=1) if old else np.ones(n_slots, bool)
+        nan_rows = np.isnan(given).all(axis=1) if old else np.ones(n_slots, bool)
         proba[nan_rows] = np.nan
-        self._proba = proba
+        # only zeros and numpy's NaN added: every type holds them
+        self._proba = cast("npt.NDArray[Any]", _encoded_rows(proba, self._proba.dtype))
 
     # ---- taking out -----------------------------------------------------------------------
 
@@ -486,7 +641,7 @@ class PendingPredictions:
         index_hash, index_slot, m = self._index_hashes(), self._index_slot, len(self._index_slot)
         out: list[int | None] = []
         positions: list[int] = []  # in the index, of the slots taken
-        for h, key in zip(self._hasher(keys).tolist(), keys, strict=True):
+        for h, key in zip(_kept_hashes(self._hasher(keys)).tolist(), keys, strict=True):
             p = int(index_hash.searchsorted(h))
             slot = None
             while p < m and index_hash[p] == h:
@@ -525,7 +680,7 @@ class PendingPredictions:
         """Probability rows of `slots`, `width` wide (0 beyond the classes they have)."""
         rows = np.zeros((len(slots), width))
         have = min(width, self.width)
-        rows[:, :have] = self._proba[np.asarray(slots, np.intp), :have]
+        rows[:, :have] = self._rows_at(np.asarray(slots, np.intp))[:, :have]
         if self.width == 0:
             rows[:] = np.nan
         else:
@@ -549,11 +704,12 @@ class PendingPredictions:
         if not self._size:
             return 0
         head = self._head
-        if self._live[head] and self._at[head] >= oldest:
+        if self._live[head] and self._arrival(head) >= oldest:
             return 0  # the usual case: nothing waited that long
         ring = self._ring()
         live = self._live[ring]
-        stays = live & (self._at[ring] >= oldest)
+        stays = live.copy()
+        stays[live] = self._arrivals(ring[live]) >= oldest
         through = int(np.argmax(stays)) if stays.any() else len(ring)
         gone = ring[:through][live[:through]]
         self._forget(gone)
@@ -581,14 +737,14 @@ class PendingPredictions:
         ):
             key = long_ids.get(slot)
             keys.append(_decoded(raw, length) if key is None else key)
-        ats: list[float] = self._at[slots].tolist()
+        ats: list[float] = self._arrivals(slots).tolist()
         values: list[float] = self._predicted[slots].astype(np.float64).tolist()
         predicted = [
             int(v) if c else v for v, c in zip(values, self._is_class[slots].tolist(), strict=True)
         ]
         if self.width == 0:
             return [[k, at, p, None] for k, at, p in zip(keys, ats, predicted, strict=True)]
-        proba = self._proba[slots]
+        proba = self._rows_at(slots)
         none: list[bool] = np.isnan(proba).all(axis=1).tolist()  # type: ignore[assignment]
         # each row without its trailing zeros, however wide the arrays have grown
         nonzero = proba != 0.0
@@ -606,11 +762,11 @@ class PendingPredictions:
         """(key, at, predicted, probability row or None), oldest first."""
         ring = self._ring()
         for slot in ring[self._live[ring]].tolist():
-            row = self._proba[slot]
+            row = self._rows_at(np.array([slot]))[0]
             none = self.width == 0 or bool(np.isnan(row).all())
             value = float(self._predicted[slot])
             predicted = int(value) if self._is_class[slot] else value
-            at = float(self._at[slot])
+            at = self._arrival(slot)
             if none:
                 yield self._key(slot), at, predicted, None
                 continue
