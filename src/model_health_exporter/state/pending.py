@@ -507,13 +507,17 @@ class PendingPredictions:
         if self._times is not None:
             bits = ats.view(np.int64)
             n = self._n_times
-            if (
-                n
-                and bits[0] == bits[-1] == self._times[n - 1 : n].view(np.int64)[0]
-                and (len(ats) < 3 or (bits == bits[0]).all())
-            ):  # the usual case: the batch came at the last time held
-                self._at[slots] = n - 1
-                return
+            if bits[0] == bits[-1] and (len(ats) < 3 or (bits == bits[0]).all()):
+                # the usual case: the batch came at one time, the last one held or a new
+                # one with room for it in the table
+                if n and bits[0] == self._times[n - 1 : n].view(np.int64)[0]:
+                    self._at[slots] = n - 1
+                    return
+                if n < len(self._times):
+                    self._times[n] = ats[0]
+                    self._n_times = n + 1
+                    self._at[slots] = n
+                    return
             new = np.empty(len(ats), np.bool_)
             n = self._n_times
             new[0] = not n or bits[0] != self._times[n - 1 : n].view(np.int64)[0]
