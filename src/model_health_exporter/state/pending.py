@@ -507,10 +507,12 @@ class PendingPredictions:
         if self._times is not None:
             bits = ats.view(np.int64)
             n = self._n_times
+            # the first time continues the table's last run if it has the same bits
+            continues = bool(n) and bits[0] == self._times[n - 1 : n].view(np.int64)[0]
             if bits[0] == bits[-1] and (len(ats) < 3 or (bits == bits[0]).all()):
                 # the usual case: the batch came at one time, the last one held or a new
                 # one with room for it in the table
-                if n and bits[0] == self._times[n - 1 : n].view(np.int64)[0]:
+                if continues:
                     self._at[slots] = n - 1
                     return
                 if n < len(self._times):
@@ -519,8 +521,7 @@ class PendingPredictions:
                     self._at[slots] = n
                     return
             new = np.empty(len(ats), np.bool_)
-            n = self._n_times
-            new[0] = not n or bits[0] != self._times[n - 1 : n].view(np.int64)[0]
+            new[0] = not continues
             np.not_equal(bits[1:], bits[:-1], out=new[1:])
             need = int(np.count_nonzero(new))
             if n + need > _MAX_TIMES:

@@ -148,7 +148,7 @@ def pack_bucket(
         (
             tallies.tobytes(),
             np.concatenate(floats).astype(np.float64, copy=False).tobytes(),
-            zlib.compress(counts.tobytes(), _LEVEL, wbits=_WBITS),
+            _deflate(counts.tobytes()),
         )
     )
     return layout, data
@@ -164,7 +164,11 @@ def expanded(layout: PackedLayout, data: bytes) -> bytes:
 def deflated(layout: PackedLayout, full: bytes) -> bytes:
     """`expanded`'s inverse: the bytes a closed bucket keeps."""
     at = layout.ints_at
-    return full[:at] + zlib.compress(full[at:], _LEVEL, wbits=_WBITS)
+    return full[:at] + _deflate(full[at:])
+
+
+def _deflate(counts: bytes) -> bytes:
+    return zlib.compress(counts, _LEVEL, wbits=_WBITS)
 
 
 def head_of(data: bytes) -> tuple[list[int], list[float]]:
