@@ -511,7 +511,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-feedback",
         action="store_true",
-        help=f"memory part: feedback for about {FEEDBACK_RATE:.0%} of the predictions, "
+        help=f"memory part: feedback for about {FEEDBACK_RATE:.0%}% of the predictions, "
         "right after them (the buckets hold labelled counts; fewer ids wait)",
     )
     parser.add_argument("--rss-records", type=int, default=3_000_000)
