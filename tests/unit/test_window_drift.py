@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from model_health_exporter.records import Prediction, parse_line
+from model_health_exporter.state import windows as windows_module
 from model_health_exporter.state.windows import (
     LiveWindow,
     WindowConfig,
@@ -236,10 +237,23 @@ def _assert_same_summary(mine: WindowSummary, other: WindowSummary) -> None:
     assert (mine.samples, mine.reference_source) == (other.samples, other.reference_source)
 
 
-def test_batched_summaries_equal_each_windows_own() -> None:
-    """`summaries` computes the drift of many windows in one batch; each result must be
+@pytest.mark.parametrize("batch", [1, 4, windows_module.SUMMARY_BATCH])
+def test_batched_summaries_equal_each_windows_own(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`summaries` computes the drift of many windows in batches; each result must be
     what that window says alone, whatever the mix: its own reference (with and without
-    calibration), shifted, too few rows for drift, no reference yet, no records."""
+    calibration), shifted, too few rows for drift, no reference yet, no records; and in
+    the windows' order whatever the size of the batches (4: a batch and part of one)."""
+    monkeypatch.setattr(windows_module, "SUMMARY_BATCH", batch)
+    computed = windows_module._compute_summaries
+    sizes: list[int] = []
+
+    def spy(windows: list[LiveWindow], now: float) -> list[WindowSummary]:
+        sizes.append(len(windows))
+        return computed(windows, now)
+
+    monkeypatch.setattr(windows_module, "_compute_summaries", spy)
     rng = np.random.default_rng(11)
     plain, calibrated = _reference(_rows(rng, 2000)), _reference(_rows(rng, 2000), labels_from=rng)
     windows = [
@@ -266,6 +280,8 @@ def test_batched_summaries_equal_each_windows_own() -> None:
     assert not batched[2].features["x"].keys() & {"psi", "drift_detected"}  # 50 rows
     assert batched[5].samples["predictions"] == 0
     assert summaries([], NOW) == []
+    # never more windows' totals and drift arrays at once than a batch
+    assert sizes == [min(batch, 6 - start) for start in range(0, 6, batch)]
 
 
 def test_merged_closed_buckets_follow_every_change_of_the_window() -> None:

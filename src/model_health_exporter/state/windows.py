@@ -36,6 +36,7 @@ from model_health_exporter.state.series import Series, bucket_point, pack
 from model_health_exporter.state.shared_references import shared
 from model_health_exporter.stats import performance as perf
 from model_health_exporter.stats.auc_sketch import DEFAULT_MAX_CELLS
+from model_health_exporter.stats.feature_stats import FeatureTable
 from model_health_exporter.stats.packed import (
     PackedLayout,
     confidence_of,
@@ -990,11 +991,13 @@ class LiveWindow:
                 for k in ("estimated_accuracy", "data_drift_share")
                 if (v := report.metrics.get(k)) is not None
             }
-            features = {
-                f: {"drift_detected": stats["drift_detected"]}
-                for f, stats in report.features.items()
-                if "drift_detected" in stats
-            }
+            features = FeatureTable(
+                {
+                    f: {"drift_detected": stats["drift_detected"]}
+                    for f, stats in report.features.items()
+                    if "drift_detected" in stats
+                }
+            )
         if labelled is not None and labelled.n_samples >= self._config.min_samples:
             accuracy = perf.accuracy(labelled)
             if accuracy is not None:
@@ -1178,6 +1181,14 @@ class LiveWindow:
         self.last_record_at = float(last) if last is not None else None
 
 
+SUMMARY_BATCH: Final = 32
+"""Windows whose summaries are computed together. A batch costs numpy's per-call
+overhead once, but holds every window's merged totals and the drift arrays of all of
+them at once; a bounded batch keeps that peak from growing with the number of versions
+(with every version at once, it was about 60 KB a version, left as free but resident
+heap after each refresh)."""
+
+
 def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
     """`LiveWindow.summary(now)` of each window, with its short horizon: what the
     ingester's periodic refresh of every version calls. A window whose records, reference
@@ -1195,9 +1206,10 @@ def summaries(windows: Sequence[LiveWindow], now: float) -> list[WindowSummary]:
         else:
             out.append(None)
             stale.append(i)
-    if stale:
-        computed = _compute_summaries([windows[i] for i in stale], now)
-        for i, summary in zip(stale, computed, strict=True):
+    for start in range(0, len(stale), SUMMARY_BATCH):
+        group = stale[start : start + SUMMARY_BATCH]
+        computed = _compute_summaries([windows[i] for i in group], now)
+        for i, summary in zip(group, computed, strict=True):
             windows[i]._last_summary = (keys[i], summary)
             out[i] = summary
     return [s for s in out if s is not None]
