@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from itertools import repeat
 from typing import Final
 
 _MAX_LAYOUTS: Final = 4096
@@ -150,15 +151,16 @@ class _TableItems(ItemsView[str, Mapping[str, float]]):
 
     def __iter__(self) -> Iterator[tuple[str, Mapping[str, float]]]:
         table = self._mapping
-        return zip(table, map(FeatureStats, [table] * len(table), range(len(table))), strict=True)
+        names = table._features[0]
+        return zip(names, map(FeatureStats, repeat(table), range(len(names))), strict=True)
 
 
 class _RowItems(ItemsView[str, float]):
     _mapping: FeatureStats
 
     def __iter__(self) -> Iterator[tuple[str, float]]:
-        row = self._mapping
-        return zip(row, row._values(), strict=True)
+        names, _, start = self._mapping._span()
+        return zip(names, self._mapping._table._values[start : start + len(names)], strict=True)
 
 
 class _RowValues(ValuesView[float]):
