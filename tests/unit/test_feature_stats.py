@@ -49,6 +49,7 @@ def test_reads_as_the_dicts_it_was_made_of_without_the_none_values() -> None:
         "counted": {"missing_ratio": 1.0},
     }
     assert _plain(table) == expected
+    assert [dict(stats) for stats in table.values()] == list(expected.values())
     assert list(table) == ["age", "country", "empty", "counted"]  # the order given
     assert list(table["age"]) == ["psi", "drift_detected"]
     assert len(table) == 4 and len(table["age"]) == 2 and len(table["empty"]) == 0

@@ -71,6 +71,9 @@ class FeatureTable(Mapping[str, Mapping[str, float]]):
     def items(self) -> ItemsView[str, Mapping[str, float]]:
         return _TableItems(self)
 
+    def values(self) -> ValuesView[Mapping[str, float]]:
+        return _TableValues(self)
+
     def __eq__(self, other: object) -> bool:
         if (
             isinstance(other, FeatureTable)
@@ -93,33 +96,28 @@ class FeatureTable(Mapping[str, Mapping[str, float]]):
 class FeatureStats(Mapping[str, float]):
     """One feature's row of a `FeatureTable`: statistic name -> value."""
 
-    __slots__ = ("_row", "_table")
+    __slots__ = ("_all", "_names", "_positions", "_start")
 
     def __init__(self, table: FeatureTable, row: int) -> None:
-        self._table, self._row = table, row
-
-    def _span(self) -> tuple[tuple[str, ...], dict[str, int], int]:
-        table, row = self._table, self._row
-        names, positions = table._rows[row]
-        return names, positions, table._starts[row]
+        # looked up once: a reader of a row asks for several of its statistics
+        self._names, self._positions = table._rows[row]
+        self._start, self._all = table._starts[row], table._values
 
     def __getitem__(self, key: str) -> float:
-        _, positions, start = self._span()
-        return self._table._values[start + positions[key]]
+        return self._all[self._start + self._positions[key]]
 
     def get(self, key: str, default: float | None = None) -> float | None:  # type: ignore[override]  # one signature for Mapping.get's overloads
-        _, positions, start = self._span()
-        at = positions.get(key)
-        return default if at is None else self._table._values[start + at]
+        at = self._positions.get(key)
+        return default if at is None else self._all[self._start + at]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._span()[0])
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._span()[0])
+        return len(self._names)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._span()[1]
+        return key in self._positions
 
     def items(self) -> ItemsView[str, float]:
         return _RowItems(self)
@@ -128,11 +126,10 @@ class FeatureStats(Mapping[str, float]):
         return _RowValues(self)
 
     def _values(self) -> array[float]:
-        names, _, start = self._span()
-        return self._table._values[start : start + len(names)]
+        return self._all[self._start : self._start + len(self._names)]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, FeatureStats) and self._span()[0] == other._span()[0]:
+        if isinstance(other, FeatureStats) and self._names == other._names:
             mine, theirs = self._values(), other._values()
             return mine == theirs or mine.tobytes() == theirs.tobytes()
         return super().__eq__(other)  # item by item, as dicts compare
@@ -155,12 +152,20 @@ class _TableItems(ItemsView[str, Mapping[str, float]]):
         return zip(names, map(FeatureStats, repeat(table), range(len(names))), strict=True)
 
 
+class _TableValues(ValuesView[Mapping[str, float]]):
+    _mapping: FeatureTable
+
+    def __iter__(self) -> Iterator[Mapping[str, float]]:
+        table = self._mapping
+        return map(FeatureStats, repeat(table), range(len(table._rows)))
+
+
 class _RowItems(ItemsView[str, float]):
     _mapping: FeatureStats
 
     def __iter__(self) -> Iterator[tuple[str, float]]:
-        names, _, start = self._mapping._span()
-        return zip(names, self._mapping._table._values[start : start + len(names)], strict=True)
+        row = self._mapping
+        return zip(row._names, row._values(), strict=True)
 
 
 class _RowValues(ValuesView[float]):
