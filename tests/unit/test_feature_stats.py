@@ -92,7 +92,7 @@ def test_random_tables_read_as_their_dicts() -> None:
                 assert math.copysign(1, read) == math.copysign(1, value)
 
 
-def test_equality_is_by_names_and_values_bit_for_bit() -> None:
+def test_equality_is_by_names_and_values_a_nan_equal_to_itself() -> None:
     given = {"a": {"psi": 0.1, "drift_p_value": NAN}, "b": {"drift_detected": 1.0}}
     table = FeatureTable(given)
     assert table == FeatureTable(dict(given))  # computed again: NaN and all

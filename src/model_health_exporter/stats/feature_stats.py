@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import Final
 
 _MAX_LAYOUTS: Final = 4096
@@ -39,9 +39,9 @@ class FeatureTable(Mapping[str, Mapping[str, float]]):
     """A read-only mapping of feature name to its statistics (a read-only mapping of
     statistic name to a float), in the order given.
 
-    Equal to another table with the same names in the same order and the same values bit
-    for bit (a NaN equals itself, so two summaries that computed the same numbers compare
-    equal); to any other mapping, item by item as dicts are."""
+    Equal to another table with the same names in the same order and equal values, a NaN
+    equal to itself (so two summaries that computed the same numbers compare equal); to
+    any other mapping, item by item as dicts are."""
 
     __slots__ = ("_features", "_rows", "_starts", "_values")
 
@@ -50,10 +50,7 @@ class FeatureTable(Mapping[str, Mapping[str, float]]):
         rows = [{k: v for k, v in stats.items() if v is not None} for stats in features.values()]
         self._features = _layout(tuple(features))
         self._rows = tuple(_layout(tuple(row)) for row in rows)
-        starts = [0]
-        for row in rows:
-            starts.append(starts[-1] + len(row))
-        self._starts = array("l", starts)
+        self._starts = array("l", accumulate(map(len, rows), initial=0))
         self._values = array("d", [v for row in rows for v in row.values()])
 
     def __getitem__(self, feature: str) -> FeatureStats:
